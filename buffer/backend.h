@@ -1,0 +1,81 @@
+/* A backend: the runtime object for one [http.R.output.B]: a bounded FIFO queue of client writes
+ * (the backend's serialized retry buffer) served by one dedicated sender thread that owns one
+ * libcurl easy handle. The sender merges the head of the queue with following writes of the same
+ * route up to max-batch-kb and streams them from the payloads without copying.
+ * Owned by relay/service.c; borrows its relay name and conf output (must outlive it).
+ * Thread use is stated per function. */
+#ifndef IR_BUFFER_BACKEND_H
+#define IR_BUFFER_BACKEND_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buffer/payload.h"
+#include "buffer/rdv.h"
+#include "conf/conf.h"
+#include "util/err.h"
+#include "util/histo.h"
+
+enum backend_state { BACKEND_UP, BACKEND_DOWN, BACKEND_DRAINING };
+
+/* Per-backend counters, declared once: X(field, metric suffix, help). Expanded into
+ * struct backend_stats, /metrics and /health. All relaxed atomics. */
+#define BACKEND_COUNTERS(X)                                                                        \
+    X(batches_sent, "batches_sent_total", "Batches the backend accepted.")                         \
+    X(points_delivered, "points_delivered_total", "Points the backend accepted (2xx).")            \
+    X(bytes_delivered, "bytes_delivered_total", "Bytes the backend accepted.")                     \
+    X(retries, "retries_total", "Failed sends that will be retried.")                              \
+    X(dropped_buffer_full, "", "Writes that did not fit in the queue.")                            \
+    X(dropped_rejected, "", "Writes the backend refused with a 4xx.")                              \
+    X(dropped_withdrawn, "", "Writes withdrawn because the client got a 503.")                     \
+    X(dropped_shutdown, "", "Writes still queued when shutdown-timeout ran out.")
+
+struct backend_stats {
+#define BACKEND_STATS_FIELD(f, m, h) _Atomic uint64_t f;
+    BACKEND_COUNTERS(BACKEND_STATS_FIELD)
+#undef BACKEND_STATS_FIELD
+    _Atomic int64_t last_success_ns; /* wall clock of the last 2xx, 0 = never */
+    struct histo send_duration;
+};
+
+/* A point-in-time view for /metrics and /health. */
+struct backend_snapshot {
+    const char *relay;   /* borrowed */
+    const char *name;    /* borrowed */
+    enum backend_state state;
+    uint64_t queue_bytes;   /* held bytes, in-flight batch and per-write overhead included */
+    uint64_t queue_writes;  /* held client writes, in-flight batch included */
+    uint64_t capacity_bytes; /* the bound on queue_bytes */
+    double oldest_age_s;    /* age of the oldest held write, 0 when empty */
+    const struct backend_stats *stats; /* live counters, borrowed */
+};
+
+struct backend;
+
+/* Main thread. Returns owned (free with backend_free()), or NULL with *err filled.
+ * relay and o are borrowed and must outlive the backend. Starts no thread. */
+struct backend *backend_new(const char *relay, const struct conf_http_output *o,
+                            struct ir_err *err);
+/* Main thread: starts the sender thread. 0 or -1 (err filled). */
+int backend_start(struct backend *b, struct ir_err *err) IR_WARN_UNUSED;
+
+enum backend_submit {
+    BACKEND_QUEUED, /* took a payload ref and an rdv ref; the rdv will hear from this backend */
+    BACKEND_FULL,   /* did not fit: counted, nothing taken, the caller reports RDV_FULL */
+};
+/* Any thread (HTTP connection threads): appends the write to the queue. idx is the backend's
+ * index in the rdv. Never blocks on I/O. */
+enum backend_submit backend_submit(struct backend *b, struct payload *p, struct rdv *r,
+                                   unsigned idx);
+
+/* Main thread, shutdown: lets the sender drain its queue until deadline_ms (monotonic), then
+ * drops what is left (counted as dropped_shutdown and logged), and joins the thread. */
+void backend_stop(struct backend *b, int64_t deadline_ms);
+/* Main thread, after backend_stop(). NULL is a no-op. */
+void backend_free(struct backend *b);
+
+/* Any thread. */
+void backend_snapshot(struct backend *b, struct backend_snapshot *s);
+
+#endif

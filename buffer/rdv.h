@@ -1,0 +1,66 @@
+/* Rendezvous: collects the per-backend outcomes of one client write into one answer.
+ * Created by the HTTP connection thread, which waits on its condition variable; every backend
+ * the write was queued on reports to it from its sender thread. Refcounted: the waiter holds one
+ * reference and each queue entry holds one. One mutex, held for bookkeeping only.
+ *
+ * Decision (write-consistency one): first 2xx -> RDV_OK at once; first 4xx -> that answer at
+ * once; every backend failed (5xx, transport error, backend down, buffer full) -> the last 5xx
+ * (or 503 "unable to write points" / "buffer full") and the write is withdrawn. consistency all:
+ * 2xx from every backend, else the 4xx if any, else the 5xx/503. consistency any: RDV_OK once
+ * queued on every backend. The waiter gives up at its deadline: 503 + withdraw when nothing
+ * succeeded. */
+#ifndef IR_BUFFER_RDV_H
+#define IR_BUFFER_RDV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+
+enum rdv_outcome {
+    RDV_OK,        /* backend answered 2xx */
+    RDV_REJECTED,  /* backend answered 4xx: decisive, the client gets it */
+    RDV_FAILED,    /* 5xx or transport error or backend down: not decisive alone */
+    RDV_FULL,      /* did not fit in the backend's queue */
+};
+
+/* The answer the HTTP layer sends. body is NUL-terminated JSON (or the backend's body). */
+struct rdv_answer {
+    int status;         /* 204, 4xx, 5xx, 503 */
+    char *body;         /* owned (free()), may be NULL for 204 */
+    size_t body_len;
+    char *content_type; /* owned, NULL = application/json */
+    bool withdrawn;     /* the write was withdrawn from every queue (status 5xx/503) */
+    bool timed_out;     /* the deadline passed: send Retry-After */
+};
+
+struct rdv;
+
+/* Returns a rendezvous for n backends with one reference (the waiter's). Never NULL. */
+struct rdv *rdv_new(unsigned n, enum conf_consistency c);
+void rdv_ref(struct rdv *r);
+/* Drops one reference; the last frees. NULL is a no-op. Any thread. */
+void rdv_unref(struct rdv *r);
+
+/* Sender thread (or the submitting thread for RDV_FULL / down): backend idx reports. status/body/
+ * ctype describe the backend's answer (body copied; may be NULL). Only the first report of each
+ * idx counts. */
+void rdv_report(struct rdv *r, unsigned idx, enum rdv_outcome o, int status, const char *body,
+                size_t body_len, const char *ctype);
+
+/* True once the waiter has withdrawn the write: a sender must not send it (drop it and count
+ * it as withdrawn). Any thread. */
+bool rdv_is_withdrawn(struct rdv *r);
+
+/* Claims the write for sending: returns false when it was already withdrawn (skip it); after
+ * true, the write can no longer be withdrawn until rdv_report() for idx. Sender thread. */
+bool rdv_claim(struct rdv *r, unsigned idx);
+
+/* HTTP thread: waits until decided or until deadline_ms (monotonic). On failure (no backend
+ * took the write) marks the write withdrawn so unclaimed entries are skipped/removed.
+ * Fills *a (caller frees with rdv_answer_cleanup()). */
+void rdv_wait(struct rdv *r, int64_t deadline_ms, struct rdv_answer *a);
+void rdv_answer_cleanup(struct rdv_answer *a);
+
+#endif

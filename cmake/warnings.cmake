@@ -1,0 +1,7 @@
+# Warning set of STYLE.md section 11, on every target.
+add_compile_options(-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+    -Wformat=2 -Wvla -Wundef -Wwrite-strings -Wpointer-arith -Wcast-qual
+    -Wimplicit-fallthrough)
+if(RELAY_WERROR)
+    add_compile_options(-Werror)
+endif()

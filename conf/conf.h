@@ -1,0 +1,74 @@
+/* The configuration tree: plain data built by conf_load(), cross-checked by conf_check(),
+ * immutable once service_start() runs, freed once by conf_free() after every runtime object.
+ * Runtime objects borrow names and settings from it. Values are converted once at load time
+ * (units in field names). Every section and key remembers its line for FILE:LINE: messages. */
+#ifndef IR_CONF_CONF_H
+#define IR_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "util/log.h"
+
+enum conf_consistency { CONF_CONSISTENCY_ONE, CONF_CONSISTENCY_ALL, CONF_CONSISTENCY_ANY };
+
+/* One [http.R.output.B] section. */
+struct conf_http_output {
+    char *name;
+    int line;                 /* line of the section header */
+    char *location;           /* full URL of the backend's /write, http or https */
+    int64_t timeout_ms;       /* default 10s */
+    int64_t buffer_bytes;     /* buffer-size-mb in bytes; 0 = no retry buffering */
+    int64_t max_batch_bytes;  /* max-batch-kb in bytes, default 512 KiB */
+    int64_t max_delay_ms;     /* max-delay-interval, default 10s */
+    bool skip_tls_verification;
+};
+
+/* One [http.R] section. */
+struct conf_http {
+    char *name;
+    int line;
+    char *bind_addr;        /* "host:port" or "[v6]:port" as written */
+    char *ssl_combined_pem; /* NULL = plain HTTP */
+    char *default_rp;       /* NULL = none */
+    int64_t write_timeout_ms; /* default: largest output timeout + 1s */
+    enum conf_consistency write_consistency;
+    int64_t max_body_bytes; /* max-body-mb in bytes, default 32 MiB */
+    int64_t max_connections; /* default 1024 */
+    struct conf_http_output *outputs; /* array in file order */
+    size_t n_outputs;
+};
+
+/* One [udp.R.output.B] section. */
+struct conf_udp_output {
+    char *name;
+    int line;
+    char *location; /* "host:port" or "[v6]:port" as written; resolved at start */
+    int64_t mtu;    /* default 1024 */
+};
+
+/* One [udp.R] section. */
+struct conf_udp {
+    char *name;
+    int line;
+    char *bind_addr;
+    int64_t read_buffer; /* bytes, 0 = system default */
+    char precision[3];   /* canonical: "n", "u", "ms", "s", "m", "h" (ns->n, us->u) */
+    struct conf_udp_output *outputs;
+    size_t n_outputs;
+};
+
+struct conf {
+    char *path; /* as given on the command line */
+    enum log_level log_level;
+    bool log_json;
+    int64_t shutdown_timeout_ms; /* default 10s */
+    struct conf_http *http; /* array in file order */
+    size_t n_http;
+    struct conf_udp *udp;
+    size_t n_udp;
+};
+
+#endif

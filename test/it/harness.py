@@ -1,0 +1,441 @@
+"""Shared harness for the black-box tests (test/it/test_*.py).
+
+Starts the real build/influxdb-relay, real influxd instances and programmable mock backends on
+free 127.0.0.1 ports with temp dirs. Every process started is tracked by PID and killed in
+tearDown (and at exit); every wait is bounded. On failure the relay's log is printed.
+
+Environment (set by ctest): RELAY_BIN, RELAY_BUILD, RELAY_SRC.
+"""
+
+import atexit
+import http.client
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.environ.get("RELAY_SRC", os.path.abspath(os.path.join(HERE, "..", "..")))
+BUILD = os.environ.get("RELAY_BUILD", os.path.join(SRC, "build"))
+RELAY_BIN = os.environ.get("RELAY_BIN", os.path.join(BUILD, "influxdb-relay"))
+CONVERT_BIN = os.path.join(os.path.dirname(RELAY_BIN), "influxdb-relay-convert")
+INFLUXD = os.environ.get("INFLUXD", "/usr/bin/influxd")
+
+_live = set()  # Popen objects not yet reaped
+
+
+def _kill_all():
+    for p in list(_live):
+        _kill(p)
+
+
+atexit.register(_kill_all)
+
+
+def _kill(p, sig=signal.SIGKILL):
+    if p.poll() is None:
+        try:
+            os.kill(p.pid, signal.SIGCONT)
+            os.kill(p.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
+    _live.discard(p)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port free for both TCP and UDP on 127.0.0.1 right now."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        try:
+            with socket.socket(socket.AF_INET, other) as s2:
+                s2.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port")
+
+
+def wait_until(pred, timeout=10.0, step=0.02, what="condition"):
+    """Polls pred() until true; returns its value or raises AssertionError at timeout."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(step)
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=30, host="127.0.0.1",
+                 conn=None):
+    """One request; returns (status, headers dict (lower-case keys), body bytes)."""
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        if isinstance(body, str):
+            body = body.encode()
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        if own:
+            conn.close()
+
+
+# --------------------------------------------------------------------------- influxd
+
+class Influxd:
+    """A real influxd 1.x on free loopback ports with its own temp dir."""
+
+    def __init__(self, tmp, udp_db=None, http_port=None, udp_port=None):
+        self.dir = tempfile.mkdtemp(prefix="influxd-", dir=tmp)
+        self.http_port = http_port or free_port()
+        self.rpc_port = free_port()
+        self.udp_port = udp_port or (free_port(socket.SOCK_DGRAM) if udp_db else None)
+        self.udp_db = udp_db
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "influxd.log")
+        self._write_conf()
+
+    def _write_conf(self):
+        d = self.dir
+        conf = f"""
+reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+[meta]
+  dir = "{d}/meta"
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+  trace-logging-enabled = false
+[coordinator]
+[retention]
+  enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.http_port}"
+  log-enabled = false
+  flux-enabled = false
+[continuous_queries]
+  enabled = false
+[subscriber]
+  enabled = false
+"""
+        if self.udp_db:
+            conf += f"""
+[[udp]]
+  enabled = true
+  bind-address = "127.0.0.1:{self.udp_port}"
+  database = "{self.udp_db}"
+  batch-size = 100
+  batch-timeout = "50ms"
+"""
+        self.conf_path = os.path.join(d, "influxd.conf")
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+
+    def start(self, timeout=30):
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([INFLUXD, "-config", self.conf_path], stdout=logf,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        logf.close()
+        _live.add(self.proc)
+        wait_until(lambda: self._ping(), timeout=timeout, what="influxd /ping")
+        return self
+
+    def _ping(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("influxd exited: " + open(self.log_path).read()[-2000:])
+        try:
+            st, _, _ = http_request(self.http_port, "GET", "/ping", timeout=2)
+            return st == 204
+        except OSError:
+            return False
+
+    def kill(self):
+        if self.proc:
+            _kill(self.proc)
+
+    def stop_signal(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def cont_signal(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/write" % self.http_port
+
+    def query(self, q, db=None, epoch="ns"):
+        params = {"q": q, "epoch": epoch}
+        if db:
+            params["db"] = db
+        st, _, body = http_request(self.http_port, "POST",
+                                   "/query?" + urllib.parse.urlencode(params))
+        if st != 200:
+            raise AssertionError("query %r: %d %s" % (q, st, body))
+        return json.loads(body)
+
+    def create_db(self, name):
+        self.query('CREATE DATABASE "%s"' % name)
+
+    def rows(self, db, q):
+        """All rows of the first series of q, as lists."""
+        res = self.query(q, db=db)["results"][0]
+        out = []
+        for s in res.get("series", []):
+            out.extend(s["values"])
+        return out
+
+    def count(self, db, measurement, field="value"):
+        rows = self.rows(db, 'SELECT count("%s") FROM "%s"' % (field, measurement))
+        return rows[0][1] if rows else 0
+
+    def write(self, db, body, precision=None):
+        path = "/write?db=" + db + ("&precision=" + precision if precision else "")
+        return http_request(self.http_port, "POST", path, body)
+
+
+# --------------------------------------------------------------------------- mock backend
+
+class MockBackend:
+    """A programmable HTTP backend on 127.0.0.1 recording every request.
+
+    Behaviour per request comes from `responder(req) -> (status, body, headers, delay_s)`;
+    the default answers 204. `requests` holds dicts: method, path, query (dict of lists),
+    headers (lower-case), body (bytes), time.
+    """
+
+    def __init__(self, port=None, responder=None):
+        self.port = port or free_port()
+        self.responder = responder or (lambda req: (204, b"", {}, 0))
+        self.requests = []
+        self.lock = threading.Lock()
+        self.server = None
+        self.thread = None
+
+    def start(self):
+        mock = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _handle(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                u = urllib.parse.urlsplit(self.path)
+                req = {"method": self.command, "path": u.path,
+                       "query": urllib.parse.parse_qs(u.query, keep_blank_values=True),
+                       "raw_query": u.query,
+                       "headers": {k.lower(): v for k, v in self.headers.items()},
+                       "body": body, "time": time.monotonic()}
+                status, rbody, rheaders, delay = mock.responder(req)
+                with mock.lock:
+                    mock.requests.append(req)
+                if delay:
+                    time.sleep(delay)
+                if isinstance(rbody, str):
+                    rbody = rbody.encode()
+                self.send_response(status)
+                for k, v in (rheaders or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(rbody)))
+                self.end_headers()
+                self.wfile.write(rbody)
+
+            do_POST = _handle
+            do_GET = _handle
+            do_HEAD = _handle
+
+        class Server(http.server.ThreadingHTTPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/write" % self.port
+
+    def writes(self):
+        with self.lock:
+            return [r for r in self.requests if r["path"] == "/write"]
+
+    def body(self):
+        """Concatenation of every /write body received, in arrival order."""
+        return b"".join(r["body"] if r["body"].endswith(b"\n") else r["body"] + b"\n"
+                        for r in self.writes())
+
+
+# --------------------------------------------------------------------------- relay
+
+class Relay:
+    """The real relay binary run on a config text (INI)."""
+
+    def __init__(self, tmp, config, name="relay.ini"):
+        self.dir = tmp
+        self.conf_path = os.path.join(tmp, name)
+        with open(self.conf_path, "w") as f:
+            f.write(config)
+        self.log_path = self.conf_path + ".log"
+        self.proc = None
+
+    def start(self, wait_ports=(), timeout=15):
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([RELAY_BIN, "-config", self.conf_path], stdout=logf,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        logf.close()
+        _live.add(self.proc)
+        for p in wait_ports:
+            wait_until(lambda: self._alive() and port_open(p), timeout=timeout,
+                       what="relay port %d" % p)
+        return self
+
+    def _alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("relay exited %s:\n%s" % (self.proc.returncode, self.log()))
+        return True
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def terminate(self, timeout=30, sig=signal.SIGTERM):
+        """Sends sig and waits; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.kill(self.proc.pid, sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        finally:
+            _kill(self.proc)
+        return rc
+
+    def kill(self):
+        if self.proc:
+            _kill(self.proc)
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+def run_relay(args, timeout=30, input=None):
+    """Runs the relay binary to completion (e.g. --check-config); returns CompletedProcess."""
+    return subprocess.run([RELAY_BIN] + list(args), capture_output=True, timeout=timeout,
+                          input=input)
+
+
+# --------------------------------------------------------------------------- test base
+
+class RelayTestCase(unittest.TestCase):
+    """Base class: a temp dir, process tracking, and the relay log printed on failure."""
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="relay-it-")
+        self.tmp = self._tmp.name
+        self.relays = []
+        self.influxds = []
+        self.mocks = []
+
+    def tearDown(self):
+        failed = self._outcome_failed()
+        for r in self.relays:
+            if failed:
+                sys.stderr.write("\n----- relay log %s -----\n%s\n" % (r.conf_path, r.log()[-8000:]))
+            r.kill()
+        for i in self.influxds:
+            i.kill()
+        for m in self.mocks:
+            m.stop()
+        self._tmp.cleanup()
+
+    def _outcome_failed(self):
+        outcome = getattr(self, "_outcome", None)
+        if outcome is None:
+            return False
+        errors = getattr(outcome, "errors", None)
+        if errors is None:  # Python 3.11+
+            result = getattr(outcome, "result", None)
+            if result is None:
+                return False
+            return any(t is self for t, _ in result.failures + result.errors)
+        return any(exc for _, exc in errors)
+
+    def influxd(self, db=None, udp_db=None, **kw):
+        i = Influxd(self.tmp, udp_db=udp_db, **kw).start()
+        self.influxds.append(i)
+        if db:
+            i.create_db(db)
+        if udp_db and udp_db != db:
+            i.create_db(udp_db)
+        return i
+
+    def mock(self, responder=None, port=None):
+        m = MockBackend(port=port, responder=responder).start()
+        self.mocks.append(m)
+        return m
+
+    def relay(self, config, wait_ports=(), name="relay.ini"):
+        r = Relay(self.tmp, config, name=name).start(wait_ports=wait_ports)
+        self.relays.append(r)
+        return r
+
+    def http_relay_config(self, outputs, port=None, extra="", output_extra="", relay_name="r1",
+                          head=""):
+        """INI for one [http.relay_name] on a free port with the given backend URLs.
+        Returns (config text, port)."""
+        port = port or free_port()
+        lines = [head, "[http.%s]" % relay_name, "bind-addr = 127.0.0.1:%d" % port, extra]
+        for i, url in enumerate(outputs):
+            lines += ["", "[http.%s.output.b%d]" % (relay_name, i + 1), "location = " + url,
+                      output_extra]
+        return "\n".join(lines) + "\n", port
