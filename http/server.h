@@ -9,6 +9,7 @@
 
 #include "buffer/backend.h"
 #include "conf/conf.h"
+#include "http/stats.h"
 #include "udp/listener.h"
 #include "util/err.h"
 
@@ -40,5 +41,6 @@ void httpd_free(struct httpd *h);
 /* Borrowed views for /metrics and /health. Any thread. */
 const char *httpd_name(const struct httpd *h);
 size_t httpd_backends(const struct httpd *h, struct backend *const **out);
+const struct httpd_stats *httpd_stats(const struct httpd *h);
 
 #endif

@@ -1,0 +1,23 @@
+/* Per-HTTP-relay counters, updated by MHD connection threads with relaxed atomics and read by
+ * /metrics and /health (any thread). Owned by struct httpd. */
+#ifndef IR_HTTP_STATS_H
+#define IR_HTTP_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "util/histo.h"
+
+enum httpd_endpoint { EP_WRITE, EP_PING, EP_METRICS, EP_HEALTH, EP_OTHER, EP_COUNT };
+
+#define HTTPD_MAX_CODE 600
+
+struct httpd_stats {
+    _Atomic uint64_t requests[EP_COUNT][HTTPD_MAX_CODE]; /* answered requests by status code */
+    _Atomic uint64_t points_received;  /* valid points accepted from /write */
+    _Atomic uint64_t bytes_received;   /* /write body bytes after gunzip */
+    _Atomic uint64_t lines_rejected;   /* invalid lines in /write bodies */
+    struct histo request_duration;     /* time to answer POST /write */
+};
+
+#endif
