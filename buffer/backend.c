@@ -38,3 +38,31 @@ backend_free(struct backend *b)
 {
     free(b);
 }
+
+int
+backend_global_init(void)
+{
+    return 0;
+}
+
+void
+backend_global_cleanup(void)
+{
+}
+
+enum backend_submit
+backend_submit(struct backend *b, struct payload *p, struct rdv *r, unsigned idx)
+{
+    (void)b;
+    (void)p;
+    (void)r;
+    (void)idx;
+    return BACKEND_FULL;
+}
+
+void
+backend_snapshot(struct backend *b, struct backend_snapshot *s)
+{
+    (void)b;
+    (void)s;
+}

@@ -53,6 +53,11 @@ struct backend_snapshot {
 
 struct backend;
 
+/* Main thread, once, before any thread exists (libcurl global init). 0 or -1. */
+int backend_global_init(void) IR_WARN_UNUSED;
+/* Main thread, once, after every backend is freed. */
+void backend_global_cleanup(void);
+
 /* Main thread. Returns owned (free with backend_free()), or NULL with *err filled.
  * relay and o are borrowed and must outlive the backend. Starts no thread. */
 struct backend *backend_new(const char *relay, const struct conf_http_output *o,
