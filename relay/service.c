@@ -11,10 +11,10 @@
 #include "util/xalloc.h"
 
 struct service {
-    const struct conf *conf;    /* borrowed */
-    struct backend **backends;  /* every HTTP backend, relay by relay, in output order */
+    const struct conf *conf;   /* borrowed */
+    struct backend **backends; /* every HTTP backend, relay by relay, in output order */
     size_t n_backends;
-    struct httpd_world world;   /* owns the http and udp arrays */
+    struct httpd_world world; /* owns the http and udp arrays */
     bool started;
 };
 

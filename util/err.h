@@ -7,12 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IR_WARN_UNUSED __attribute__((warn_unused_result))
+#define IR_WARN_UNUSED  __attribute__((warn_unused_result))
 #define IR_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define IR_FALLTHROUGH  __attribute__((fallthrough))
 #define IR_UNUSED       __attribute__((unused))
 /* The only const-dropping cast of the code base; used only in http/reply.c (MHD 0.9.75). */
-#define IR_UNCONST(p) ((void *)(uintptr_t)(p))
+#define IR_UNCONST(p)   ((void *)(uintptr_t)(p))
 #define IR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A failure description filled by the callee: line is 0 when no file line applies. */

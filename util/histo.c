@@ -2,9 +2,9 @@
 
 #include <stdatomic.h>
 
-static const uint64_t bounds_us[HISTO_BUCKETS] = {
-        1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
-        10000000};
+static const uint64_t bounds_us[HISTO_BUCKETS] = {1000,    2500,    5000,    10000,  25000,
+                                                  50000,   100000,  250000,  500000, 1000000,
+                                                  2500000, 5000000, 10000000};
 
 double
 histo_bound(unsigned i)
