@@ -1,38 +1,376 @@
-/* Placeholder so the tree links while the UDP relay (issue #6) is being built. */
+/* recvmmsg(), struct mmsghdr and MSG_WAITFORONE are GNU extensions of glibc. */
+#define _GNU_SOURCE
 #include "udp/listener.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lp/lp.h"
+#include "udp/addr.h"
+#include "udp/output.h"
+#include "udp/ratelimit.h"
+#include "util/clock.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
+/* DESIGN. The receiving thread loops: one recvmmsg() takes up to RECV_BATCH datagrams
+ * (MSG_WAITFORONE: it blocks for the first only, so a lone datagram is not delayed); each goes
+ * through lp_process() with its own "now"; then, output by output, every valid chunk of the
+ * whole batch is queued and sent with as few sendmmsg() calls as possible. The lp results live
+ * until every output has sent, so unchanged datagrams are forwarded from the receive buffer
+ * without a copy.
+ *
+ * Stop: the main thread sets `stopping` and calls shutdown(SHUT_RD) on the socket. On Linux this
+ * returns ENOTCONN for an unbound-peer UDP socket but still marks it shut down and wakes a
+ * recvmmsg() blocked on it (which then returns at once, also when entered later), so the thread
+ * sees the flag within one batch: no timeout, no polling. The main thread then joins it and
+ * closes the socket. */
+
+#define RECV_BATCH     64
+#define RECV_DGRAM_MAX 65536 /* above the largest UDP payload: nothing is ever truncated */
+/* Repeated invalid datagrams log at most once per period, with a count. */
+#define LISTENER_LOG_PERIOD_MS 10000
+
+/* Receive buffers and per-datagram results of one recvmmsg(). */
+struct recv_batch {
+    char *bufs; /* owned: RECV_BATCH * RECV_DGRAM_MAX bytes; buffer i at i * RECV_DGRAM_MAX */
+    struct mmsghdr msgs[RECV_BATCH];
+    struct iovec iov[RECV_BATCH];
+    struct sockaddr_storage from[RECV_BATCH];
+    struct lp_result res[RECV_BATCH];
+};
+
 struct udp_listener {
-    const struct conf_udp *c;
+    const struct conf_udp *c;        /* borrowed; immutable */
+    enum lp_prec prec;               /* immutable after new */
+    struct udp_output **outputs;     /* owned, in conf order; receiving thread only after start */
+    size_t n_outputs;                /* immutable after new */
+    int fd;                          /* owned; main thread opens and closes it around the thread */
+    pthread_t thread;                /* main thread only */
+    bool running;                    /* main thread only */
+    _Atomic bool stopping;           /* atomic: set by the main thread, read by the receiver */
+    struct udp_stats stats;          /* atomic */
+    struct recv_batch *rb;           /* owned; receiving thread only after start */
+    struct udp_ratelimit invalid_rl; /* receiving thread only */
+    struct udp_ratelimit error_rl;   /* receiving thread only: recvmmsg and memory errors */
 };
 
 struct udp_listener *
 udp_listener_new(const struct conf_udp *c, struct ir_err *err)
 {
-    (void)err;
     struct udp_listener *l = xcalloc(1, sizeof(*l));
     l->c = c;
+    l->fd = -1;
+    if (lp_prec_parse(c->precision, strlen(c->precision), &l->prec) != 0) {
+        ir_err_set(err, c->line, "[udp.%s] precision: invalid precision \"%s\"", c->name,
+                   c->precision);
+        goto fail;
+    }
+    l->outputs = xcalloc(c->n_outputs ? c->n_outputs : 1, sizeof(*l->outputs));
+    for (size_t i = 0; i < c->n_outputs; i++) {
+        l->outputs[i] = udp_output_new(c->name, &c->outputs[i], err);
+        if (l->outputs[i] == NULL) {
+            goto fail;
+        }
+        l->n_outputs++;
+    }
     return l;
+fail:
+    udp_listener_free(l);
+    return NULL;
+}
+
+/* Creates and binds the socket with its read buffer; logs what the kernel granted. */
+static int
+listener_bind(struct udp_listener *l, struct ir_err *err)
+{
+    char why[200];
+    char buf[128];
+    struct udp_addr a;
+    if (udp_addr_resolve(l->c->bind_addr, true, &a, why, sizeof(why)) != 0) {
+        ir_err_set(err, l->c->line, "[udp.%s] bind-addr: cannot resolve \"%s\": %s", l->c->name,
+                   l->c->bind_addr, why);
+        return -1;
+    }
+    l->fd = socket(a.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int want = l->c->read_buffer > INT_MAX ? INT_MAX : (int)l->c->read_buffer;
+    if (l->fd < 0 ||
+        (want > 0 && setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want)) != 0) ||
+        bind(l->fd, (const struct sockaddr *)&a.ss, a.len) != 0) {
+        int e = errno;
+        ir_err_set(err, l->c->line, "[udp.%s] bind-addr: cannot listen on \"%s\": %s", l->c->name,
+                   l->c->bind_addr, ir_strerror(e, buf, sizeof(buf)));
+        return -1;
+    }
+    int granted = 0;
+    socklen_t glen = sizeof(granted);
+    if (getsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &granted, &glen) != 0) {
+        granted = -1;
+    }
+    log_info(l->c->name, "listening on udp addr=%s read_buffer=%d read_buffer_granted=%d",
+             l->c->bind_addr, want, granted);
+    if (want > 0 && granted < want) {
+        log_warn(l->c->name,
+                 "read-buffer capped by the kernel (Linux doubles the request and caps it at "
+                 "net.core.rmem_max) read_buffer=%d read_buffer_granted=%d",
+                 want, granted);
+    }
+    return 0;
+}
+
+/* Reports invalid lines of datagram i (rate-limited), naming the sender and the first reason. */
+static void
+listener_report_invalid(struct udp_listener *l, size_t i, uint64_t lines)
+{
+    uint64_t n = udp_ratelimit_hit(&l->invalid_rl, lines, clock_mono_ms(), LISTENER_LOG_PERIOD_MS);
+    if (n == 0) {
+        return;
+    }
+    const struct lp_result *r = &l->rb->res[i];
+    const struct mmsghdr *m = &l->rb->msgs[i];
+    char from[UDP_ADDR_TEXT];
+    udp_addr_format(m->msg_hdr.msg_name, m->msg_hdr.msg_namelen, from, sizeof(from));
+    /* errors is "unable to parse '<line>': <reason>\n...": log the reason of the first one,
+     * never the line itself (it is client data). */
+    const char *reason = "invalid line";
+    size_t reason_len = strlen(reason);
+    if (r->errors != NULL) {
+        const char *end = memchr(r->errors, '\n', r->errors_len);
+        size_t first = end != NULL ? (size_t)(end - r->errors) : r->errors_len;
+        for (size_t k = first; k >= 3; k--) {
+            if (memcmp(r->errors + k - 3, "': ", 3) == 0) {
+                reason = r->errors + k;
+                reason_len = first - k;
+                break;
+            }
+        }
+    }
+    log_warn(l->c->name, "invalid lines dropped: %.*s sender=%s lines=%llu", (int)reason_len,
+             reason, from, (unsigned long long)n);
+}
+
+static void
+listener_report_error(struct udp_listener *l, const char *what, int e)
+{
+    uint64_t n = udp_ratelimit_hit(&l->error_rl, 1, clock_mono_ms(), LISTENER_LOG_PERIOD_MS);
+    if (n > 0) {
+        char buf[128];
+        log_error(l->c->name, "%s: %s count=%llu", what, ir_strerror(e, buf, sizeof(buf)),
+                  (unsigned long long)n);
+    }
+}
+
+/* Validates and stamps the n datagrams received. Fills rb->res[0..n). */
+static void
+listener_parse(struct udp_listener *l, size_t n)
+{
+    struct recv_batch *rb = l->rb;
+    uint64_t points = 0;
+    uint64_t invalid = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *in = rb->bufs + i * RECV_DGRAM_MAX;
+        struct lp_result *r = &rb->res[i];
+        if (lp_process(in, rb->msgs[i].msg_len, l->prec, clock_real_ns(), r) != 0) {
+            listener_report_error(l, "out of memory, datagram dropped", ENOMEM);
+            continue;
+        }
+        points += r->points;
+        invalid += r->dropped;
+        if (r->dropped > 0) {
+            listener_report_invalid(l, i, r->dropped);
+        }
+    }
+    atomic_fetch_add_explicit(&l->stats.datagrams_received, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->stats.points_received, points, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->stats.lines_dropped_invalid, invalid, memory_order_relaxed);
+}
+
+/* Sends the valid lines of rb->res[0..n) to every output, then releases the results. */
+static void
+listener_forward(struct udp_listener *l, size_t n)
+{
+    struct recv_batch *rb = l->rb;
+    uint64_t mtu_dropped = 0;
+    for (size_t k = 0; k < l->n_outputs; k++) {
+        for (size_t i = 0; i < n; i++) {
+            struct lp_result *r = &rb->res[i];
+            if (r->points == 0) {
+                continue;
+            }
+            /* The mutable pointer to the same bytes (data is the receive buffer or r->buf). */
+            char *base = rb->bufs + i * RECV_DGRAM_MAX;
+            char *data = r->buf != NULL ? r->buf : base + (r->data - base);
+            mtu_dropped += udp_output_queue(l->outputs[k], data, r->len, r->points);
+        }
+        udp_output_flush(l->outputs[k]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        lp_result_cleanup(&rb->res[i]);
+    }
+    atomic_fetch_add_explicit(&l->stats.lines_dropped_mtu, mtu_dropped, memory_order_relaxed);
+}
+
+/* One recvmmsg(). Returns the number of datagrams, 0 to try again, -1 when the thread must end. */
+static int
+listener_receive(struct udp_listener *l)
+{
+    struct recv_batch *rb = l->rb;
+    for (size_t i = 0; i < RECV_BATCH; i++) {
+        rb->msgs[i].msg_hdr.msg_namelen = sizeof(rb->from[i]);
+        rb->msgs[i].msg_hdr.msg_flags = 0;
+        rb->msgs[i].msg_len = 0;
+    }
+    int n = recvmmsg(l->fd, rb->msgs, RECV_BATCH, MSG_WAITFORONE, NULL);
+    if (atomic_load(&l->stopping)) {
+        return -1;
+    }
+    if (n >= 0) {
+        return n;
+    }
+    int e = errno;
+    if (e == EINTR || e == ENOMEM || e == ENOBUFS || e == EAGAIN) {
+        listener_report_error(l, "receive failed", e);
+        return 0;
+    }
+    char buf[128];
+    log_error(l->c->name, "receive failed, relay stopped receiving: %s",
+              ir_strerror(e, buf, sizeof(buf)));
+    return -1;
+}
+
+static void *
+listener_run(void *arg)
+{
+    struct udp_listener *l = arg;
+    for (;;) {
+        int n = listener_receive(l);
+        if (n < 0) {
+            break;
+        }
+        listener_parse(l, (size_t)n);
+        listener_forward(l, (size_t)n);
+    }
+    uint64_t pending = udp_ratelimit_flush(&l->invalid_rl);
+    if (pending > 0) {
+        log_warn(l->c->name, "invalid lines dropped lines=%llu", (unsigned long long)pending);
+    }
+    for (size_t k = 0; k < l->n_outputs; k++) {
+        udp_output_log_pending(l->outputs[k]);
+    }
+    return NULL;
+}
+
+static struct recv_batch *
+recv_batch_new(void)
+{
+    struct recv_batch *rb = xcalloc(1, sizeof(*rb));
+    rb->bufs = xmalloc((size_t)RECV_BATCH * RECV_DGRAM_MAX);
+    for (size_t i = 0; i < RECV_BATCH; i++) {
+        rb->iov[i].iov_base = rb->bufs + i * RECV_DGRAM_MAX;
+        rb->iov[i].iov_len = RECV_DGRAM_MAX;
+        rb->msgs[i].msg_hdr.msg_iov = &rb->iov[i];
+        rb->msgs[i].msg_hdr.msg_iovlen = 1;
+        rb->msgs[i].msg_hdr.msg_name = &rb->from[i];
+    }
+    return rb;
 }
 
 int
 udp_listener_start(struct udp_listener *l, struct ir_err *err)
 {
-    ir_err_set(err, l->c->line, "UDP relays are not built yet");
+    if (listener_bind(l, err) != 0) {
+        goto fail;
+    }
+    for (size_t k = 0; k < l->n_outputs; k++) {
+        if (udp_output_open(l->outputs[k], err) != 0) {
+            goto fail;
+        }
+    }
+    if (l->rb == NULL) {
+        l->rb = recv_batch_new();
+    }
+    atomic_store(&l->stopping, false);
+    int rc = pthread_create(&l->thread, NULL, listener_run, l);
+    if (rc != 0) {
+        char buf[128];
+        ir_err_set(err, l->c->line, "[udp.%s] cannot start the receiving thread: %s", l->c->name,
+                   ir_strerror(rc, buf, sizeof(buf)));
+        goto fail;
+    }
+    l->running = true;
+    return 0;
+fail:
+    if (l->fd >= 0) {
+        close(l->fd);
+        l->fd = -1;
+    }
     return -1;
 }
 
 void
 udp_listener_stop(struct udp_listener *l)
 {
-    (void)l;
+    if (l == NULL || !l->running) {
+        return;
+    }
+    atomic_store(&l->stopping, true);
+    /* Fails with ENOTCONN on an unconnected UDP socket, yet wakes the receiver (see DESIGN). */
+    (void)shutdown(l->fd, SHUT_RD);
+    pthread_join(l->thread, NULL);
+    close(l->fd);
+    l->fd = -1;
+    l->running = false;
+    log_info(l->c->name, "udp relay stopped datagrams_received=%llu",
+             (unsigned long long)atomic_load(&l->stats.datagrams_received));
 }
 
 void
 udp_listener_free(struct udp_listener *l)
 {
+    if (l == NULL) {
+        return;
+    }
+    udp_listener_stop(l);
+    for (size_t k = 0; k < l->n_outputs; k++) {
+        udp_output_free(l->outputs[k]);
+    }
+    free(l->outputs);
+    if (l->rb != NULL) {
+        free(l->rb->bufs);
+        free(l->rb);
+    }
     free(l);
+}
+
+const char *
+udp_listener_name(const struct udp_listener *l)
+{
+    return l->c->name;
+}
+
+const struct udp_stats *
+udp_listener_stats(const struct udp_listener *l)
+{
+    return &l->stats;
+}
+
+const struct udp_output_stats *
+udp_listener_output(const struct udp_listener *l, size_t i, const char **name)
+{
+    if (i >= l->n_outputs) {
+        return NULL;
+    }
+    if (name != NULL) {
+        *name = udp_output_name(l->outputs[i]);
+    }
+    return udp_output_stats(l->outputs[i]);
 }
