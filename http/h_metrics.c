@@ -1,14 +1,469 @@
-/* Placeholder so the tree links while observability (issue #7) is being built. */
+/* GET /metrics. Families come out in the order of INTERFACE.md section 8, each with # HELP and
+ * # TYPE and all its series together (every relay of the process), because the exposition format
+ * wants a family's samples contiguous. Backends are snapshotted once per scrape, so the state and
+ * queue gauges of one scrape agree with each other. Every configured backend has all its series
+ * from start-up; request series appear with their first request (a code label has no zero). */
 #include "http/h_metrics.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "util/xalloc.h"
+#include "http/textbuf.h"
+#include "util/histo.h"
+
+#define PREFIX     "influxdb_relay_"
+#define LABELS_MAX 4 /* key/value pairs of one series, plus the NULL end */
+
+static const char *const endpoint_names[EP_COUNT] = {"write", "ping", "metrics", "health", "other"};
+static const char *const state_names[] = {"up", "down", "draining"};
+
+static const struct httpd_stats zero_http_stats;
+static const struct backend_stats zero_backend_stats;
+
+static uint64_t
+load(const _Atomic uint64_t *a)
+{
+    return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+/* Label values escape backslash, double quote and newline (exposition format 0.0.4). */
+static void
+label_value(struct textbuf *b, const char *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p == '\\' || *p == '"') {
+            char esc[2] = {'\\', *p};
+            textbuf_add(b, esc, 2);
+        } else if (*p == '\n') {
+            textbuf_add(b, "\\n", 2);
+        } else {
+            textbuf_char(b, *p);
+        }
+    }
+}
+
+static void
+family(struct textbuf *b, const char *name, const char *type, const char *help)
+{
+    textbuf_str(b, "# HELP " PREFIX);
+    textbuf_str(b, name);
+    textbuf_char(b, ' ');
+    textbuf_str(b, help);
+    textbuf_str(b, "\n# TYPE " PREFIX);
+    textbuf_str(b, name);
+    textbuf_char(b, ' ');
+    textbuf_str(b, type);
+    textbuf_char(b, '\n');
+}
+
+/* Writes "PREFIX name suffix{k="v",...} " ; kv is a NULL-terminated list of key, value. */
+static void
+series(struct textbuf *b, const char *name, const char *suffix, const char *const *kv)
+{
+    textbuf_str(b, PREFIX);
+    textbuf_str(b, name);
+    textbuf_str(b, suffix);
+    for (size_t i = 0; kv[i] != NULL; i += 2) {
+        textbuf_char(b, i == 0 ? '{' : ',');
+        textbuf_str(b, kv[i]);
+        textbuf_str(b, "=\"");
+        label_value(b, kv[i + 1]);
+        textbuf_char(b, '"');
+        if (kv[i + 2] == NULL) {
+            textbuf_char(b, '}');
+        }
+    }
+    textbuf_char(b, ' ');
+}
+
+static void
+sample_u64(struct textbuf *b, const char *name, const char *const *kv, uint64_t v)
+{
+    series(b, name, "", kv);
+    textbuf_u64(b, v);
+    textbuf_char(b, '\n');
+}
+
+static void
+sample_fixed(struct textbuf *b, const char *name, const char *const *kv, double v)
+{
+    series(b, name, "", kv);
+    textbuf_fixed(b, v, 3);
+    textbuf_char(b, '\n');
+}
+
+/* One histogram series set: cumulative _bucket{le} lines, +Inf equal to _count, _sum, _count.
+ * kv holds the series' labels with two free slots before the final NULL for "le". */
+static void
+histogram(struct textbuf *b, const char *name, const char **kv, size_t at, const struct histo *h)
+{
+    char le[32];
+    uint64_t cum = 0;
+    kv[at] = "le";
+    kv[at + 1] = le;
+    kv[at + 2] = NULL;
+    for (unsigned i = 0; i < HISTO_BUCKETS; i++) {
+        cum += load(&h->bucket[i]);
+        snprintf(le, sizeof(le), "%g", histo_bound(i));
+        series(b, name, "_bucket", kv);
+        textbuf_u64(b, cum);
+        textbuf_char(b, '\n');
+    }
+    /* An observation in flight may have bumped its bucket but not yet count. */
+    uint64_t count = load(&h->count);
+    count = count < cum ? cum : count;
+    snprintf(le, sizeof(le), "+Inf");
+    series(b, name, "_bucket", kv);
+    textbuf_u64(b, count);
+    textbuf_char(b, '\n');
+    kv[at] = NULL;
+    series(b, name, "_sum", kv);
+    textbuf_fixed(b, (double)load(&h->sum_us) / 1e6, 6);
+    textbuf_char(b, '\n');
+    series(b, name, "_count", kv);
+    textbuf_u64(b, count);
+    textbuf_char(b, '\n');
+}
+
+static const struct httpd_stats *
+relay_stats(const struct h_metrics_relay *r)
+{
+    return r->stats != NULL ? r->stats : &zero_http_stats;
+}
+
+static void
+render_requests(struct textbuf *b, const struct h_metrics_view *v)
+{
+    family(b, "http_requests_total", "counter", "Requests answered, by endpoint and status code.");
+    for (size_t r = 0; r < v->n_http; r++) {
+        const struct httpd_stats *st = relay_stats(&v->http[r]);
+        for (int ep = 0; ep < EP_COUNT; ep++) {
+            for (int code = 0; code < HTTPD_MAX_CODE; code++) {
+                uint64_t n = load(&st->requests[ep][code]);
+                if (n == 0) {
+                    continue;
+                }
+                char code_s[16];
+                snprintf(code_s, sizeof(code_s), "%d", code);
+                const char *kv[] = {"relay", v->http[r].name, "endpoint", endpoint_names[ep],
+                                    "code",  code_s,          NULL};
+                sample_u64(b, "http_requests_total", kv, n);
+            }
+        }
+    }
+}
+
+/* A per-relay counter of struct httpd_stats, at byte offset off. */
+struct relay_counter {
+    const char *name;
+    const char *help;
+    size_t off;
+};
+
+static const struct relay_counter relay_counters[] = {
+        {"points_received_total", "Valid points accepted from /write.",
+         offsetof(struct httpd_stats, points_received)},
+        {"bytes_received_total", "Bytes of /write bodies (after gunzip).",
+         offsetof(struct httpd_stats, bytes_received)},
+        {"lines_rejected_total", "Invalid lines in /write bodies.",
+         offsetof(struct httpd_stats, lines_rejected)},
+};
+
+static void
+render_http(struct textbuf *b, const struct h_metrics_view *v)
+{
+    render_requests(b, v);
+    for (size_t c = 0; c < sizeof(relay_counters) / sizeof(relay_counters[0]); c++) {
+        const struct relay_counter *rc = &relay_counters[c];
+        family(b, rc->name, "counter", rc->help);
+        for (size_t r = 0; r < v->n_http; r++) {
+            const char *base = (const char *)relay_stats(&v->http[r]);
+            const char *kv[] = {"relay", v->http[r].name, NULL};
+            sample_u64(b, rc->name, kv, load((const _Atomic uint64_t *)(base + rc->off)));
+        }
+    }
+    family(b, "request_duration_seconds", "histogram", "Time to answer POST /write.");
+    for (size_t r = 0; r < v->n_http; r++) {
+        const char *kv[LABELS_MAX * 2 + 1] = {"relay", v->http[r].name, NULL};
+        histogram(b, "request_duration_seconds", kv, 2,
+                  &relay_stats(&v->http[r])->request_duration);
+    }
+}
+
+/* Where a per-backend value comes from. */
+enum value_kind {
+    VALUE_COUNTER, /* struct backend_stats at off */
+    VALUE_QUEUE_BYTES,
+    VALUE_QUEUE_WRITES,
+    VALUE_CAPACITY,
+    VALUE_OLDEST_AGE,
+    VALUE_LAST_SUCCESS,
+};
+
+/* One per-backend family (or, for the dropped_* counters, one reason of a family). */
+struct backend_value {
+    const char *name; /* without PREFIX */
+    const char *type;
+    const char *help;
+    enum value_kind kind;
+    size_t off;        /* VALUE_COUNTER: offset in struct backend_stats */
+    const char *field; /* VALUE_COUNTER: the X-macro field name */
+    bool is_drop;      /* a dropped_* counter: a reason of backend_dropped_writes_total */
+};
+
+static const struct backend_value backend_gauges[] = {
+        {"backend_queue_bytes", "gauge", "Bytes held for the backend (in-flight batch included).",
+         VALUE_QUEUE_BYTES, 0, NULL, false},
+        {"backend_queue_writes", "gauge",
+         "Client writes held for the backend (in-flight batch included).", VALUE_QUEUE_WRITES, 0,
+         NULL, false},
+        {"backend_queue_capacity_bytes", "gauge",
+         "The bound on backend_queue_bytes (buffer-size-mb, or one batch when unbuffered).",
+         VALUE_CAPACITY, 0, NULL, false},
+        {"backend_oldest_queued_age_seconds", "gauge", "Age of the oldest held write.",
+         VALUE_OLDEST_AGE, 0, NULL, false},
+};
+
+/* Generated from BACKEND_COUNTERS: a counter with an empty metric suffix is a drop reason. */
+static const struct backend_value backend_counters[] = {
+#define BACKEND_COUNTER_VALUE(f, m, h)                                                             \
+    {"backend_" m, "counter",     h, VALUE_COUNTER, offsetof(struct backend_stats, f),             \
+     #f,           sizeof(m) == 1},
+        BACKEND_COUNTERS(BACKEND_COUNTER_VALUE)
+#undef BACKEND_COUNTER_VALUE
+};
+
+static const struct backend_value last_success = {
+        "backend_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last batch the backend accepted (0 = never).",
+        VALUE_LAST_SUCCESS,
+        0,
+        NULL,
+        false};
+
+#define N_BACKEND_COUNTERS (sizeof(backend_counters) / sizeof(backend_counters[0]))
+#define DROP_PREFIX        "dropped_"
+
+static const struct backend_stats *
+snap_stats(const struct backend_snapshot *s)
+{
+    return s->stats != NULL ? s->stats : &zero_backend_stats;
+}
+
+static void
+backend_value_write(struct textbuf *b, const struct backend_snapshot *s,
+                    const struct backend_value *bv)
+{
+    switch (bv->kind) {
+    case VALUE_COUNTER:
+        textbuf_u64(b, load((const _Atomic uint64_t *)((const char *)snap_stats(s) + bv->off)));
+        break;
+    case VALUE_QUEUE_BYTES:
+        textbuf_u64(b, s->queue_bytes);
+        break;
+    case VALUE_QUEUE_WRITES:
+        textbuf_u64(b, s->queue_writes);
+        break;
+    case VALUE_CAPACITY:
+        textbuf_u64(b, s->capacity_bytes);
+        break;
+    case VALUE_OLDEST_AGE:
+        textbuf_fixed(b, s->oldest_age_s, 3);
+        break;
+    case VALUE_LAST_SUCCESS: {
+        int64_t ns = atomic_load_explicit(&snap_stats(s)->last_success_ns, memory_order_relaxed);
+        textbuf_fixed(b, (double)ns / 1e9, 3);
+        break;
+    }
+    }
+    textbuf_char(b, '\n');
+}
+
+/* One sample of bv per backend; a drop reason adds its reason label. */
+static void
+backend_samples(struct textbuf *b, const struct h_metrics_view *v, const struct backend_value *bv)
+{
+    const char *name = bv->is_drop ? "backend_dropped_writes_total" : bv->name;
+    const char *reason = bv->is_drop ? bv->field + strlen(DROP_PREFIX) : NULL;
+    for (size_t r = 0; r < v->n_http; r++) {
+        for (size_t i = 0; i < v->http[r].n_backends; i++) {
+            const struct backend_snapshot *s = &v->http[r].backends[i];
+            const char *kv[] = {"relay",  v->http[r].name, "backend", s->name,
+                                "reason", reason,          NULL};
+            if (reason == NULL) {
+                kv[4] = NULL;
+            }
+            series(b, name, "", kv);
+            backend_value_write(b, s, bv);
+        }
+    }
+}
+
+static void
+backend_family(struct textbuf *b, const struct h_metrics_view *v, const struct backend_value *bv)
+{
+    family(b, bv->name, bv->type, bv->help);
+    backend_samples(b, v, bv);
+}
+
+static void
+render_backend_state(struct textbuf *b, const struct h_metrics_view *v)
+{
+    family(b, "backend_state", "gauge",
+           "1 for the backend's current state (up, down, draining), 0 for the others.");
+    for (size_t r = 0; r < v->n_http; r++) {
+        for (size_t i = 0; i < v->http[r].n_backends; i++) {
+            const struct backend_snapshot *s = &v->http[r].backends[i];
+            for (int st = BACKEND_UP; st <= BACKEND_DRAINING; st++) {
+                const char *kv[] = {"relay", v->http[r].name, "backend", s->name,
+                                    "state", state_names[st], NULL};
+                sample_u64(b, "backend_state", kv, (int)s->state == st);
+            }
+        }
+    }
+}
+
+static void
+render_backends(struct textbuf *b, const struct h_metrics_view *v)
+{
+    render_backend_state(b, v);
+    for (size_t g = 0; g < sizeof(backend_gauges) / sizeof(backend_gauges[0]); g++) {
+        backend_family(b, v, &backend_gauges[g]);
+    }
+    for (size_t c = 0; c < N_BACKEND_COUNTERS; c++) {
+        if (!backend_counters[c].is_drop) {
+            backend_family(b, v, &backend_counters[c]);
+        }
+    }
+    family(b, "backend_dropped_writes_total", "counter",
+           "Writes given up, by reason: buffer_full (did not fit in the buffer), rejected (4xx), "
+           "withdrawn (the client got a 503 first), shutdown (still held at shutdown-timeout).");
+    for (size_t c = 0; c < N_BACKEND_COUNTERS; c++) {
+        if (backend_counters[c].is_drop) {
+            backend_samples(b, v, &backend_counters[c]);
+        }
+    }
+    backend_family(b, v, &last_success);
+    family(b, "backend_send_duration_seconds", "histogram", "Duration of requests to the backend.");
+    for (size_t r = 0; r < v->n_http; r++) {
+        for (size_t i = 0; i < v->http[r].n_backends; i++) {
+            const struct backend_snapshot *s = &v->http[r].backends[i];
+            const char *kv[LABELS_MAX * 2 + 1] = {"relay", v->http[r].name, "backend", s->name};
+            histogram(b, "backend_send_duration_seconds", kv, 4, &snap_stats(s)->send_duration);
+        }
+    }
+}
+
+static void
+render_udp_relays(struct textbuf *b, const struct h_metrics_view *v)
+{
+    family(b, "udp_datagrams_received_total", "counter", "Datagrams received.");
+    for (size_t u = 0; u < v->n_udp; u++) {
+        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), NULL};
+        sample_u64(b, "udp_datagrams_received_total", kv,
+                   load(&udp_listener_stats(v->udp[u])->datagrams_received));
+    }
+    family(b, "udp_points_received_total", "counter", "Valid points received.");
+    for (size_t u = 0; u < v->n_udp; u++) {
+        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), NULL};
+        sample_u64(b, "udp_points_received_total", kv,
+                   load(&udp_listener_stats(v->udp[u])->points_received));
+    }
+    family(b, "udp_lines_dropped_total", "counter",
+           "Lines dropped, by reason: invalid (not line protocol), mtu (longer than the mtu).");
+    for (size_t u = 0; u < v->n_udp; u++) {
+        const struct udp_stats *st = udp_listener_stats(v->udp[u]);
+        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), "reason", "invalid", NULL};
+        sample_u64(b, "udp_lines_dropped_total", kv, load(&st->lines_dropped_invalid));
+        kv[3] = "mtu";
+        sample_u64(b, "udp_lines_dropped_total", kv, load(&st->lines_dropped_mtu));
+    }
+}
+
+/* The per-output UDP counters: datagrams sent, or points sent. */
+static void
+render_udp_outputs(struct textbuf *b, const struct h_metrics_view *v, bool datagrams)
+{
+    const char *name = datagrams ? "udp_datagrams_sent_total" : "udp_points_sent_total";
+    family(b, name, "counter", datagrams ? "Datagrams sent." : "Points sent.");
+    for (size_t u = 0; u < v->n_udp; u++) {
+        for (size_t i = 0;; i++) {
+            const char *out_name = NULL;
+            const struct udp_output_stats *os = udp_listener_output(v->udp[u], i, &out_name);
+            if (os == NULL) {
+                break;
+            }
+            const char *kv[] = {"relay", udp_listener_name(v->udp[u]), "backend", out_name, NULL};
+            sample_u64(b, name, kv, load(datagrams ? &os->datagrams_sent : &os->points_sent));
+        }
+    }
+}
+
+static void
+render_process(struct textbuf *b, const struct h_metrics_view *v)
+{
+    const char *none[] = {NULL};
+    family(b, "start_time_seconds", "gauge", "Process start, unix time.");
+    sample_fixed(b, "start_time_seconds", none, (double)v->start_time_ns / 1e9);
+    family(b, "build_info", "gauge", "Always 1; the version label names the build.");
+    const char *kv[] = {"version", IR_VERSION, NULL};
+    sample_u64(b, "build_info", kv, 1);
+}
+
+char *
+h_metrics_render_view(const struct h_metrics_view *v, size_t *len)
+{
+    size_t n_backends = 0;
+    for (size_t r = 0; r < v->n_http; r++) {
+        n_backends += v->http[r].n_backends;
+    }
+    struct textbuf b;
+    textbuf_init(&b, 8192 + n_backends * 6144 + v->n_udp * 1024);
+    render_http(&b, v);
+    render_backends(&b, v);
+    render_udp_relays(&b, v);
+    render_udp_outputs(&b, v, true);
+    render_udp_outputs(&b, v, false);
+    render_process(&b, v);
+    return textbuf_finish(&b, len);
+}
 
 char *
 h_metrics_render(const struct httpd_world *w, size_t *len)
 {
-    (void)w;
+    size_t n_backends = 0;
+    for (size_t r = 0; r < w->n_http; r++) {
+        struct backend *const *bs = NULL;
+        n_backends += httpd_backends(w->http[r], &bs);
+    }
+    struct h_metrics_relay *relays = calloc(w->n_http ? w->n_http : 1, sizeof(*relays));
+    struct backend_snapshot *snaps = calloc(n_backends ? n_backends : 1, sizeof(*snaps));
+    char *out = NULL;
     *len = 0;
-    return xstrdup("");
+    if (relays == NULL || snaps == NULL) {
+        goto out;
+    }
+    struct backend_snapshot *next = snaps;
+    for (size_t r = 0; r < w->n_http; r++) {
+        struct backend *const *bs = NULL;
+        size_t n = httpd_backends(w->http[r], &bs);
+        relays[r] =
+                (struct h_metrics_relay){httpd_name(w->http[r]), httpd_stats(w->http[r]), next, n};
+        for (size_t i = 0; i < n; i++) {
+            backend_snapshot(bs[i], next++);
+        }
+    }
+    struct h_metrics_view v = {relays, w->n_http, w->udp, w->n_udp, w->start_time_ns};
+    out = h_metrics_render_view(&v, len);
+out:
+    free(relays);
+    free(snaps);
+    return out;
 }

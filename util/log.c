@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,14 @@ static _Atomic bool log_json;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-/* One formatted line; longer events are truncated, never split. */
+/* One formatted line; longer events are truncated, never split. LINE_RESERVE bytes at the end
+ * are kept for closing a JSON object ("\"}") and the newline, so a truncated JSON line is still
+ * one valid object. */
+#define LINE_RESERVE 4
 struct line {
     char buf[4096];
     size_t len;
+    bool full; /* something did not fit */
 };
 
 void
@@ -35,12 +40,19 @@ log_enabled(enum log_level level)
     return (int)level <= atomic_load_explicit(&log_level_cur, memory_order_relaxed);
 }
 
+static size_t
+line_room(const struct line *l)
+{
+    return l->len + LINE_RESERVE < sizeof(l->buf) ? sizeof(l->buf) - LINE_RESERVE - l->len : 0;
+}
+
+/* Text: as much of s as fits. */
 static void
 line_add(struct line *l, const char *s, size_t n)
 {
-    size_t room = sizeof(l->buf) - 2 - l->len; /* keep space for "}\n" */
-    if (n > room) {
-        n = room;
+    if (n > line_room(l)) {
+        n = line_room(l);
+        l->full = true;
     }
     memcpy(l->buf + l->len, s, n);
     l->len += n;
@@ -52,23 +64,61 @@ line_str(struct line *l, const char *s)
     line_add(l, s, strlen(s));
 }
 
-/* Appends s[0..n) as the inside of a JSON string. */
+/* JSON: all of s[0..n) or nothing, so an escape or a UTF-8 sequence is never cut. */
+static void
+line_unit(struct line *l, const char *s, size_t n)
+{
+    if (n > line_room(l)) {
+        l->full = true;
+        return;
+    }
+    line_add(l, s, n);
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), 0 when it is invalid. */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+    if (len == 0 || len > n || s[0] > 0xf4) {
+        return 0;
+    }
+    uint32_t cp = s[0] & (0x7fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    bool bad = cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff);
+    return bad ? 0 : len;
+}
+
+/* Appends s[0..n) as the inside of a JSON string: control characters as \u00XX, invalid UTF-8
+ * (e.g. a client's bytes in a debug line) as U+FFFD, so every line is valid UTF-8 JSON. */
 static void
 line_json(struct line *l, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n && !l->full;) {
         char esc[8];
-        if (c == '"' || c == '\\') {
+        size_t len = 1;
+        if (u[i] == '"' || u[i] == '\\') {
             esc[0] = '\\';
-            esc[1] = (char)c;
-            line_add(l, esc, 2);
-        } else if (c < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            line_add(l, esc, 6);
+            esc[1] = (char)u[i];
+            line_unit(l, esc, 2);
+        } else if (u[i] < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", u[i]);
+            line_unit(l, esc, 6);
+        } else if (u[i] < 0x80) {
+            line_unit(l, s + i, 1);
         } else {
-            line_add(l, (const char *)&s[i], 1);
+            len = utf8_len(u + i, n - i);
+            line_unit(l, len ? s + i : "\\ufffd", len ? len : 6);
+            len = len ? len : 1;
         }
+        i += len;
     }
 }
 
@@ -108,20 +158,72 @@ msg_body_len(const char *msg, size_t n)
     return end;
 }
 
+/* A JSON number as written by influxd-style key=value pairs: -?(0|[1-9][0-9]*)(\.[0-9]+)? and
+ * short enough to stay exact. Anything else (1.2.3, 007, 0x10) becomes a JSON string. */
 static bool
 is_number(const char *s, size_t n)
 {
-    if (n == 0 || n > 20) {
+    size_t i = n > 0 && s[0] == '-' ? 1 : 0;
+    size_t int_start = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        i++;
+    }
+    size_t int_len = i - int_start;
+    if (n > 18 || int_len == 0 || (int_len > 1 && s[int_start] == '0')) {
         return false;
     }
-    for (size_t i = 0; i < n; i++) {
-        if ((s[i] < '0' || s[i] > '9') && !(i == 0 && s[i] == '-' && n > 1) && s[i] != '.') {
+    if (i < n && s[i] == '.') {
+        size_t frac_start = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        if (i == frac_start) {
             return false;
         }
     }
-    return s[n - 1] != '.';
+    return i == n;
 }
 
+/* Member names the line itself uses; a field of the same name is written as field_NAME. */
+static bool
+is_reserved_key(const char *k, size_t n)
+{
+    static const char *const reserved[] = {"time", "level", "message", "relay", "backend"};
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        if (strlen(reserved[i]) == n && memcmp(reserved[i], k, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* One member ,"key":value — all of it, or nothing when it does not fit. */
+static void
+json_member(struct line *l, const char *key, size_t kl, const char *v, size_t vl)
+{
+    size_t mark = l->len;
+    if (l->full) {
+        return;
+    }
+    line_unit(l, ",\"", 2);
+    if (is_reserved_key(key, kl)) {
+        line_unit(l, "field_", 6);
+    }
+    line_json(l, key, kl);
+    line_unit(l, "\":", 2);
+    if (is_number(v, vl)) {
+        line_unit(l, v, vl);
+    } else {
+        line_unit(l, "\"", 1);
+        line_json(l, v, vl);
+        line_unit(l, "\"", 1);
+    }
+    if (l->full) {
+        l->len = mark;
+    }
+}
+
+/* The trailing key=value tokens of msg[from..n) as members. */
 static void
 json_fields(struct line *l, const char *msg, size_t from, size_t n)
 {
@@ -137,30 +239,25 @@ json_fields(struct line *l, const char *msg, size_t from, size_t n)
         const char *eq = memchr(msg + i, '=', j - i);
         if (eq != NULL) {
             size_t kl = (size_t)(eq - (msg + i));
-            size_t vl = j - i - kl - 1;
-            line_str(l, ",\"");
-            line_json(l, msg + i, kl);
-            line_str(l, "\":");
-            if (is_number(eq + 1, vl)) {
-                line_add(l, eq + 1, vl);
-            } else {
-                line_str(l, "\"");
-                line_json(l, eq + 1, vl);
-                line_str(l, "\"");
-            }
+            json_member(l, msg + i, kl, eq + 1, j - i - kl - 1);
         }
         i = j;
     }
 }
 
+/* A string member the line itself sets (never renamed, never a number). */
 static void
 json_name(struct line *l, const char *key, const char *v, size_t n)
 {
-    line_str(l, ",\"");
+    size_t mark = l->len;
+    line_unit(l, ",\"", 2);
     line_str(l, key);
-    line_str(l, "\":\"");
+    line_unit(l, "\":\"", 3);
     line_json(l, v, n);
-    line_str(l, "\"");
+    line_unit(l, "\"", 1);
+    if (l->full) {
+        l->len = mark;
+    }
 }
 
 static void
@@ -186,32 +283,55 @@ emit_json(struct line *l, enum log_level level, const char *relay, const char *b
     }
     size_t n = strlen(msg);
     size_t body = msg_body_len(msg, n);
-    json_name(l, "message", msg, body);
+    /* The message may be cut (at a character boundary), and is then closed in the reserve. */
+    line_unit(l, ",\"message\":\"", 12);
+    line_json(l, msg, body);
+    l->buf[l->len++] = '"';
     json_fields(l, msg, body, n);
-    line_str(l, "}");
+    l->buf[l->len++] = '}';
+}
+
+/* Text: control characters would split the event over lines; newline and CR are shown as \n and
+ * \r, the others as a space. */
+static void
+line_text(struct line *l, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\n' || s[i] == '\r') {
+            line_add(l, s[i] == '\n' ? "\\n" : "\\r", 2);
+        } else {
+            line_add(l, (unsigned char)s[i] < 0x20 ? " " : s + i, 1);
+        }
+    }
+}
+
+static void
+emit_text(struct line *l, enum log_level level, const char *relay, bool go, const char *msg)
+{
+    char ts[64];
+    time_text(ts, sizeof(ts), false);
+    line_str(l, ts);
+    if (go) {
+        line_text(l, msg, msg_body_len(msg, strlen(msg)));
+        return;
+    }
+    line_str(l, level_names[level]);
+    line_str(l, " ");
+    if (relay != NULL) {
+        line_str(l, relay);
+        line_str(l, ": ");
+    }
+    line_text(l, msg, strlen(msg));
 }
 
 static void
 emit(enum log_level level, const char *relay, const char *backend, bool go, const char *msg)
 {
-    struct line l = {.len = 0};
+    struct line l = {.len = 0, .full = false};
     if (atomic_load_explicit(&log_json, memory_order_relaxed)) {
         emit_json(&l, level, relay, backend, msg);
     } else {
-        char ts[64];
-        time_text(ts, sizeof(ts), false);
-        line_str(&l, ts);
-        if (go) {
-            line_add(&l, msg, msg_body_len(msg, strlen(msg)));
-        } else {
-            line_str(&l, level_names[level]);
-            line_str(&l, " ");
-            if (relay != NULL) {
-                line_str(&l, relay);
-                line_str(&l, ": ");
-            }
-            line_str(&l, msg);
-        }
+        emit_text(&l, level, relay, go, msg);
     }
     l.buf[l.len++] = '\n';
     ssize_t r = write(STDERR_FILENO, l.buf, l.len);
