@@ -402,14 +402,23 @@ httpd_start(struct httpd *h, struct ir_err *err)
         }
         flags |= MHD_USE_TLS;
     }
-    /* With TLS off, MHD ignores the (NULL) certificate options. */
-    h->d = MHD_start_daemon(
-            flags, 0, NULL, NULL, httpd_access, h, MHD_OPTION_LISTEN_SOCKET, h->listen_fd,
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->c->max_connections,
-            MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-            (size_t)HTTPD_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h,
-            MHD_OPTION_EXTERNAL_LOGGER, httpd_mhd_log, h, MHD_OPTION_HTTPS_MEM_CERT, h->tls_cert,
-            MHD_OPTION_HTTPS_MEM_KEY, h->tls_key, MHD_OPTION_END);
+    /* The logger comes first so MHD reports option problems through it. */
+    struct MHD_OptionItem opts[] = {
+            {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_mhd_log, h},
+            {MHD_OPTION_LISTEN_SOCKET, h->listen_fd, NULL},
+            {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)h->c->max_connections, NULL},
+            {MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S, NULL},
+            {MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_CONN_MEMORY, NULL},
+            {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)httpd_completed, h},
+            {MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert},
+            {MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key},
+            {MHD_OPTION_END, 0, NULL},
+    };
+    if (h->tls_cert == NULL) {
+        opts[6].option = MHD_OPTION_END; /* plain HTTP: no certificate options */
+    }
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, h, MHD_OPTION_ARRAY, opts,
+                            MHD_OPTION_END);
     if (h->d == NULL) {
         close(h->listen_fd);
         h->listen_fd = -1;
