@@ -138,28 +138,94 @@ time_text(char *out, size_t len, bool iso)
     }
 }
 
-/* Length of msg without its trailing " key=value" tokens (values without spaces). */
+/* One space-separated token of a message. A key=value token has a key of [A-Za-z0-9_.-]; its
+ * value runs to the next space, or is quoted: key="a b c" (ends at a quote followed by a space or
+ * the end; the quotes are not part of the value). */
+struct token {
+    size_t start, end; /* msg[start..end) */
+    bool kv;
+    bool quoted;
+    size_t kl;    /* key: msg[start..start+kl) */
+    size_t v, vl; /* value: msg[v..v+vl) */
+};
+
+static bool
+is_key_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+}
+
+/* The closing quote of a value opened at msg[from - 1], or n when there is none. */
+static size_t
+closing_quote(const char *msg, size_t n, size_t from)
+{
+    for (size_t j = from; j < n; j++) {
+        if (msg[j] == '"' && (j + 1 == n || msg[j + 1] == ' ')) {
+            return j;
+        }
+    }
+    return n;
+}
+
+/* Reads the token at or after i into *t; returns its end (n when there is none). */
+static size_t
+next_token(const char *msg, size_t n, size_t i, struct token *t)
+{
+    while (i < n && msg[i] == ' ') {
+        i++;
+    }
+    size_t k = i;
+    while (k < n && is_key_char(msg[k])) {
+        k++;
+    }
+    *t = (struct token){.start = i, .kv = k > i && k < n && msg[k] == '=', .kl = k - i};
+    t->v = k + 1;
+    size_t q = t->kv && t->v < n && msg[t->v] == '"' ? closing_quote(msg, n, t->v + 1) : n;
+    if (q < n) {
+        t->quoted = true;
+        t->v++;
+        t->end = q + 1;
+    } else {
+        t->end = i;
+        while (t->end < n && msg[t->end] != ' ') {
+            t->end++;
+        }
+    }
+    t->vl = t->kv ? (t->quoted ? q : t->end) - t->v : 0;
+    return t->end;
+}
+
+/* Where msg's trailing key=value tokens start (n when it has none). The first token is always
+ * part of the message. */
+static size_t
+fields_start(const char *msg, size_t n)
+{
+    size_t start = n;
+    struct token t;
+    size_t i = next_token(msg, n, 0, &t);
+    while (i < n) {
+        i = next_token(msg, n, i, &t);
+        if (!t.kv) {
+            start = n;
+        } else if (start == n) {
+            start = t.start;
+        }
+    }
+    return start;
+}
+
+/* Length of msg without its trailing key=value tokens and the spaces before them. */
 static size_t
 msg_body_len(const char *msg, size_t n)
 {
-    size_t end = n;
-    while (end > 0) {
-        size_t sp = end;
-        while (sp > 0 && msg[sp - 1] != ' ') {
-            sp--;
-        }
-        const char *tok = msg + sp;
-        const char *eq = memchr(tok, '=', end - sp);
-        if (sp == 0 || eq == NULL || eq == tok) {
-            break;
-        }
-        end = sp - 1;
+    size_t end = fields_start(msg, n);
+    while (end > 0 && msg[end - 1] == ' ') {
+        end--;
     }
     return end;
 }
 
-/* A JSON number as written by influxd-style key=value pairs: -?(0|[1-9][0-9]*)(\.[0-9]+)? and
- * short enough to stay exact. Anything else (1.2.3, 007, 0x10) becomes a JSON string. */
 static bool
 is_number(const char *s, size_t n)
 {
@@ -197,25 +263,25 @@ is_reserved_key(const char *k, size_t n)
     return false;
 }
 
-/* One member ,"key":value — all of it, or nothing when it does not fit. */
+/* One member ,"key":value for a key=value token — all of it, or nothing when it does not fit. */
 static void
-json_member(struct line *l, const char *key, size_t kl, const char *v, size_t vl)
+json_member(struct line *l, const char *msg, const struct token *t)
 {
     size_t mark = l->len;
     if (l->full) {
         return;
     }
     line_unit(l, ",\"", 2);
-    if (is_reserved_key(key, kl)) {
+    if (is_reserved_key(msg + t->start, t->kl)) {
         line_unit(l, "field_", 6);
     }
-    line_json(l, key, kl);
+    line_json(l, msg + t->start, t->kl);
     line_unit(l, "\":", 2);
-    if (is_number(v, vl)) {
-        line_unit(l, v, vl);
+    if (!t->quoted && is_number(msg + t->v, t->vl)) {
+        line_unit(l, msg + t->v, t->vl);
     } else {
         line_unit(l, "\"", 1);
-        line_json(l, v, vl);
+        line_json(l, msg + t->v, t->vl);
         line_unit(l, "\"", 1);
     }
     if (l->full) {
@@ -223,25 +289,16 @@ json_member(struct line *l, const char *key, size_t kl, const char *v, size_t vl
     }
 }
 
-/* The trailing key=value tokens of msg[from..n) as members. */
+/* The key=value tokens of msg[from..n) as members. */
 static void
 json_fields(struct line *l, const char *msg, size_t from, size_t n)
 {
-    size_t i = from;
-    while (i < n) {
-        while (i < n && msg[i] == ' ') {
-            i++;
+    struct token t;
+    for (size_t i = from; i < n;) {
+        i = next_token(msg, n, i, &t);
+        if (t.kv) {
+            json_member(l, msg, &t);
         }
-        size_t j = i;
-        while (j < n && msg[j] != ' ') {
-            j++;
-        }
-        const char *eq = memchr(msg + i, '=', j - i);
-        if (eq != NULL) {
-            size_t kl = (size_t)(eq - (msg + i));
-            json_member(l, msg + i, kl, eq + 1, j - i - kl - 1);
-        }
-        i = j;
     }
 }
 

@@ -67,6 +67,21 @@ test_json(void)
                 "\"backend\":\"b1\",\"message\":\"up\",\"outage_s\":1.5,\"version\":\"1.2.3\","
                 "\"n\":\"007\",\"neg\":-4,\"field_level\":\"x\"}\n");
     capture_begin();
+    log_warn("r1/b1", "backend down reason=\"Failed to connect: refused\" queued_writes=0");
+    CHECK_STREQ(capture_text(),
+                "{\"time\":\"2026-11-25T21:37:58.123456Z\",\"level\":\"warn\",\"relay\":\"r1\","
+                "\"backend\":\"b1\",\"message\":\"backend down\",\"reason\":\"Failed to connect: "
+                "refused\",\"queued_writes\":0}\n");
+    capture_begin();
+    log_go(LOG_WARN, "r1", "b1", "Problem posting: Post \"http://h/write?db=a\" x=\"1");
+    CHECK(strstr(capture_text(),
+                 "\"message\":\"Problem posting: Post \\\"http://h/write?db=a\\\"\","
+                 "\"x\":\"\\\"1\"}") != NULL);
+    capture_begin();
+    log_go(LOG_WARN, "r1", "b1", "Problem posting: Post \"http://h/write?db=a\" x=1 refused");
+    CHECK(strstr(capture_text(), "\"message\":\"Problem posting: Post \\\"http://h/write?db=a\\\" "
+                                 "x=1 refused\"}") != NULL);
+    capture_begin();
     log_debug(NULL, "bad line \"\xff\xc3\x28\xe2\x82\xac\" tab\t");
     CHECK_STREQ(capture_text(), "{\"time\":\"2026-11-25T21:37:58.123456Z\",\"level\":\"debug\","
                                 "\"message\":\"bad line \\\"\\ufffd\\ufffd(\xe2\x82\xac\\\" "
