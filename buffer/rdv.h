@@ -4,11 +4,12 @@
  * reference and each queue entry holds one. One mutex, held for bookkeeping only.
  *
  * Decision (write-consistency one): first 2xx -> RDV_OK at once; first 4xx -> that answer at
- * once; every backend failed (5xx, transport error, backend down, buffer full) -> the last 5xx
- * (or 503 "unable to write points" / "buffer full") and the write is withdrawn. consistency all:
- * 2xx from every backend, else the 4xx if any, else the 5xx/503. consistency any: RDV_OK once
- * queued on every backend. The waiter gives up at its deadline: 503 + withdraw when nothing
- * succeeded. */
+ * once; every backend failed (5xx, transport error, backend down, buffer full) -> the last
+ * failure that carried an HTTP status (5xx, 429), else 503 {"error":"buffer full"} when some
+ * backend was full, else 503 {"error":"unable to write points"}; the write is withdrawn.
+ * consistency all: 2xx from every backend, else the 4xx if any, else the 5xx/503. consistency any:
+ * RDV_OK once queued on every backend. The waiter gives up at its deadline: 503 + withdraw when
+ * nothing succeeded. */
 #ifndef IR_BUFFER_RDV_H
 #define IR_BUFFER_RDV_H
 
@@ -17,18 +18,19 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+#include "util/err.h"
 
 enum rdv_outcome {
-    RDV_OK,        /* backend answered 2xx */
-    RDV_REJECTED,  /* backend answered 4xx: decisive, the client gets it */
-    RDV_FAILED,    /* 5xx or transport error or backend down: not decisive alone */
-    RDV_FULL,      /* did not fit in the backend's queue */
+    RDV_OK,       /* backend answered 2xx */
+    RDV_REJECTED, /* backend answered 4xx: decisive, the client gets it */
+    RDV_FAILED,   /* 5xx or transport error or backend down: not decisive alone */
+    RDV_FULL,     /* did not fit in the backend's queue */
 };
 
 /* The answer the HTTP layer sends. body is NUL-terminated JSON (or the backend's body). */
 struct rdv_answer {
-    int status;         /* 204, 4xx, 5xx, 503 */
-    char *body;         /* owned (free()), may be NULL for 204 */
+    int status; /* 204, 4xx, 5xx, 503 */
+    char *body; /* owned (free()), may be NULL for 204 */
     size_t body_len;
     char *content_type; /* owned, NULL = application/json */
     bool withdrawn;     /* the write was withdrawn from every queue (status 5xx/503) */
@@ -44,8 +46,10 @@ void rdv_ref(struct rdv *r);
 void rdv_unref(struct rdv *r);
 
 /* Sender thread (or the submitting thread for RDV_FULL / down): backend idx reports. status/body/
- * ctype describe the backend's answer (body copied; may be NULL). Only the first report of each
- * idx counts. */
+ * ctype describe the backend's answer (body copied; may be NULL; status 0 = no HTTP answer).
+ * RDV_OK and RDV_REJECTED are final for idx; an RDV_FAILED may be followed by a later RDV_OK or
+ * RDV_REJECTED from the same idx (a buffered backend that retried in time). Reports after the
+ * decision change nothing. Any thread. */
 void rdv_report(struct rdv *r, unsigned idx, enum rdv_outcome o, int status, const char *body,
                 size_t body_len, const char *ctype);
 
@@ -53,13 +57,23 @@ void rdv_report(struct rdv *r, unsigned idx, enum rdv_outcome o, int status, con
  * it as withdrawn). Any thread. */
 bool rdv_is_withdrawn(struct rdv *r);
 
-/* Claims the write for sending: returns false when it was already withdrawn (skip it); after
- * true, the write can no longer be withdrawn until rdv_report() for idx. Sender thread. */
+/* Claims the write for one send attempt: returns false when it was already withdrawn (skip it).
+ * A claimed write that is in flight is not withdrawn; once the attempt failed and the write went
+ * back to its queue (queue_put_back()) it can be withdrawn again. Sender thread. */
 bool rdv_claim(struct rdv *r, unsigned idx);
 
-/* HTTP thread: waits until decided or until deadline_ms (monotonic). On failure (no backend
- * took the write) marks the write withdrawn so unclaimed entries are skipped/removed.
- * Fills *a (caller frees with rdv_answer_cleanup()). */
+struct queue;
+/* backend_submit(): the write now sits in queue q as seq for backend idx, so a withdraw must
+ * remove it from there. With consistency any, the answer is 204 once every backend attached.
+ * Returns false when the write was already withdrawn: the caller removes it (queue_withdraw()).
+ * q is borrowed and must outlive r's waiter. Any thread. */
+bool rdv_attach(struct rdv *r, unsigned idx, struct queue *q, uint64_t seq) IR_WARN_UNUSED;
+
+/* HTTP thread: waits until decided or until deadline_ms (monotonic). When the answer is a
+ * failure (5xx/503, decided or at the deadline) and no backend answered 2xx, marks the write
+ * withdrawn and removes it from every queue where it is not in flight (a->withdrawn = true), so
+ * nothing is kept behind a 503. At the deadline: 503 {"error":"timeout"}, a->timed_out = true.
+ * Call once. Fills *a (caller frees with rdv_answer_cleanup()). */
 void rdv_wait(struct rdv *r, int64_t deadline_ms, struct rdv_answer *a);
 void rdv_answer_cleanup(struct rdv_answer *a);
 

@@ -1,0 +1,249 @@
+#include "buffer/queue.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "buffer/rdv.h"
+#include "util/clock.h"
+#include "util/xalloc.h"
+
+/* Locking: q->mu guards the list, the counters and the in-flight marks. It is never held while a
+ * payload or rendezvous is released, nor together with a rendezvous mutex (rdv.c calls
+ * queue_withdraw() without holding its own). */
+struct queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* CLOCK_MONOTONIC; signalled when the queue becomes non-empty */
+    struct queue_entry *head;    /* guarded by mu */
+    struct queue_entry *tail;    /* guarded by mu */
+    uint64_t bytes;              /* guarded by mu */
+    uint64_t writes;             /* guarded by mu */
+    uint64_t next_seq;           /* guarded by mu */
+    uint64_t cap;                /* immutable after new */
+    bool allow_one_over;         /* immutable after new */
+    _Atomic uint64_t *withdrawn; /* immutable after new (the counter itself is atomic) */
+};
+
+/* An entry is one fixed allocation plus its malloc header. */
+uint64_t
+queue_entry_cost(const struct payload *p)
+{
+    return (uint64_t)p->held_bytes + sizeof(struct queue_entry) + 16;
+}
+
+struct queue *
+queue_new(uint64_t cap_bytes, bool allow_one_over, _Atomic uint64_t *withdrawn)
+{
+    struct queue *q = xcalloc(1, sizeof(*q));
+    pthread_mutex_init(&q->mu, NULL);
+    clock_cond_init(&q->cv);
+    q->cap = cap_bytes;
+    q->allow_one_over = allow_one_over;
+    q->withdrawn = withdrawn;
+    q->next_seq = 1;
+    return q;
+}
+
+void
+queue_free(struct queue *q)
+{
+    if (q == NULL) {
+        return;
+    }
+    struct queue_entry *e = queue_pop_all(q);
+    while (e != NULL) {
+        struct queue_entry *next = e->next;
+        queue_entry_free(e);
+        e = next;
+    }
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    free(q);
+}
+
+/* Caller holds q->mu. */
+static void
+unlink_entry(struct queue *q, struct queue_entry *e)
+{
+    if (e->prev != NULL) {
+        e->prev->next = e->next;
+    } else {
+        q->head = e->next;
+    }
+    if (e->next != NULL) {
+        e->next->prev = e->prev;
+    } else {
+        q->tail = e->prev;
+    }
+    e->next = NULL;
+    e->prev = NULL;
+    q->bytes -= e->cost;
+    q->writes--;
+}
+
+int
+queue_push(struct queue *q, struct payload *p, struct rdv *r, unsigned idx, uint64_t *seq)
+{
+    /* Allocate before locking; the references are taken before the entry becomes visible. */
+    struct queue_entry *e = xcalloc(1, sizeof(*e));
+    e->p = p;
+    e->r = r;
+    e->idx = idx;
+    e->cost = queue_entry_cost(p);
+    payload_ref(p);
+    if (r != NULL) {
+        rdv_ref(r);
+    }
+    pthread_mutex_lock(&q->mu);
+    bool fits = q->bytes + e->cost <= q->cap || (q->allow_one_over && q->head == NULL);
+    if (fits) {
+        e->seq = q->next_seq++;
+        e->prev = q->tail;
+        if (q->tail != NULL) {
+            q->tail->next = e;
+        } else {
+            q->head = e;
+            pthread_cond_broadcast(&q->cv);
+        }
+        q->tail = e;
+        q->bytes += e->cost;
+        q->writes++;
+        *seq = e->seq;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (!fits) {
+        /* The caller still holds its own references, so these never free anything. */
+        queue_entry_free(e);
+        return -1;
+    }
+    return 0;
+}
+
+size_t
+queue_take(struct queue *q, size_t max_bytes, size_t max_writes, struct queue_entry **out)
+{
+    size_t n = 0;
+    size_t bytes = 0;
+    pthread_mutex_lock(&q->mu);
+    for (struct queue_entry *e = q->head; e != NULL && n < max_writes; e = e->next) {
+        if (n > 0 && (!payload_same_route(out[0]->p, e->p) || bytes + e->p->len > max_bytes)) {
+            break;
+        }
+        e->inflight = true;
+        bytes += e->p->len;
+        out[n++] = e;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+void
+queue_put_back(struct queue *q, struct queue_entry *const *es, size_t n)
+{
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < n; i++) {
+        es[i]->inflight = false;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+void
+queue_remove(struct queue *q, struct queue_entry *const *es, size_t n)
+{
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < n; i++) {
+        unlink_entry(q, es[i]);
+        es[i]->inflight = false;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+void
+queue_entry_free(struct queue_entry *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    payload_unref(e->p);
+    rdv_unref(e->r);
+    free(e);
+}
+
+bool
+queue_withdraw(struct queue *q, uint64_t seq)
+{
+    struct queue_entry *found = NULL;
+    pthread_mutex_lock(&q->mu);
+    /* A withdrawn write is young: search from the tail and stop at older entries. */
+    for (struct queue_entry *e = q->tail; e != NULL && e->seq >= seq; e = e->prev) {
+        if (e->seq == seq) {
+            if (!e->inflight) {
+                unlink_entry(q, e);
+                found = e;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (found == NULL) {
+        return false;
+    }
+    if (q->withdrawn != NULL) {
+        atomic_fetch_add_explicit(q->withdrawn, 1, memory_order_relaxed);
+    }
+    queue_entry_free(found);
+    return true;
+}
+
+struct queue_entry *
+queue_pop_all(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    struct queue_entry *all = q->head;
+    for (struct queue_entry *e = all; e != NULL; e = e->next) {
+        e->prev = NULL;
+        e->inflight = false;
+    }
+    q->head = NULL;
+    q->tail = NULL;
+    q->bytes = 0;
+    q->writes = 0;
+    pthread_mutex_unlock(&q->mu);
+    return all;
+}
+
+void
+queue_wait(struct queue *q, bool for_data, int64_t deadline_ms, const _Atomic bool *stop)
+{
+    struct timespec ts;
+    if (deadline_ms >= 0) {
+        clock_mono_to_ts(&ts, deadline_ms);
+    }
+    pthread_mutex_lock(&q->mu);
+    while (!(for_data && q->head != NULL) && !atomic_load(stop)) {
+        if (deadline_ms < 0) {
+            pthread_cond_wait(&q->cv, &q->mu);
+        } else if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) != 0) {
+            break; /* ETIMEDOUT */
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+void
+queue_kick(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+void
+queue_stats(struct queue *q, struct queue_stats *s)
+{
+    pthread_mutex_lock(&q->mu);
+    s->bytes = q->bytes;
+    s->writes = q->writes;
+    s->cap_bytes = q->cap;
+    s->oldest_ms = q->head != NULL ? q->head->p->arrived_ms : 0;
+    pthread_mutex_unlock(&q->mu);
+}

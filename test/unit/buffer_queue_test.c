@@ -1,0 +1,185 @@
+/* Unit test of buffer/queue.c and buffer/payload.c: the byte bound, FIFO order, batch selection
+ * (same route, max bytes, a large head alone), put-back, withdraw, pop-all. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buffer/payload.h"
+#include "buffer/queue.h"
+#include "check.h"
+#include "util/xalloc.h"
+
+static struct payload *
+mk(const char *data, const char *query, const char *auth)
+{
+    return payload_new(NULL, data, strlen(data), 1, xstrdup(query), auth ? xstrdup(auth) : NULL);
+}
+
+static void
+test_bound(void)
+{
+    struct payload *p = mk("m v=1i\n", "db=a", NULL);
+    uint64_t cost = queue_entry_cost(p);
+    CHECK(cost > p->len);
+    _Atomic uint64_t withdrawn = 0;
+    struct queue *q = queue_new(cost * 3, false, &withdrawn);
+    uint64_t seq = 0;
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_I64(queue_push(q, p, NULL, 0, &seq), 0);
+    }
+    CHECK_EQ_I64(queue_push(q, p, NULL, 0, &seq), -1);
+    struct queue_stats st;
+    queue_stats(q, &st);
+    CHECK_EQ_I64(st.writes, 3);
+    CHECK_EQ_I64(st.bytes, cost * 3);
+    CHECK_EQ_I64(atomic_load(&p->refs), 4);
+    queue_free(q);
+    CHECK_EQ_I64(atomic_load(&p->refs), 1);
+    /* Unbuffered: an empty queue takes one write of any size, then the bound applies. */
+    q = queue_new(1, true, NULL);
+    CHECK_EQ_I64(queue_push(q, p, NULL, 0, &seq), 0);
+    CHECK_EQ_I64(queue_push(q, p, NULL, 0, &seq), -1);
+    queue_free(q);
+    payload_unref(p);
+}
+
+/* 1 MiB holds at most 102 writes of 10 KiB (INTERFACE.md). */
+static void
+test_bound_10k(void)
+{
+    char *body = xmalloc(10240);
+    memset(body, 'x', 10239);
+    body[10239] = '\n';
+    struct payload *p = payload_new(body, body, 10240, 1, xstrdup("db=a&precision=n"), NULL);
+    struct queue *q = queue_new(1024 * 1024, false, NULL);
+    uint64_t seq = 0;
+    int n = 0;
+    while (queue_push(q, p, NULL, 0, &seq) == 0) {
+        n++;
+    }
+    CHECK(n <= 102);
+    CHECK(n >= 95);
+    queue_free(q);
+    payload_unref(p);
+}
+
+static void
+test_batch_selection(void)
+{
+    struct payload *a1 = mk("a 1\n", "db=a", NULL);
+    struct payload *a2 = mk("a 2\n", "db=a", NULL);
+    struct payload *b1 = mk("b 1\n", "db=b", NULL);
+    struct payload *a3 = mk("a 3\n", "db=a", "Basic x");
+    struct payload *a4 = mk("a 4\n", "db=a", "Basic x");
+    struct queue *q = queue_new(1 << 20, false, NULL);
+    uint64_t seq = 0;
+    struct payload *all[] = {a1, a2, b1, a3, a4};
+    for (size_t i = 0; i < 5; i++) {
+        CHECK_EQ_I64(queue_push(q, all[i], NULL, 0, &seq), 0);
+        CHECK_EQ_I64(seq, i + 1);
+    }
+    struct queue_entry *out[8];
+    /* Same route, contiguous: a1 a2, stops at b1 (order is never changed). */
+    size_t n = queue_take(q, 1024, 8, out);
+    CHECK_EQ_I64(n, 2);
+    CHECK(out[0]->p == a1 && out[1]->p == a2);
+    /* Put back: the same writes come again, in order. */
+    queue_put_back(q, out, n);
+    n = queue_take(q, 1024, 1, out);
+    CHECK_EQ_I64(n, 1);
+    CHECK(out[0]->p == a1);
+    queue_put_back(q, out, n);
+    /* max_bytes: a1 (4 bytes) fits in 5, a2 would not; a large head always goes alone. */
+    n = queue_take(q, 5, 8, out);
+    CHECK_EQ_I64(n, 1);
+    n = queue_take(q, 1, 8, out);
+    CHECK_EQ_I64(n, 1);
+    queue_remove(q, out, n);
+    queue_entry_free(out[0]);
+    n = queue_take(q, 1024, 8, out);
+    CHECK_EQ_I64(n, 1);
+    CHECK(out[0]->p == a2);
+    queue_remove(q, out, n);
+    queue_entry_free(out[0]);
+    n = queue_take(q, 1024, 8, out);
+    CHECK(n == 1 && out[0]->p == b1);
+    queue_remove(q, out, n);
+    queue_entry_free(out[0]);
+    /* Authorization is part of the route: a3 a4 merge. */
+    n = queue_take(q, 1024, 8, out);
+    CHECK(n == 2 && out[0]->p == a3 && out[1]->p == a4);
+    queue_remove(q, out, n);
+    queue_entry_free(out[0]);
+    queue_entry_free(out[1]);
+    struct queue_stats st;
+    queue_stats(q, &st);
+    CHECK_EQ_I64(st.writes, 0);
+    CHECK_EQ_I64(st.bytes, 0);
+    queue_free(q);
+    for (size_t i = 0; i < 5; i++) {
+        CHECK_EQ_I64(atomic_load(&all[i]->refs), 1);
+        payload_unref(all[i]);
+    }
+}
+
+static void
+test_withdraw(void)
+{
+    struct payload *p = mk("m v=1i\n", "db=a", NULL);
+    _Atomic uint64_t withdrawn = 0;
+    struct queue *q = queue_new(1 << 20, false, &withdrawn);
+    uint64_t s1 = 0, s2 = 0, s3 = 0;
+    CHECK_EQ_I64(queue_push(q, p, NULL, 0, &s1), 0);
+    CHECK_EQ_I64(queue_push(q, p, NULL, 0, &s2), 0);
+    CHECK_EQ_I64(queue_push(q, p, NULL, 0, &s3), 0);
+    /* In flight: not withdrawn. */
+    struct queue_entry *out[4];
+    size_t n = queue_take(q, 1, 1, out);
+    CHECK_EQ_I64(n, 1);
+    CHECK(!queue_withdraw(q, s1));
+    /* Queued in the middle: removed, bytes released, counted. */
+    CHECK(queue_withdraw(q, s2));
+    CHECK(!queue_withdraw(q, s2));
+    CHECK_EQ_I64(atomic_load(&withdrawn), 1);
+    struct queue_stats st;
+    queue_stats(q, &st);
+    CHECK_EQ_I64(st.writes, 2);
+    CHECK_EQ_I64(st.bytes, 2 * queue_entry_cost(p));
+    /* Put back: withdrawable again. */
+    queue_put_back(q, out, n);
+    CHECK(queue_withdraw(q, s1));
+    n = queue_take(q, 1024, 4, out);
+    CHECK_EQ_I64(n, 1);
+    CHECK_EQ_I64(out[0]->seq, s3);
+    queue_put_back(q, out, n);
+    struct queue_entry *rest = queue_pop_all(q);
+    CHECK(rest != NULL && rest->next == NULL);
+    queue_entry_free(rest);
+    queue_free(q);
+    CHECK_EQ_I64(atomic_load(&p->refs), 1);
+    payload_unref(p);
+}
+
+static void
+test_route(void)
+{
+    struct payload *a = mk("x\n", "db=a", NULL);
+    struct payload *b = mk("x\n", "db=a", "Token t");
+    struct payload *c = mk("x\n", "db=a", "Token t");
+    CHECK(!payload_same_route(a, b));
+    CHECK(payload_same_route(b, c));
+    CHECK(payload_same_route(a, a));
+    payload_unref(a);
+    payload_unref(b);
+    payload_unref(c);
+}
+
+int
+main(void)
+{
+    test_bound();
+    test_bound_10k();
+    test_batch_selection();
+    test_withdraw();
+    test_route();
+    return CHECK_DONE();
+}

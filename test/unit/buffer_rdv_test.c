@@ -1,0 +1,244 @@
+/* Unit test of buffer/rdv.c: every decision rule of write-consistency one/all/any with fake
+ * backend outcomes, the deadline, and the withdraw of a write from the queues it waits in. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buffer/payload.h"
+#include "buffer/queue.h"
+#include "buffer/rdv.h"
+#include "check.h"
+#include "util/clock.h"
+#include "util/xalloc.h"
+
+#define SOON (clock_mono_ms() + 2000)
+
+static void
+report_str(struct rdv *r, unsigned idx, enum rdv_outcome o, int status, const char *body)
+{
+    rdv_report(r, idx, o, status, body, body ? strlen(body) : 0, body ? "application/json" : NULL);
+}
+
+static void
+wait_answer(struct rdv *r, int64_t deadline, struct rdv_answer *a)
+{
+    rdv_wait(r, deadline, a);
+}
+
+static void
+test_one(void)
+{
+    struct rdv_answer a;
+    /* First 2xx wins at once, even with a backend that never answers. */
+    struct rdv *r = rdv_new(3, CONF_CONSISTENCY_ONE);
+    report_str(r, 1, RDV_FAILED, 500, "{\"error\":\"x\"}");
+    report_str(r, 2, RDV_OK, 204, NULL);
+    int64_t t0 = clock_mono_ms();
+    wait_answer(r, SOON, &a);
+    CHECK(clock_mono_ms() - t0 < 500);
+    CHECK_EQ_I64(a.status, 204);
+    CHECK(!a.withdrawn && !a.timed_out);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+    /* A 4xx is decisive at once, with body and Content-Type. */
+    r = rdv_new(2, CONF_CONSISTENCY_ONE);
+    report_str(r, 0, RDV_REJECTED, 400, "{\"error\":\"bad\"}");
+    report_str(r, 1, RDV_OK, 204, NULL); /* after the verdict: ignored */
+    wait_answer(r, SOON, &a);
+    CHECK_EQ_I64(a.status, 400);
+    CHECK_STREQ(a.body, "{\"error\":\"bad\"}");
+    CHECK_STREQ(a.content_type, "application/json");
+    CHECK(!a.withdrawn);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+    /* All failed: the last failure with a status. */
+    r = rdv_new(3, CONF_CONSISTENCY_ONE);
+    report_str(r, 0, RDV_FAILED, 500, "{\"error\":\"first\"}");
+    report_str(r, 1, RDV_FAILED, 0, NULL);
+    report_str(r, 2, RDV_FAILED, 502, "{\"error\":\"last\"}");
+    wait_answer(r, SOON, &a);
+    CHECK_EQ_I64(a.status, 502);
+    CHECK_STREQ(a.body, "{\"error\":\"last\"}");
+    CHECK(a.withdrawn && !a.timed_out);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+    /* All transport errors: 503 unable to write points. */
+    r = rdv_new(2, CONF_CONSISTENCY_ONE);
+    report_str(r, 0, RDV_FAILED, 0, NULL);
+    report_str(r, 1, RDV_FAILED, 0, NULL);
+    wait_answer(r, SOON, &a);
+    CHECK_EQ_I64(a.status, 503);
+    CHECK_STREQ(a.body, "{\"error\":\"unable to write points\"}");
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+    /* All full (or full + down): 503 buffer full. */
+    r = rdv_new(2, CONF_CONSISTENCY_ONE);
+    report_str(r, 0, RDV_FULL, 0, NULL);
+    report_str(r, 1, RDV_FAILED, 0, NULL);
+    wait_answer(r, SOON, &a);
+    CHECK_EQ_I64(a.status, 503);
+    CHECK_STREQ(a.body, "{\"error\":\"buffer full\"}");
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+}
+
+static void
+test_retry_supersedes(void)
+{
+    /* A buffered backend that failed, then succeeded on retry before the others answered. */
+    struct rdv_answer a;
+    struct rdv *r = rdv_new(2, CONF_CONSISTENCY_ONE);
+    report_str(r, 0, RDV_FAILED, 0, NULL);
+    report_str(r, 0, RDV_OK, 204, NULL);
+    wait_answer(r, SOON, &a);
+    CHECK_EQ_I64(a.status, 204);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+    /* An OK is final: a later FAILED of the same backend changes nothing. */
+    r = rdv_new(2, CONF_CONSISTENCY_ALL);
+    report_str(r, 0, RDV_OK, 204, NULL);
+    report_str(r, 0, RDV_FAILED, 500, "x");
+    report_str(r, 1, RDV_OK, 204, NULL);
+    wait_answer(r, SOON, &a);
+    CHECK_EQ_I64(a.status, 204);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+}
+
+static void
+test_all(void)
+{
+    struct rdv_answer a;
+    struct rdv *r = rdv_new(2, CONF_CONSISTENCY_ALL);
+    report_str(r, 0, RDV_OK, 204, NULL);
+    report_str(r, 1, RDV_FAILED, 503, "{\"error\":\"down\"}");
+    wait_answer(r, SOON, &a);
+    CHECK_EQ_I64(a.status, 503);
+    CHECK_STREQ(a.body, "{\"error\":\"down\"}");
+    CHECK(!a.withdrawn); /* it is on backend 0 */
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+    r = rdv_new(3, CONF_CONSISTENCY_ALL);
+    report_str(r, 0, RDV_FAILED, 500, "x");
+    report_str(r, 1, RDV_REJECTED, 400, "{\"error\":\"bad\"}");
+    wait_answer(r, SOON, &a);
+    CHECK_EQ_I64(a.status, 400);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+    r = rdv_new(2, CONF_CONSISTENCY_ALL);
+    report_str(r, 0, RDV_OK, 204, NULL);
+    report_str(r, 1, RDV_OK, 204, NULL);
+    wait_answer(r, SOON, &a);
+    CHECK_EQ_I64(a.status, 204);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+    /* One OK and a backend that never answers: 503 at the deadline, not withdrawn. */
+    r = rdv_new(2, CONF_CONSISTENCY_ALL);
+    report_str(r, 0, RDV_OK, 204, NULL);
+    wait_answer(r, clock_mono_ms() + 100, &a);
+    CHECK_EQ_I64(a.status, 503);
+    CHECK(a.timed_out && !a.withdrawn);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+}
+
+static void
+test_any_and_withdraw(void)
+{
+    struct payload *p = payload_new(NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
+    _Atomic uint64_t wd0 = 0, wd1 = 0;
+    struct queue *q0 = queue_new(1 << 20, false, &wd0);
+    struct queue *q1 = queue_new(1 << 20, false, &wd1);
+    uint64_t s0 = 0, s1 = 0;
+    struct rdv_answer a;
+    /* any: 204 once attached to every queue. */
+    struct rdv *r = rdv_new(2, CONF_CONSISTENCY_ANY);
+    CHECK_EQ_I64(queue_push(q0, p, r, 0, &s0), 0);
+    CHECK(rdv_attach(r, 0, q0, s0));
+    CHECK_EQ_I64(queue_push(q1, p, r, 1, &s1), 0);
+    CHECK(rdv_attach(r, 1, q1, s1));
+    wait_answer(r, SOON, &a);
+    CHECK_EQ_I64(a.status, 204);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+    CHECK_EQ_I64(atomic_load(&wd0) + atomic_load(&wd1), 0);
+    /* one, deadline with nothing decided: 503 timed out, withdrawn from both queues, except
+     * where it is in flight. */
+    r = rdv_new(2, CONF_CONSISTENCY_ONE);
+    CHECK_EQ_I64(queue_push(q0, p, r, 0, &s0), 0);
+    CHECK(rdv_attach(r, 0, q0, s0));
+    CHECK_EQ_I64(queue_push(q1, p, r, 1, &s1), 0);
+    CHECK(rdv_attach(r, 1, q1, s1));
+    struct queue_entry *out[4];
+    /* q1: the earlier write and this one are taken by the sender (in flight). */
+    size_t n1 = queue_take(q1, 1 << 20, 4, out);
+    CHECK_EQ_I64(n1, 2);
+    int64_t t0 = clock_mono_ms();
+    wait_answer(r, t0 + 150, &a);
+    CHECK(clock_mono_ms() - t0 >= 140);
+    CHECK_EQ_I64(a.status, 503);
+    CHECK_STREQ(a.body, "{\"error\":\"timeout\"}");
+    CHECK(a.timed_out && a.withdrawn);
+    rdv_answer_cleanup(&a);
+    CHECK_EQ_I64(atomic_load(&wd0), 1);
+    CHECK_EQ_I64(atomic_load(&wd1), 0);
+    CHECK(rdv_is_withdrawn(r));
+    CHECK(!rdv_claim(r, 1));
+    CHECK(!rdv_attach(r, 0, q0, 99));
+    struct queue_stats st;
+    queue_stats(q0, &st);
+    CHECK_EQ_I64(st.writes, 1); /* the any write only */
+    queue_put_back(q1, out, n1);
+    rdv_unref(r);
+    queue_free(q0);
+    queue_free(q1);
+    CHECK_EQ_I64(atomic_load(&p->refs), 1);
+    payload_unref(p);
+}
+
+struct later {
+    struct rdv *r;
+    int delay_ms;
+};
+
+static void *
+report_later(void *arg)
+{
+    struct later *l = arg;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = l->delay_ms * 1000000L};
+    nanosleep(&ts, NULL);
+    rdv_report(l->r, 0, RDV_OK, 204, NULL, 0, NULL);
+    rdv_unref(l->r);
+    return NULL;
+}
+
+static void
+test_wakeup(void)
+{
+    /* The waiter wakes when another thread reports, long before its deadline. */
+    struct rdv *r = rdv_new(1, CONF_CONSISTENCY_ONE);
+    rdv_ref(r);
+    struct later l = {.r = r, .delay_ms = 50};
+    pthread_t t;
+    pthread_create(&t, NULL, report_later, &l);
+    struct rdv_answer a;
+    int64_t t0 = clock_mono_ms();
+    wait_answer(r, t0 + 5000, &a);
+    int64_t took = clock_mono_ms() - t0;
+    CHECK(took >= 40 && took < 1000);
+    CHECK_EQ_I64(a.status, 204);
+    pthread_join(t, NULL);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+}
+
+int
+main(void)
+{
+    test_one();
+    test_retry_supersedes();
+    test_all();
+    test_any_and_withdraw();
+    test_wakeup();
+    return CHECK_DONE();
+}
