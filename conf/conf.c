@@ -1,2 +1,90 @@
-/* Placeholder so the tree links while the configuration loader (issue #2) is being built. */
 #include "conf/conf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "util/xalloc.h"
+
+void
+conf_errs_add(struct conf_errs *e, int line, const char *fmt, ...)
+{
+    if (e->n == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 16;
+        e->v = xrealloc(e->v, e->cap * sizeof(*e->v));
+    }
+    struct conf_err *x = &e->v[e->n++];
+    x->line = line;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->msg, sizeof(x->msg), fmt, ap);
+    va_end(ap);
+}
+
+void
+conf_errs_sort(struct conf_errs *e)
+{
+    /* Insertion sort: stable, and configs have few problems. */
+    for (size_t i = 1; i < e->n; i++) {
+        struct conf_err x = e->v[i];
+        size_t j = i;
+        while (j > 0 && e->v[j - 1].line > x.line) {
+            e->v[j] = e->v[j - 1];
+            j--;
+        }
+        e->v[j] = x;
+    }
+}
+
+void
+conf_errs_cleanup(struct conf_errs *e)
+{
+    free(e->v);
+    e->v = NULL;
+    e->n = 0;
+    e->cap = 0;
+}
+
+static void
+conf_http_cleanup(struct conf_http *h)
+{
+    for (size_t j = 0; j < h->n_outputs; j++) {
+        free(h->outputs[j].name);
+        free(h->outputs[j].location);
+    }
+    free(h->outputs);
+    free(h->name);
+    free(h->bind_addr);
+    free(h->ssl_combined_pem);
+    free(h->default_rp);
+}
+
+static void
+conf_udp_cleanup(struct conf_udp *u)
+{
+    for (size_t j = 0; j < u->n_outputs; j++) {
+        free(u->outputs[j].name);
+        free(u->outputs[j].location);
+    }
+    free(u->outputs);
+    free(u->name);
+    free(u->bind_addr);
+}
+
+void
+conf_free(struct conf *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->n_http; i++) {
+        conf_http_cleanup(&c->http[i]);
+    }
+    for (size_t i = 0; i < c->n_udp; i++) {
+        conf_udp_cleanup(&c->udp[i]);
+    }
+    free(c->http);
+    free(c->udp);
+    free(c->path);
+    free(c);
+}

@@ -17,12 +17,12 @@ enum conf_consistency { CONF_CONSISTENCY_ONE, CONF_CONSISTENCY_ALL, CONF_CONSIST
 /* One [http.R.output.B] section. */
 struct conf_http_output {
     char *name;
-    int line;                 /* line of the section header */
-    char *location;           /* full URL of the backend's /write, http or https */
-    int64_t timeout_ms;       /* default 10s */
-    int64_t buffer_bytes;     /* buffer-size-mb in bytes; 0 = no retry buffering */
-    int64_t max_batch_bytes;  /* max-batch-kb in bytes, default 512 KiB */
-    int64_t max_delay_ms;     /* max-delay-interval, default 10s */
+    int line;                /* line of the section header */
+    char *location;          /* full URL of the backend's /write, http or https */
+    int64_t timeout_ms;      /* default 10s */
+    int64_t buffer_bytes;    /* buffer-size-mb in bytes; 0 = no retry buffering */
+    int64_t max_batch_bytes; /* max-batch-kb in bytes, default 512 KiB */
+    int64_t max_delay_ms;    /* max-delay-interval, default 10s */
     bool skip_tls_verification;
 };
 
@@ -30,13 +30,15 @@ struct conf_http_output {
 struct conf_http {
     char *name;
     int line;
-    char *bind_addr;        /* "host:port" or "[v6]:port" as written */
-    char *ssl_combined_pem; /* NULL = plain HTTP */
-    char *default_rp;       /* NULL = none */
+    char *bind_addr;          /* "host:port" or "[v6]:port" as written */
+    char *ssl_combined_pem;   /* NULL = plain HTTP */
+    char *default_rp;         /* NULL = none */
     int64_t write_timeout_ms; /* default: largest output timeout + 1s */
     enum conf_consistency write_consistency;
-    int64_t max_body_bytes; /* max-body-mb in bytes, default 32 MiB */
-    int64_t max_connections; /* default 1024 */
+    int64_t max_body_bytes;           /* max-body-mb in bytes, default 32 MiB */
+    int64_t max_connections;          /* default 1024 */
+    int bind_line;                    /* line of bind-addr, 0 if missing */
+    int pem_line;                     /* line of ssl-combined-pem, 0 if absent */
     struct conf_http_output *outputs; /* array in file order */
     size_t n_outputs;
 };
@@ -56,6 +58,7 @@ struct conf_udp {
     char *bind_addr;
     int64_t read_buffer; /* bytes, 0 = system default */
     char precision[3];   /* canonical: "n", "u", "ms", "s", "m", "h" (ns->n, us->u) */
+    int bind_line;       /* line of bind-addr, 0 if missing */
     struct conf_udp_output *outputs;
     size_t n_outputs;
 };
@@ -65,10 +68,34 @@ struct conf {
     enum log_level log_level;
     bool log_json;
     int64_t shutdown_timeout_ms; /* default 10s */
-    struct conf_http *http; /* array in file order */
+    struct conf_http *http;      /* array in file order */
     size_t n_http;
     struct conf_udp *udp;
     size_t n_udp;
 };
+
+/* One configuration problem: line 0 means the file as a whole (e.g. it cannot be read). */
+struct conf_err {
+    int line;
+    char msg[512];
+};
+
+/* Every problem found by conf_load() and conf_check(), in the order found. Caller storage:
+ * start zeroed ({0}), release with conf_errs_cleanup(). */
+struct conf_errs {
+    struct conf_err *v; /* owned array */
+    size_t n;
+    size_t cap;
+};
+
+/* Appends a problem (message truncated to fit). Main thread. */
+void conf_errs_add(struct conf_errs *e, int line, const char *fmt, ...) IR_PRINTF(3, 4);
+/* Sorts by line, keeping the order of problems on the same line. */
+void conf_errs_sort(struct conf_errs *e);
+void conf_errs_cleanup(struct conf_errs *e);
+
+/* Frees the tree and every string in it. NULL is a no-op. Main thread, after every runtime
+ * object that borrows from it is freed. */
+void conf_free(struct conf *c);
 
 #endif

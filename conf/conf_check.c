@@ -1,0 +1,184 @@
+#include "conf/conf_check.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/value.h"
+#include "util/xalloc.h"
+
+/* A PEM bundle larger than this is not a certificate chain plus a key. */
+#define PEM_MAX_BYTES (1024 * 1024)
+
+static void
+check_outputs(const struct conf *c, struct conf_errs *errs)
+{
+    for (size_t i = 0; i < c->n_http; i++) {
+        if (c->http[i].n_outputs == 0) {
+            conf_errs_add(errs, c->http[i].line,
+                          "[http.%s] has no output (add an [http.%s.output.NAME] section)",
+                          c->http[i].name, c->http[i].name);
+        }
+    }
+    for (size_t i = 0; i < c->n_udp; i++) {
+        if (c->udp[i].n_outputs == 0) {
+            conf_errs_add(errs, c->udp[i].line,
+                          "[udp.%s] has no output (add a [udp.%s.output.NAME] section)",
+                          c->udp[i].name, c->udp[i].name);
+        }
+    }
+}
+
+/* The Go relay refuses two relays of the same name, whatever their protocol. */
+static void
+check_names(const struct conf *c, struct conf_errs *errs)
+{
+    for (size_t i = 0; i < c->n_udp; i++) {
+        const struct conf_udp *u = &c->udp[i];
+        for (size_t j = 0; j < c->n_http; j++) {
+            const struct conf_http *h = &c->http[j];
+            if (strcmp(u->name, h->name) != 0) {
+                continue;
+            }
+            if (u->line > h->line) {
+                conf_errs_add(errs, u->line,
+                              "[udp.%s] relay name \"%s\" is already used by [http.%s] at line %d",
+                              u->name, u->name, h->name, h->line);
+            } else {
+                conf_errs_add(errs, h->line,
+                              "[http.%s] relay name \"%s\" is already used by [udp.%s] at line %d",
+                              h->name, h->name, u->name, u->line);
+            }
+        }
+    }
+}
+
+static bool
+is_wildcard(const char *h, size_t n)
+{
+    return n == 0 || (n == 7 && memcmp(h, "0.0.0.0", 7) == 0) ||
+           (n == 2 && memcmp(h, "::", 2) == 0);
+}
+
+/* Whether two bind addresses collide: same port, and the same host or a wildcard host. */
+static bool
+binds_collide(const char *a, const char *b)
+{
+    struct value_addr x;
+    struct value_addr y;
+    if (a == NULL || b == NULL || value_hostport(a, true, &x) != VALUE_OK ||
+        value_hostport(b, true, &y) != VALUE_OK || x.port != y.port) {
+        return false;
+    }
+    if (is_wildcard(a + x.host_off, x.host_len) || is_wildcard(b + y.host_off, y.host_len)) {
+        return true;
+    }
+    return x.host_len == y.host_len && strncasecmp(a + x.host_off, b + y.host_off, x.host_len) == 0;
+}
+
+/* One listener, for the bind-address check across both protocols. */
+struct listener {
+    const char *proto;
+    const char *name;
+    int line;
+    const char *bind;
+    int bind_line;
+};
+
+static void
+check_binds(const struct listener *l, size_t n, struct conf_errs *errs)
+{
+    for (size_t j = 1; j < n; j++) {
+        for (size_t i = 0; i < j; i++) {
+            if (strcmp(l[i].proto, l[j].proto) != 0 || !binds_collide(l[i].bind, l[j].bind)) {
+                continue;
+            }
+            conf_errs_add(errs, l[j].bind_line,
+                          "[%s.%s] bind-addr: %s conflicts with %s of [%s.%s] at line %d",
+                          l[j].proto, l[j].name, l[j].bind, l[i].bind, l[i].proto, l[i].name,
+                          l[i].bind_line);
+            break;
+        }
+    }
+}
+
+static void
+check_all_binds(const struct conf *c, struct conf_errs *errs)
+{
+    size_t n = c->n_http + c->n_udp;
+    struct listener *l = xcalloc(n ? n : 1, sizeof(*l));
+    for (size_t i = 0; i < c->n_http; i++) {
+        const struct conf_http *h = &c->http[i];
+        l[i] = (struct listener){"http", h->name, h->line, h->bind_addr, h->bind_line};
+    }
+    for (size_t i = 0; i < c->n_udp; i++) {
+        const struct conf_udp *u = &c->udp[i];
+        l[c->n_http + i] = (struct listener){"udp", u->name, u->line, u->bind_addr, u->bind_line};
+    }
+    check_binds(l, n, errs);
+    free(l);
+}
+
+/* Reads the PEM file whole; returns owned text or NULL with *e set (errno or EFBIG). */
+static char *
+pem_read(const char *path, int *e)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        *e = errno;
+        return NULL;
+    }
+    char *buf = malloc(PEM_MAX_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, PEM_MAX_BYTES + 1, f) : 0;
+    *e = buf == NULL ? ENOMEM : ferror(f) ? (errno ? errno : EIO) : n > PEM_MAX_BYTES ? EFBIG : 0;
+    fclose(f);
+    if (*e != 0) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static void
+check_pem(const struct conf_http *h, struct conf_errs *errs)
+{
+    int e = 0;
+    char *pem = pem_read(h->ssl_combined_pem, &e);
+    if (pem == NULL) {
+        char eb[128];
+        conf_errs_add(errs, h->pem_line, "[http.%s] ssl-combined-pem: cannot read \"%s\": %s",
+                      h->name, h->ssl_combined_pem, ir_strerror(e, eb, sizeof(eb)));
+        return;
+    }
+    if (strstr(pem, "-----BEGIN CERTIFICATE-----") == NULL) {
+        conf_errs_add(errs, h->pem_line,
+                      "[http.%s] ssl-combined-pem: \"%s\" holds no certificate "
+                      "(-----BEGIN CERTIFICATE-----)",
+                      h->name, h->ssl_combined_pem);
+    }
+    if (strstr(pem, "PRIVATE KEY-----") == NULL) {
+        conf_errs_add(errs, h->pem_line,
+                      "[http.%s] ssl-combined-pem: \"%s\" holds no private key "
+                      "(-----BEGIN ... PRIVATE KEY-----)",
+                      h->name, h->ssl_combined_pem);
+    }
+    free(pem);
+}
+
+int
+conf_check(const struct conf *c, struct conf_errs *errs)
+{
+    size_t before = errs->n;
+    check_outputs(c, errs);
+    check_names(c, errs);
+    check_all_binds(c, errs);
+    for (size_t i = 0; i < c->n_http; i++) {
+        if (c->http[i].ssl_combined_pem != NULL) {
+            check_pem(&c->http[i], errs);
+        }
+    }
+    return errs->n == before ? 0 : -1;
+}

@@ -1,0 +1,255 @@
+#include "conf/conf_keys.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "conf/value.h"
+#include "util/xalloc.h"
+
+#define KIB     1024LL
+#define MIB     (1024LL * 1024LL)
+#define HOUR_MS (3600LL * 1000LL)
+
+/* Ranges are documented in docs/influxdb-relay.conf.5; keep the two in step. */
+static const struct conf_key keys_relay[] = {
+        {"log-level", CONF_V_LOG_LEVEL, offsetof(struct conf, log_level), "info", 0, 0, false, 0},
+        {"log-format", CONF_V_LOG_FORMAT, offsetof(struct conf, log_json), "text", 0, 0, false, 0},
+        {"shutdown-timeout", CONF_V_DURATION, offsetof(struct conf, shutdown_timeout_ms), "10s", 0,
+         HOUR_MS, false, 0},
+};
+
+static const struct conf_key keys_http[] = {
+        {"bind-addr", CONF_V_BIND, offsetof(struct conf_http, bind_addr), NULL, 0, 0, true,
+         offsetof(struct conf_http, bind_line)},
+        {"ssl-combined-pem", CONF_V_STRING, offsetof(struct conf_http, ssl_combined_pem), NULL, 0,
+         0, false, offsetof(struct conf_http, pem_line)},
+        {"default-retention-policy", CONF_V_STRING, offsetof(struct conf_http, default_rp), NULL, 0,
+         0, false, 0},
+        /* No default here: conf_load() sets the largest output timeout + 1s. */
+        {"write-timeout", CONF_V_DURATION, offsetof(struct conf_http, write_timeout_ms), NULL, 1,
+         2 * HOUR_MS, false, 0},
+        {"write-consistency", CONF_V_CONSISTENCY, offsetof(struct conf_http, write_consistency),
+         "one", 0, 0, false, 0},
+        {"max-body-mb", CONF_V_SIZE_MB, offsetof(struct conf_http, max_body_bytes), "32", 1, 4096,
+         false, 0},
+        {"max-connections", CONF_V_INT, offsetof(struct conf_http, max_connections), "1024", 1,
+         65536, false, 0},
+};
+
+static const struct conf_key keys_http_output[] = {
+        {"location", CONF_V_URL, offsetof(struct conf_http_output, location), NULL, 0, 0, true, 0},
+        {"timeout", CONF_V_DURATION, offsetof(struct conf_http_output, timeout_ms), "10s", 1,
+         HOUR_MS, false, 0},
+        {"buffer-size-mb", CONF_V_SIZE_MB, offsetof(struct conf_http_output, buffer_bytes), "0", 0,
+         65536, false, 0},
+        {"max-batch-kb", CONF_V_SIZE_KB, offsetof(struct conf_http_output, max_batch_bytes), "512",
+         1, 65536, false, 0},
+        {"max-delay-interval", CONF_V_DURATION, offsetof(struct conf_http_output, max_delay_ms),
+         "10s", 1, HOUR_MS, false, 0},
+        {"skip-tls-verification", CONF_V_BOOL,
+         offsetof(struct conf_http_output, skip_tls_verification), "false", 0, 0, false, 0},
+};
+
+static const struct conf_key keys_udp[] = {
+        {"bind-addr", CONF_V_BIND, offsetof(struct conf_udp, bind_addr), NULL, 0, 0, true,
+         offsetof(struct conf_udp, bind_line)},
+        {"read-buffer", CONF_V_INT, offsetof(struct conf_udp, read_buffer), "0", 0, 1024 * MIB,
+         false, 0},
+        {"precision", CONF_V_PRECISION, offsetof(struct conf_udp, precision), "n", 0, 0, false, 0},
+};
+
+static const struct conf_key keys_udp_output[] = {
+        {"location", CONF_V_HOSTPORT, offsetof(struct conf_udp_output, location), NULL, 0, 0, true,
+         0},
+        {"mtu", CONF_V_INT, offsetof(struct conf_udp_output, mtu), "1024", 64, 65507, false, 0},
+};
+
+struct table {
+    const struct conf_key *keys;
+    size_t n;
+};
+
+static const struct table tables[CONF_SEC_COUNT] = {
+        [CONF_SEC_RELAY] = {keys_relay, IR_ARRAY_LEN(keys_relay)},
+        [CONF_SEC_HTTP] = {keys_http, IR_ARRAY_LEN(keys_http)},
+        [CONF_SEC_HTTP_OUTPUT] = {keys_http_output, IR_ARRAY_LEN(keys_http_output)},
+        [CONF_SEC_UDP] = {keys_udp, IR_ARRAY_LEN(keys_udp)},
+        [CONF_SEC_UDP_OUTPUT] = {keys_udp_output, IR_ARRAY_LEN(keys_udp_output)},
+};
+
+static const char *const log_levels[] = {"error", "warn", "info", "debug"};
+static const char *const log_formats[] = {"text", "json"};
+static const char *const consistencies[] = {"one", "all", "any"};
+static const char *const precisions[] = {"n", "ns", "u", "us", "ms", "s", "m", "h"};
+static const char *const precisions_canon[] = {"n", "n", "u", "u", "ms", "s", "m", "h"};
+
+const struct conf_key *
+conf_keys_table(enum conf_section_kind kind, size_t *n)
+{
+    *n = tables[kind].n;
+    return tables[kind].keys;
+}
+
+const struct conf_key *
+conf_keys_find(enum conf_section_kind kind, const char *name)
+{
+    for (size_t i = 0; i < tables[kind].n; i++) {
+        if (strcmp(tables[kind].keys[i].name, name) == 0) {
+            return &tables[kind].keys[i];
+        }
+    }
+    return NULL;
+}
+
+void
+conf_keys_defaults(enum conf_section_kind kind, void *base)
+{
+    char why[256];
+    for (size_t i = 0; i < tables[kind].n; i++) {
+        const struct conf_key *k = &tables[kind].keys[i];
+        if (k->def != NULL && conf_key_set(k, base, k->def, why, sizeof(why)) != 0) {
+            abort(); /* a table default that does not parse is a programmer error */
+        }
+    }
+}
+
+static const char *
+range_text(const struct conf_key *k, char *buf, size_t len)
+{
+    if (k->type == CONF_V_DURATION) {
+        char lo[32];
+        char hi[32];
+        snprintf(buf, len, "%s to %s", value_format_ms(k->min, lo, sizeof(lo)),
+                 value_format_ms(k->max, hi, sizeof(hi)));
+    } else {
+        snprintf(buf, len, "%lld to %lld", (long long)k->min, (long long)k->max);
+    }
+    return buf;
+}
+
+static int
+set_number(const struct conf_key *k, int64_t *dst, const char *v, char *why, size_t why_len)
+{
+    char range[80];
+    int64_t x = 0;
+    enum value_status st = k->type == CONF_V_DURATION ? value_duration_ms(v, k->min, k->max, &x)
+                                                      : value_int(v, k->min, k->max, &x);
+    if (st == VALUE_OK) {
+        *dst = k->type == CONF_V_SIZE_KB ? x * KIB : k->type == CONF_V_SIZE_MB ? x * MIB : x;
+        return 0;
+    }
+    const char *what = k->type == CONF_V_DURATION ? "duration" : "integer";
+    if (st == VALUE_INVALID) {
+        snprintf(why, why_len, "invalid %s \"%s\"", what, v);
+    } else if (st == VALUE_NEGATIVE) {
+        snprintf(why, why_len, "negative duration \"%s\"", v);
+    } else {
+        snprintf(why, why_len, "%s \"%s\" out of range (%s)", what, v,
+                 range_text(k, range, sizeof(range)));
+    }
+    return -1;
+}
+
+struct enum_info {
+    enum conf_vtype type;
+    const char *const *names;
+    size_t n;
+    const char *list; /* for messages */
+};
+
+static const struct enum_info enums[] = {
+        {CONF_V_LOG_LEVEL, log_levels, IR_ARRAY_LEN(log_levels), "debug, info, warn or error"},
+        {CONF_V_LOG_FORMAT, log_formats, IR_ARRAY_LEN(log_formats), "text or json"},
+        {CONF_V_CONSISTENCY, consistencies, IR_ARRAY_LEN(consistencies), "one, all or any"},
+        {CONF_V_PRECISION, precisions, IR_ARRAY_LEN(precisions), "n, ns, u, us, ms, s, m or h"},
+};
+
+static int
+set_enum(const struct conf_key *k, void *dst, const char *v, char *why, size_t why_len)
+{
+    const struct enum_info *e = &enums[0];
+    while (e->type != k->type) {
+        e++;
+    }
+    const char *const *names = e->names;
+    size_t n = e->n;
+    const char *list = e->list;
+    int i = 0;
+    if (value_enum(v, names, n, &i) != VALUE_OK) {
+        snprintf(why, why_len, "invalid value \"%s\" (want %s)", v, list);
+        return -1;
+    }
+    if (k->type == CONF_V_LOG_FORMAT) {
+        *(bool *)dst = i == 1;
+    } else if (k->type == CONF_V_PRECISION) {
+        snprintf((char *)dst, 3, "%s", precisions_canon[i]);
+    } else {
+        *(int *)dst = i;
+    }
+    return 0;
+}
+
+/* Checks a string-valued key; 0 if v is acceptable for its type. */
+static int
+check_string(const struct conf_key *k, const char *v, char *why, size_t why_len)
+{
+    struct value_addr a;
+    struct value_url u;
+    enum value_status st = VALUE_OK;
+    const char *want = "";
+    if (v[0] == '\0') {
+        snprintf(why, why_len, "empty value");
+        return -1;
+    }
+    if (k->type == CONF_V_URL) {
+        st = value_url(v, &u);
+        want = "want http://HOST[:PORT]/PATH or https://...";
+    } else if (k->type == CONF_V_BIND || k->type == CONF_V_HOSTPORT) {
+        st = value_hostport(v, k->type == CONF_V_BIND, &a);
+        want = "want HOST:PORT or [IPV6]:PORT";
+    }
+    if (st == VALUE_RANGE) {
+        snprintf(why, why_len, "port out of range (1 to 65535) in \"%s\"", v);
+    } else if (st != VALUE_OK) {
+        snprintf(why, why_len, "invalid %s \"%s\" (%s)", k->type == CONF_V_URL ? "URL" : "address",
+                 v, want);
+    }
+    return st == VALUE_OK ? 0 : -1;
+}
+
+int
+conf_key_set(const struct conf_key *k, void *base, const char *value, char *why, size_t why_len)
+{
+    void *dst = (char *)base + k->offset;
+    switch (k->type) {
+    case CONF_V_DURATION:
+    case CONF_V_INT:
+    case CONF_V_SIZE_KB:
+    case CONF_V_SIZE_MB:
+        return set_number(k, dst, value, why, why_len);
+    case CONF_V_BOOL:
+        if (value_bool(value, dst) != VALUE_OK) {
+            snprintf(why, why_len, "invalid boolean \"%s\" (want true or false)", value);
+            return -1;
+        }
+        return 0;
+    case CONF_V_LOG_LEVEL:
+    case CONF_V_LOG_FORMAT:
+    case CONF_V_CONSISTENCY:
+    case CONF_V_PRECISION:
+        return set_enum(k, dst, value, why, why_len);
+    case CONF_V_STRING:
+    case CONF_V_URL:
+    case CONF_V_BIND:
+    case CONF_V_HOSTPORT:
+        if (check_string(k, value, why, why_len) != 0) {
+            return -1;
+        }
+        free(*(char **)dst);
+        *(char **)dst = xstrdup(value);
+        return 0;
+    }
+    return -1;
+}
