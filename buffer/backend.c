@@ -296,6 +296,29 @@ mark_reachable(struct backend *b)
     }
 }
 
+/* Buffered, on the way down: every write still waiting hears RDV_FAILED now, so that its client
+ * is answered by the other backends (or gets 503) without waiting for the next retry. Writes
+ * arriving later are told at submit (backend_submit()). */
+static void
+fail_waiters(struct backend *b)
+{
+    struct queue_stats st;
+    queue_stats(b->q, &st);
+    size_t max = (size_t)st.writes;
+    if (max == 0) {
+        return;
+    }
+    struct rdv **rs = xcalloc(max, sizeof(*rs));
+    unsigned *idxs = xcalloc(max, sizeof(*idxs));
+    size_t n = queue_waiters(b->q, rs, idxs, max);
+    for (size_t i = 0; i < n; i++) {
+        rdv_report(rs[i], idxs[i], RDV_FAILED, 0, NULL, 0, NULL);
+        rdv_unref(rs[i]);
+    }
+    free(rs);
+    free(idxs);
+}
+
 /* A send or probe failed with reason: schedules the next try and logs once per state change,
  * then a summary at most every SUMMARY_EVERY_MS. transport: no HTTP answer. */
 static void
@@ -314,6 +337,9 @@ mark_failed(struct backend *b, const char *reason, bool transport)
                    b->relay, b->o->name, reason);
         }
         set_state(b, BACKEND_DOWN);
+        if (b->buffered) {
+            fail_waiters(b);
+        }
         return;
     }
     if (now - s->last_summary_ms >= SUMMARY_EVERY_MS) {

@@ -41,13 +41,13 @@ struct backend_stats {
 
 /* A point-in-time view for /metrics and /health. */
 struct backend_snapshot {
-    const char *relay;   /* borrowed */
-    const char *name;    /* borrowed */
+    const char *relay; /* borrowed */
+    const char *name;  /* borrowed */
     enum backend_state state;
-    uint64_t queue_bytes;   /* held bytes, in-flight batch and per-write overhead included */
-    uint64_t queue_writes;  /* held client writes, in-flight batch included */
+    uint64_t queue_bytes;    /* held bytes, in-flight batch and per-write overhead included */
+    uint64_t queue_writes;   /* held client writes, in-flight batch included */
     uint64_t capacity_bytes; /* the bound on queue_bytes */
-    double oldest_age_s;    /* age of the oldest held write, 0 when empty */
+    double oldest_age_s;     /* age of the oldest held write, 0 when empty */
     const struct backend_stats *stats; /* live counters, borrowed */
 };
 

@@ -194,6 +194,22 @@ queue_withdraw(struct queue *q, uint64_t seq)
     return true;
 }
 
+size_t
+queue_waiters(struct queue *q, struct rdv **rs, unsigned *idxs, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&q->mu);
+    for (struct queue_entry *e = q->head; e != NULL && n < max; e = e->next) {
+        if (!e->inflight && e->r != NULL) {
+            rdv_ref(e->r); /* an atomic increment: no allocation, no other lock */
+            rs[n] = e->r;
+            idxs[n++] = e->idx;
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
 struct queue_entry *
 queue_pop_all(struct queue *q)
 {

@@ -65,6 +65,10 @@ void queue_entry_free(struct queue_entry *e);
  * in flight or gone. Returns true when it removed it (and counted it in withdrawn). */
 bool queue_withdraw(struct queue *q, uint64_t seq);
 
+/* Any thread. Copies to rs[]/idxs[] (at most max) the rendezvous of the queued writes that are not
+ * in flight, taking a reference on each (the caller unrefs). Returns how many. */
+size_t queue_waiters(struct queue *q, struct rdv **rs, unsigned *idxs, size_t max);
+
 /* Shutdown, once the sender has stopped: unlinks every entry and returns them as a list linked
  * by next (caller frees each with queue_entry_free()). */
 struct queue_entry *queue_pop_all(struct queue *q);
