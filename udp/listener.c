@@ -96,8 +96,9 @@ listener_bind(struct udp_listener *l, struct ir_err *err)
     char why[200];
     char buf[128];
     struct udp_addr a;
+    int line = l->c->bind_line > 0 ? l->c->bind_line : l->c->line;
     if (udp_addr_resolve(l->c->bind_addr, true, &a, why, sizeof(why)) != 0) {
-        ir_err_set(err, l->c->line, "[udp.%s] bind-addr: cannot resolve \"%s\": %s", l->c->name,
+        ir_err_set(err, line, "[udp.%s] bind-addr: cannot resolve \"%s\": %s", l->c->name,
                    l->c->bind_addr, why);
         return -1;
     }
@@ -107,7 +108,7 @@ listener_bind(struct udp_listener *l, struct ir_err *err)
         (want > 0 && setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want)) != 0) ||
         bind(l->fd, (const struct sockaddr *)&a.ss, a.len) != 0) {
         int e = errno;
-        ir_err_set(err, l->c->line, "[udp.%s] bind-addr: cannot listen on \"%s\": %s", l->c->name,
+        ir_err_set(err, line, "[udp.%s] bind-addr: cannot listen on \"%s\": %s", l->c->name,
                    l->c->bind_addr, ir_strerror(e, buf, sizeof(buf)));
         return -1;
     }
