@@ -21,34 +21,65 @@ const char *lp_prec_name(enum lp_prec p);
 /* now_ns (ns since the epoch) expressed in precision p, truncated as influxd does. */
 int64_t lp_prec_from_ns(int64_t now_ns, enum lp_prec p);
 
-/* Result of lp_process(). data/len is what to forward to every backend: the valid lines,
- * newline-terminated, points without a timestamp stamped with now in the write's precision.
- * When the input needed no change (every line valid and already stamped, no blank or comment
- * line to drop) data == the input pointer and buf == NULL: no copy. Otherwise data == buf, an
- * owned allocation (free with lp_result_cleanup()). */
+/* Result of lp_process(). data/len is what to forward to every backend: the valid lines in
+ * input order, each newline-terminated, byte for byte as received, points without a timestamp
+ * followed by " <now>" (now in the write's precision, the same for every point of the call).
+ * Blank lines, '#' comments and invalid lines are left out.
+ * Zero-copy: when that output is a prefix of the input (every line valid, stamped and
+ * newline-terminated, nothing to leave out except at the end) data == the input pointer and
+ * buf == NULL. Otherwise data == buf, one owned allocation (free with lp_result_cleanup()).
+ *
+ * Lines: as influxd cuts them, a '\n' inside a quoted string field value (or after a backslash)
+ * does not end a line, so count points with r->points, never by counting '\n'.
+ *
+ * Errors, and how the HTTP layer reproduces influxd 1.6.7's answers from them:
+ *   errors = "unable to parse '<line>': <reason>" for each invalid line, joined with "\n",
+ *   exactly influxd's text: <line> is the raw line without its leading ' ', '\t', NUL and its
+ *   '\n' (a '\r' stays), <reason> influxd's wording ("invalid number", "bad timestamp", ...).
+ *   - points == 0, dropped == 0 (empty body, blank lines, comments): nothing to forward; 204.
+ *   - points == 0, dropped > 0: 400 {"error":"<errors>"}, nothing forwarded.
+ *   - points > 0, dropped > 0: forward data; when the backends' verdict is 2xx answer
+ *     400 {"error":"partial write: <errors> dropped=<N>"} (INTERFACE.md: N = r->dropped;
+ *     influxd 1.6.7 itself always prints dropped=0).
+ *   The string goes through Go's encoding/json rules: '"' and '\\' backslash-escaped; '\n',
+ *   '\r', '\t' as \n \r \t; other bytes < 0x20 as \u00XX; '<' '>' '&' as \u003c \u003e \u0026;
+ *   U+2028/U+2029 as \u2028 \u2029; each invalid UTF-8 byte as \ufffd.
+ * One relay-only reason, "ambiguous line end": a line influxd would accept but whose end the
+ * relay cannot mark safely (it ends with a lone backslash and has no timestamp, so an appended
+ * timestamp or '\n' would be read as escaped; or the body ends inside a quoted string; or the
+ * line carries text after an in-quote '\n' that influxd silently ignores). Forwarding such a
+ * line would glue the next line of a merged batch to it or give backends different times. */
 struct lp_result {
     const char *data;
     size_t len;
-    char *buf;        /* owned, or NULL */
-    size_t points;    /* valid lines */
-    size_t dropped;   /* invalid lines (not counting blank lines and comments) */
-    char *errors;     /* owned, or NULL: "unable to parse '<line>': <reason>" for each invalid
-                       * line, joined with '\n', exactly as influxd words them */
-    size_t errors_len;
+    char *buf;         /* owned, or NULL */
+    size_t points;     /* valid lines (= lines in data) */
+    size_t stamped;    /* of which were given the receive time */
+    size_t dropped;    /* invalid lines (blank lines and comments are not counted) */
+    char *errors;      /* owned, or NULL when dropped == 0: see above */
+    size_t errors_len; /* bytes in errors (not counting its terminating NUL) */
 };
 
 /* Validates and stamps in[0..len). now_ns is the receive time (ns since the epoch), converted
- * once to prec for every unstamped point. Fills *r (which the caller must cleanup on every path).
- * Returns 0, or -1 only when memory for the output could not be allocated (r->... then empty).
- * A body with no valid line returns 0 with r->points == 0. */
+ * once to prec for every unstamped point. Fills *r (the caller calls lp_result_cleanup() on
+ * every path). in is borrowed and must outlive r when r->buf == NULL. Returns 0, or -1 only
+ * when memory could not be allocated (r is then empty). A body with no valid line returns 0
+ * with r->points == 0. Allocates a few times per call at most, never per line. Any thread. */
 int lp_process(const char *in, size_t len, enum lp_prec prec, int64_t now_ns,
                struct lp_result *r) IR_WARN_UNUSED;
+/* Frees what r owns and empties it. */
 void lp_result_cleanup(struct lp_result *r);
 
 /* Splitting for UDP: returns the length of the next chunk of buf[0..len) that ends at a line
- * boundary and is at most max bytes (a chunk holds whole lines, including their '\n').
+ * boundary and is at most max bytes (a chunk holds whole lines, including their '\n'; lines are
+ * cut as influxd cuts them, so a '\n' inside a quoted string never splits a point). When the
+ * whole buffer fits it is one chunk.
  * Returns 0 when the first line alone is longer than max; *line_len then gives that line's length
  * (with its '\n') so the caller can report and skip it. */
 size_t lp_split(const char *buf, size_t len, size_t max, size_t *line_len);
+
+/* The number of lines in buf[0..len) as influxd cuts them (see lp_split); a last line without
+ * '\n' counts. For lp_process() output this is the number of points. Any thread. */
+size_t lp_count_lines(const char *buf, size_t len);
 
 #endif

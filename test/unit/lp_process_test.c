@@ -1,0 +1,270 @@
+/* Unit tests of lp_process(), lp_split(), lp_count_lines() and the precision helpers: output
+ * bytes, zero-copy, stamping, influxd's error text, line cutting. The influxd verdicts of the
+ * whole corpus are checked by lp_corpus_test.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "lp/lp.h"
+
+#define NOW_NS 1700000000123456789LL
+
+/* Runs lp_process on a literal; returns the result (caller cleans up). */
+static struct lp_result
+run(const char *in, enum lp_prec prec)
+{
+    struct lp_result r;
+    int rc = lp_process(in, strlen(in), prec, NOW_NS, &r);
+    CHECK(rc == 0);
+    return r;
+}
+
+/* The output as a NUL-terminated string (static buffer). */
+static const char *
+out(const struct lp_result *r)
+{
+    static char buf[4096];
+    size_t n = r->len < sizeof(buf) - 1 ? r->len : sizeof(buf) - 1;
+    memcpy(buf, r->data, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The reason of a single invalid line. */
+static void
+check_reason(const char *line, const char *want_errors)
+{
+    struct lp_result r = run(line, LP_PREC_NS);
+    CHECK_EQ_I64(r.points, 0);
+    CHECK_EQ_I64(r.dropped, 1);
+    CHECK_STREQ(r.errors, want_errors);
+    lp_result_cleanup(&r);
+}
+
+static void
+test_prec(void)
+{
+    enum lp_prec p = LP_PREC_H;
+    CHECK(lp_prec_parse("", 0, &p) == 0 && p == LP_PREC_NS);
+    CHECK(lp_prec_parse("ns", 2, &p) == 0 && p == LP_PREC_NS);
+    CHECK(lp_prec_parse("us", 2, &p) == 0 && p == LP_PREC_US);
+    CHECK(lp_prec_parse("u", 1, &p) == 0 && p == LP_PREC_US);
+    CHECK(lp_prec_parse("ms", 2, &p) == 0 && p == LP_PREC_MS);
+    CHECK(lp_prec_parse("s", 1, &p) == 0 && p == LP_PREC_S);
+    CHECK(lp_prec_parse("m", 1, &p) == 0 && p == LP_PREC_M);
+    CHECK(lp_prec_parse("h", 1, &p) == 0 && p == LP_PREC_H);
+    CHECK(lp_prec_parse("x", 1, &p) != 0);
+    CHECK(lp_prec_parse("mss", 3, &p) != 0);
+    CHECK(lp_prec_parse("S", 1, &p) != 0);
+    CHECK_STREQ(lp_prec_name(LP_PREC_NS), "n");
+    CHECK_STREQ(lp_prec_name(LP_PREC_US), "u");
+    CHECK_STREQ(lp_prec_name(LP_PREC_H), "h");
+    CHECK_EQ_I64(lp_prec_from_ns(NOW_NS, LP_PREC_NS), NOW_NS);
+    CHECK_EQ_I64(lp_prec_from_ns(NOW_NS, LP_PREC_US), 1700000000123456LL);
+    CHECK_EQ_I64(lp_prec_from_ns(NOW_NS, LP_PREC_MS), 1700000000123LL);
+    CHECK_EQ_I64(lp_prec_from_ns(NOW_NS, LP_PREC_S), 1700000000LL);
+    CHECK_EQ_I64(lp_prec_from_ns(NOW_NS, LP_PREC_M), 28333333LL);
+    CHECK_EQ_I64(lp_prec_from_ns(NOW_NS, LP_PREC_H), 472222LL);
+    CHECK_EQ_I64(lp_prec_from_ns(-1, LP_PREC_S), -1);
+}
+
+static void
+test_zero_copy(void)
+{
+    const char *in = "cpu,host=a v=1 1\nmem free=2i 2\n";
+    struct lp_result r = run(in, LP_PREC_NS);
+    CHECK(r.data == in);
+    CHECK(r.buf == NULL);
+    CHECK_EQ_I64(r.len, strlen(in));
+    CHECK_EQ_I64(r.points, 2);
+    CHECK_EQ_I64(r.stamped, 0);
+    CHECK(r.errors == NULL);
+    lp_result_cleanup(&r);
+
+    /* Left-out lines at the end keep the output a prefix of the input. */
+    in = "cpu v=1 1\n\n# done\nbad\n";
+    r = run(in, LP_PREC_NS);
+    CHECK(r.data == in && r.buf == NULL);
+    CHECK_EQ_I64(r.len, 10);
+    CHECK_EQ_I64(r.points, 1);
+    CHECK_EQ_I64(r.dropped, 1);
+    CHECK_STREQ(r.errors, "unable to parse 'bad': missing fields");
+    lp_result_cleanup(&r);
+
+    /* Leading whitespace is kept, byte for byte. */
+    in = "  \tcpu v=1 1\n";
+    r = run(in, LP_PREC_NS);
+    CHECK(r.data == in && r.len == strlen(in));
+    lp_result_cleanup(&r);
+}
+
+static void
+test_copies(void)
+{
+    /* No final newline: one is added. */
+    struct lp_result r = run("cpu v=1 1", LP_PREC_NS);
+    CHECK(r.buf != NULL && r.data == r.buf);
+    CHECK_STREQ(out(&r), "cpu v=1 1\n");
+    lp_result_cleanup(&r);
+
+    /* Stamps in the request's precision, the same for every point. */
+    r = run("a v=1\nb v=2 5\n\n#c\nc v=3\r\nd v=4\n", LP_PREC_S);
+    CHECK_STREQ(out(&r), "a v=1 1700000000\nb v=2 5\nd v=4 1700000000\n");
+    CHECK_EQ_I64(r.points, 3);
+    CHECK_EQ_I64(r.stamped, 2);
+    CHECK_EQ_I64(r.dropped, 1);
+    CHECK_STREQ(r.errors, "unable to parse 'c v=3\r': invalid number");
+    lp_result_cleanup(&r);
+
+    /* Trailing spaces stay; the stamp goes after them. */
+    r = run("a v=1  \n", LP_PREC_NS);
+    CHECK_STREQ(out(&r), "a v=1   1700000000123456789\n");
+    lp_result_cleanup(&r);
+
+    /* A '\n' inside a quoted string does not end the line. */
+    r = run("a s=\"x\ny\"\nb v=1 2\n", LP_PREC_MS);
+    CHECK_STREQ(out(&r), "a s=\"x\ny\" 1700000000123\nb v=1 2\n");
+    CHECK_EQ_I64(r.points, 2);
+    lp_result_cleanup(&r);
+}
+
+static void
+test_only_invalid(void)
+{
+    struct lp_result r = run("a\nb v=\nc,t v=1\n", LP_PREC_NS);
+    CHECK_EQ_I64(r.points, 0);
+    CHECK_EQ_I64(r.len, 0);
+    CHECK_EQ_I64(r.dropped, 3);
+    CHECK_STREQ(r.errors, "unable to parse 'a': missing fields\n"
+                          "unable to parse 'b v=': missing field value\n"
+                          "unable to parse 'c,t v=1': missing tag value");
+    lp_result_cleanup(&r);
+
+    r = run("", LP_PREC_NS);
+    CHECK(r.points == 0 && r.dropped == 0 && r.len == 0 && r.errors == NULL);
+    lp_result_cleanup(&r);
+    r = run("\n  \n# x\n", LP_PREC_NS);
+    CHECK(r.points == 0 && r.dropped == 0 && r.len == 0 && r.errors == NULL);
+    lp_result_cleanup(&r);
+}
+
+static void
+test_reasons(void)
+{
+    check_reason(",a v=1", "unable to parse ',a v=1': missing measurement");
+    check_reason("a,=b v=1", "unable to parse 'a,=b v=1': missing tag key");
+    check_reason("a,b=c=d v=1", "unable to parse 'a,b=c=d v=1': invalid tag format");
+    check_reason("a,b=1,b=2 v=1", "unable to parse 'a,b=1,b=2 v=1': duplicate tags");
+    check_reason("a,z=1,b=2,z=3 v=1", "unable to parse 'a,z=1,b=2,z=3 v=1': duplicate tags");
+    check_reason("a v=1,=2", "unable to parse 'a v=1,=2': missing field key");
+    check_reason("a v=t1", "unable to parse 'a v=t1': invalid boolean");
+    check_reason("a v=1e", "unable to parse 'a v=1e': invalid float");
+    check_reason("a v=1e999", "unable to parse 'a v=1e999': invalid float");
+    check_reason("a v=9223372036854775808i",
+                 "unable to parse 'a v=9223372036854775808i': unable to parse integer "
+                 "9223372036854775808: strconv.ParseInt: parsing \"9223372036854775808\": value "
+                 "out of range");
+    check_reason("a v=\"x", "unable to parse 'a v=\"x': unbalanced quotes");
+    check_reason("a v=1,b", "unable to parse 'a v=1,b': invalid field format");
+    check_reason("a v=1 1x", "unable to parse 'a v=1 1x': bad timestamp");
+    check_reason("a v=1 -", "unable to parse 'a v=1 -': strconv.ParseInt: parsing \"-\": "
+                            "invalid syntax");
+    check_reason("a v=1 99999999999999999999",
+                 "unable to parse 'a v=1 99999999999999999999': strconv.ParseInt: parsing "
+                 "\"99999999999999999999\": value out of range");
+    check_reason("a v=1 9223372036854775807",
+                 "unable to parse 'a v=1 9223372036854775807': time outside range "
+                 "-9223372036854775806 - 9223372036854775806");
+    check_reason("a v=1 1 2", "unable to parse 'a v=1 1 2': point is invalid");
+    check_reason("a v=1u", "unable to parse 'a v=1u': invalid number");
+    check_reason("a v=NaN", "unable to parse 'a v=NaN': invalid number");
+    check_reason("a v=\"x\"\\", "unable to parse 'a v=\"x\"\\': ambiguous line end");
+}
+
+static void
+test_quirks_valid(void)
+{
+    /* influxd accepts these (checked with influxd 1.6.7). */
+    static const char *const ok[] = {
+            "a,b==c v=1 1",    "a v=1,v=2 1",
+            "a \t=1 1",        "a v=\"x\"y 1",
+            "a v=1. 1",        "a v=-.5 1",
+            "a v=1E+5 1",      "a v=T 1",
+            "a v=False 1",     "a v=-9223372036854775808i 1",
+            "a v=1 -0",        "a\\ b v=1 1",
+            "a v=\"x\"\\\\ 1",
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        struct lp_result r = run(ok[i], LP_PREC_NS);
+        if (r.points != 1) {
+            fprintf(stderr, "expected valid: %s (%s)\n", ok[i], r.errors ? r.errors : "");
+        }
+        CHECK_EQ_I64(r.points, 1);
+        lp_result_cleanup(&r);
+    }
+}
+
+static void
+test_max_key(void)
+{
+    size_t n = 65531;
+    char *line = malloc(n + 16);
+    memset(line, 'k', n);
+    memcpy(line + n, " v=1", 5);
+    struct lp_result r;
+    CHECK(lp_process(line, n + 4, LP_PREC_NS, NOW_NS, &r) == 0);
+    CHECK_EQ_I64(r.points, 0);
+    CHECK(r.errors != NULL && strstr(r.errors, "': max key length exceeded: 65536 > 65535"));
+    lp_result_cleanup(&r);
+    CHECK(lp_process(line + 1, n + 3, LP_PREC_NS, NOW_NS, &r) == 0);
+    CHECK_EQ_I64(r.points, 1);
+    lp_result_cleanup(&r);
+    free(line);
+}
+
+static void
+test_time_range(void)
+{
+    struct lp_result r = run("a v=1 2562047\nb v=1 2562048\nc v=1 -2562047\n", LP_PREC_H);
+    CHECK_EQ_I64(r.points, 2);
+    CHECK_EQ_I64(r.dropped, 1);
+    lp_result_cleanup(&r);
+    r = run("a v=1 9223372036854775806\nb v=1 -9223372036854775806\nc v=1 "
+            "-9223372036854775807\n",
+            LP_PREC_NS);
+    CHECK_EQ_I64(r.points, 2);
+    lp_result_cleanup(&r);
+}
+
+static void
+test_split(void)
+{
+    const char *b = "aaaa v=1\nbb v=2\ncc s=\"x\ny\"\n";
+    size_t len = strlen(b), ll = 99;
+    CHECK_EQ_I64(lp_split(b, len, len, &ll), len);
+    CHECK_EQ_I64(ll, 0);
+    CHECK_EQ_I64(lp_split(b, len, 15, &ll), 9);
+    CHECK_EQ_I64(lp_split(b, len, 16, &ll), 16);
+    CHECK_EQ_I64(lp_split(b + 16, len - 16, 10, &ll), 0);
+    CHECK_EQ_I64(ll, 11);
+    CHECK_EQ_I64(lp_split(b, len, 4, &ll), 0);
+    CHECK_EQ_I64(ll, 9);
+    CHECK_EQ_I64(lp_count_lines(b, len), 3);
+    CHECK_EQ_I64(lp_count_lines("a v=1", 5), 1);
+    CHECK_EQ_I64(lp_count_lines("", 0), 0);
+}
+
+int
+main(void)
+{
+    test_prec();
+    test_zero_copy();
+    test_copies();
+    test_only_invalid();
+    test_reasons();
+    test_quirks_valid();
+    test_max_key();
+    test_time_range();
+    test_split();
+    return CHECK_DONE();
+}
