@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import RelayTestCase, free_port, http_request
+from harness import RelayTestCase, free_port, http_request, wait_until
 
 
 def answer(status, body=b"", headers=None, delay=0):
@@ -213,6 +213,8 @@ class WriteTest(RelayTestCase):
             t.join(60)
         self.assertEqual(errors, [])
         for m in self.ms:
+            # The answer comes with the first 204; the other copy may still be on its way.
+            wait_until(lambda: len(m.body().splitlines()) >= 400, what="every write forwarded")
             lines = sorted(m.body().splitlines())
             want = sorted(b"m,c=%d v=%d %d" % (c, i, i) for c in range(20) for i in range(20))
             self.assertEqual(lines, want)
