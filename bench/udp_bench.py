@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""UDP relay benchmark (bench/README.md, section UDP).
+
+Starts the real relay with one [udp] listener (read-buffer 8 MiB, precision n) and two outputs,
+both sinks of bench/udp_load_bench (the C load generator: sendmmsg sender at a fixed rate,
+recvmmsg sinks). Datagrams carry 10 lines of ~85 bytes (explicit timestamps unless
+--unstamped), so each fits the default mtu (1024) and leaves as one datagram per output.
+"Zero loss" means both sinks received every line sent, in each of --runs runs of --secs seconds.
+
+Finds the highest zero-loss rate: steps the rate up by x1.25 from --start until a run loses,
+then bisects to within 3 %. Reports datagrams/s and points/s at that rate, and the relay's CPU
+per million datagrams (utime+stime from /proc/PID/stat).
+
+Usage: bench/udp_bench.py --relay build-rel/influxdb-relay --load build-rel/bench/udp_load_bench
+       [--secs 3] [--runs 3] [--start 20000] [--max 400000] [--unstamped] [--rates 50000,100000]
+"""
+
+import argparse
+import os
+import socket
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "test", "it"))
+import harness  # noqa: E402
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def parse(out):
+    """udp_load_bench output -> (sent datagrams, lines per datagram, [lost lines per sink],
+    sent_rate, rcvbuf_errors)."""
+    sent, lines, rate, rcvbuf, lost = 0, 0, 0.0, 0, []
+    for line in out.splitlines():
+        kv = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
+        if "sent" in kv:
+            sent, lines = int(kv["sent"]), int(kv["lines"])
+            rate, rcvbuf = float(kv["sent_rate"]), int(kv["rcvbuf_errors"])
+        elif "sink" in kv:
+            lost.append(int(kv["lost_lines"]))
+    return sent, lines, lost, rate, rcvbuf
+
+
+class Bench:
+    def __init__(self, args, tmp):
+        self.args = args
+        self.port = harness.free_port(socket.SOCK_DGRAM)
+        self.sinks = [harness.free_port(socket.SOCK_DGRAM) for _ in range(2)]
+        conf = ["[relay]", "log-level = warn", "", "[udp.bench]",
+                "bind-addr = 127.0.0.1:%d" % self.port, "read-buffer = %d" % (8 << 20),
+                "precision = n", ""]
+        for i, p in enumerate(self.sinks):
+            conf += ["[udp.bench.output.sink%d]" % (i + 1), "location = 127.0.0.1:%d" % p,
+                     "mtu = 1024", ""]
+        self.relay = harness.Relay(tmp, "\n".join(conf) + "\n", name="udp_bench.ini").start()
+        time.sleep(0.5)
+        self.relay._alive()
+
+    def run(self, rate):
+        """One run at rate; returns (zero_loss, sent_rate, relay cpu s per 1M datagrams, text)."""
+        a = self.args
+        cmd = [a.load, "--target", str(self.port), "--rate", str(rate), "--seconds", str(a.secs)]
+        for p in self.sinks:
+            cmd += ["--sink", str(p)]
+        if a.unstamped:
+            cmd.append("--unstamped")
+        t0 = cpu_ticks(self.relay.proc.pid)
+        out = harness.subprocess.run(cmd, capture_output=True, text=True, timeout=a.secs + 60,
+                                     check=True).stdout
+        cpu = (cpu_ticks(self.relay.proc.pid) - t0) / HZ
+        sent, _, lost, sent_rate, rcvbuf = parse(out)
+        ok = sent > 0 and all(x == 0 for x in lost)
+        per_m = cpu / sent * 1e6 if sent else 0
+        text = "rate=%d sent_rate=%.0f lost_lines=%s rcvbuf_errors=%d relay_cpu_s_per_1M=%.2f" % (
+            rate, sent_rate, lost, rcvbuf, per_m)
+        print("  " + text, flush=True)
+        return ok and sent_rate >= 0.97 * rate, sent_rate, per_m
+
+    def zero_loss(self, rate):
+        """True when every one of --runs runs at rate loses nothing."""
+        cpus = []
+        for _ in range(self.args.runs):
+            ok, _, per_m = self.run(rate)
+            if not ok:
+                return False, None
+            cpus.append(per_m)
+        return True, sorted(cpus)[len(cpus) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--relay", default=harness.RELAY_BIN)
+    ap.add_argument("--load", default=os.path.join(harness.BUILD, "bench", "udp_load_bench"))
+    ap.add_argument("--secs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--start", type=int, default=20000)
+    ap.add_argument("--max", type=int, default=400000)
+    ap.add_argument("--rates", default="", help="only run these rates (comma-separated)")
+    ap.add_argument("--unstamped", action="store_true", help="lines without timestamps")
+    args = ap.parse_args()
+    harness.RELAY_BIN = args.relay
+    with tempfile.TemporaryDirectory(prefix="udp-bench-") as tmp:
+        b = Bench(args, tmp)
+        try:
+            if args.rates:
+                for r in (int(x) for x in args.rates.split(",")):
+                    ok, cpu = b.zero_loss(r)
+                    print("rate %d: %s" % (r, "zero loss" if ok else "LOSS"))
+                return
+            best, best_cpu, fail, rate = 0, None, None, args.start
+            while rate <= args.max:
+                ok, cpu = b.zero_loss(rate)
+                if not ok:
+                    fail = rate
+                    break
+                best, best_cpu = rate, cpu
+                rate = int(rate * 1.25)
+            while fail is not None and best and fail - best > 0.03 * best:
+                mid = (best + fail) // 2
+                ok, cpu = b.zero_loss(mid)
+                if ok:
+                    best, best_cpu = mid, cpu
+                else:
+                    fail = mid
+            print("highest zero-loss rate: %d datagrams/s = %d points/s (%d runs x %d s each)%s"
+                  % (best, best * 10, args.runs, args.secs,
+                     "; relay CPU %.2f s per 1M datagrams" % best_cpu if best_cpu else ""))
+            if fail:
+                print("first rate with loss: %d datagrams/s" % fail)
+        finally:
+            b.relay.terminate()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""UDP relay (issue #6, INTERFACE.md section 5): fan-out to mock UDP outputs byte for byte,
+MTU splitting, lines over the MTU and invalid lines dropped while the rest goes out, stamping
+in every precision, IPv6, and real influxd UDP listeners as outputs."""
+
+import re
+import socket
+import threading
+import time
+import unittest
+
+from harness import RelayTestCase, free_port, wait_until
+
+UNITS_NS = {"n": 1, "ns": 1, "u": 1000, "us": 1000, "ms": 10**6, "s": 10**9,
+            "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def have_ipv6():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class UdpSink:
+    """A mock UDP output: records every datagram it receives, in order."""
+
+    def __init__(self, family=socket.AF_INET):
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.host = "[::1]" if family == socket.AF_INET6 else "127.0.0.1"
+        self.grams = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping:
+            try:
+                data = self.sock.recv(70000)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.grams.append(data)
+
+    @property
+    def location(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def datagrams(self):
+        with self.lock:
+            return list(self.grams)
+
+    def data(self):
+        return b"".join(self.datagrams())
+
+    def wait_bytes(self, n, timeout=10):
+        wait_until(lambda: len(self.data()) >= n, timeout=timeout,
+                   what="%d bytes at %s (got %d)" % (n, self.location, len(self.data())))
+        return self.data()
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+class UdpTestCase(RelayTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.sinks = []
+        self.client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.client.bind(("127.0.0.1", 0))
+
+    def tearDown(self):
+        super().tearDown()
+        for s in self.sinks:
+            s.close()
+        self.client.close()
+
+    def sink(self, family=socket.AF_INET):
+        s = UdpSink(family)
+        self.sinks.append(s)
+        return s
+
+    def udp_relay(self, relays, head=""):
+        """relays: list of (name, bind, precision, [(output name, location, mtu)]).
+        Starts the relay and waits until every UDP listener is bound."""
+        lines = [head]
+        for name, bind, prec, outputs in relays:
+            lines += ["[udp.%s]" % name, "bind-addr = " + bind, "read-buffer = 1048576",
+                      "precision = " + prec, ""]
+            for oname, loc, mtu in outputs:
+                lines += ["[udp.%s.output.%s]" % (name, oname), "location = " + loc,
+                          "mtu = %d" % mtu, ""]
+        r = self.relay("\n".join(lines) + "\n")
+        wait_until(lambda: r._alive() and r.log().count("listening on udp") >= len(relays),
+                   timeout=15, what="UDP listeners bound")
+        return r
+
+    def send(self, port, data, host="127.0.0.1", sock=None):
+        if isinstance(data, str):
+            data = data.encode()
+        (sock or self.client).sendto(data, (host, port))
+
+
+class TestUdpFanOut(UdpTestCase):
+
+    def test_fan_out_byte_exact_and_mtu(self):
+        """Two outputs get the same bytes: the input lines in order, unstamped points stamped
+        once with the same value; every datagram <= mtu; lines never cut."""
+        a, b = self.sink(), self.sink()
+        port = free_port(socket.SOCK_DGRAM)
+        r = self.udp_relay([("u1", "127.0.0.1:%d" % port, "n",
+                             [("a", a.location, 1024), ("b", b.location, 300)])])
+        sent = []
+        for i in range(40):
+            lines = ["cpu,host=h%d,n=%d value=%d,text=\"%s\" %d"
+                     % (i % 3, j, j, "x" * (i * 3 % 90), 1600000000000000000 + i * 100 + j)
+                     for j in range(1 + i % 17)]
+            sent.append("\n".join(lines) + "\n")
+        before = time.time_ns()
+        sent.append("cpu value=1\nmem value=2\n")  # stamped, same value on both lines
+        for d in sent:
+            self.send(port, d)
+        want_len = sum(len(d) for d in sent) + 2 * 20
+        got_a, got_b = a.wait_bytes(want_len), b.wait_bytes(want_len)
+        after = time.time_ns()
+        self.assertEqual(got_a, got_b)
+        text = got_a.decode()
+        head = "".join(sent[:-1])
+        self.assertEqual(text[:len(head)], head)
+        m = re.fullmatch(r"cpu value=1 (\d+)\nmem value=2 (\d+)\n", text[len(head):])
+        self.assertIsNotNone(m, text[len(head):])
+        self.assertEqual(m.group(1), m.group(2))
+        self.assertTrue(before <= int(m.group(1)) <= after)
+        for sink, mtu in ((a, 1024), (b, 300)):
+            for g in sink.datagrams():
+                self.assertLessEqual(len(g), mtu)
+                self.assertTrue(g.endswith(b"\n"))
+        self.assertGreater(len(b.datagrams()), len(a.datagrams()))
+        self.assertNotIn("larger than MTU", r.log())
+
+    def test_line_longer_than_mtu_dropped_rest_goes_out(self):
+        a, b = self.sink(), self.sink()
+        port = free_port(socket.SOCK_DGRAM)
+        r = self.udp_relay([("u1", "127.0.0.1:%d" % port, "n",
+                             [("small", a.location, 100), ("big", b.location, 2000)])])
+        long_line = "cpu,host=%s value=1 1000\n" % ("y" * 150)
+        first = "cpu,host=a value=1 1\ncpu,host=b value=2 2\n"
+        last = "cpu,host=c value=3 3\n"
+        self.send(port, first + long_line + last)
+        self.assertEqual(a.wait_bytes(len(first + last)), (first + last).encode())
+        self.assertEqual(b.wait_bytes(len(first + long_line + last)),
+                         (first + long_line + last).encode())
+        wait_until(lambda: "payload larger than MTU" in r.log(), what="MTU log line")
+        line = [x for x in r.log().splitlines() if "payload larger than MTU" in x][0]
+        self.assertIn("small", line)
+        # Rate-limited: a second oversize line within 10 s logs nothing new.
+        self.send(port, long_line + last)
+        a.wait_bytes(len(first + last + last))
+        time.sleep(0.2)
+        self.assertEqual(r.log().count("payload larger than MTU"), 1)
+
+    def test_invalid_lines_dropped_valid_go_out(self):
+        a, b = self.sink(), self.sink()
+        port = free_port(socket.SOCK_DGRAM)
+        r = self.udp_relay([("u1", "127.0.0.1:%d" % port, "n",
+                             [("a", a.location, 1024), ("b", b.location, 1024)])])
+        good1, good2 = "cpu value=1 10\n", "cpu value=2 20\n"
+        self.send(port, good1 + "this is not line protocol\n" + "cpu value= 5\n" + good2)
+        for s in (a, b):
+            self.assertEqual(s.wait_bytes(len(good1 + good2)), (good1 + good2).encode())
+        sender = "127.0.0.1:%d" % self.client.getsockname()[1]
+        wait_until(lambda: "invalid lines dropped" in r.log(), what="invalid-lines log line")
+        line = [x for x in r.log().splitlines() if "invalid lines dropped" in x][0]
+        self.assertIn(sender, line)
+        self.assertIn("lines=2", line)
+        self.assertNotIn("this is not line protocol", r.log())
+        # A datagram with no valid line sends nothing; the next one still goes out.
+        self.send(port, "garbage\n")
+        self.send(port, "cpu value=3 30\n")
+        self.assertEqual(a.wait_bytes(45), (good1 + good2 + "cpu value=3 30\n").encode())
+        self.assertEqual(len(a.datagrams()), 2)
+
+    def test_precision_every_unit(self):
+        relays, sinks, ports = [], {}, {}
+        for unit in UNITS_NS:
+            sinks[unit] = self.sink()
+            ports[unit] = free_port(socket.SOCK_DGRAM)
+            relays.append(("p" + unit, "127.0.0.1:%d" % ports[unit], unit,
+                           [("o", sinks[unit].location, 1024)]))
+        self.udp_relay(relays)
+        for unit in UNITS_NS:
+            before = time.time_ns()
+            self.send(ports[unit], "cpu value=1\n")
+            got = sinks[unit].wait_bytes(14).decode()
+            after = time.time_ns()
+            m = re.fullmatch(r"cpu value=1 (\d+)\n", got)
+            self.assertIsNotNone(m, "%s: %r" % (unit, got))
+            ts = int(m.group(1))
+            self.assertTrue(before // UNITS_NS[unit] <= ts <= after // UNITS_NS[unit],
+                            "%s: %d not in [%d, %d]" % (unit, ts, before // UNITS_NS[unit],
+                                                        after // UNITS_NS[unit]))
+
+    @unittest.skipUnless(have_ipv6(), "no IPv6 loopback")
+    def test_ipv6_bind_and_output(self):
+        a, b = self.sink(socket.AF_INET6), self.sink()
+        port = free_port(socket.SOCK_DGRAM)
+        self.udp_relay([("u6", "[::1]:%d" % port, "n",
+                         [("v6", a.location, 1024), ("v4", b.location, 1024)])])
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as c6:
+            self.send(port, "cpu value=6 6\n", host="::1", sock=c6)
+        for s in (a, b):
+            self.assertEqual(s.wait_bytes(14), b"cpu value=6 6\n")
+
+    def test_sigterm_stops_cleanly(self):
+        a = self.sink()
+        port = free_port(socket.SOCK_DGRAM)
+        r = self.udp_relay([("u1", "127.0.0.1:%d" % port, "n", [("a", a.location, 1024)])])
+        self.send(port, "cpu value=1 1\n")
+        a.wait_bytes(14)
+        t0 = time.monotonic()
+        self.assertEqual(r.terminate(timeout=15), 0)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertIn("udp relay stopped", r.log())
+
+
+class TestUdpInfluxd(UdpTestCase):
+
+    def test_two_influxd_udp_outputs(self):
+        """N datagrams in -> N points in each influxd (through its UDP listener)."""
+        i1, i2 = self.influxd(udp_db="udp"), self.influxd(udp_db="udp")
+        port = free_port(socket.SOCK_DGRAM)
+        # influxd's UDP listener reads timestamps as ns (its own precision setting), so the
+        # relay forwards ns timestamps byte for byte.
+        self.udp_relay([("u1", "127.0.0.1:%d" % port, "n",
+                         [("i1", "127.0.0.1:%d" % i1.udp_port, 1024),
+                          ("i2", "127.0.0.1:%d" % i2.udp_port, 1024)])])
+        n = 200
+        for k in range(n):
+            self.send(port, "udp_test,k=%d value=%d %d\n" % (k, k, (1600000000 + k) * 10**9))
+            if k % 20 == 19:
+                time.sleep(0.01)  # influxd's UDP socket has the default (small) buffer
+        for i in (i1, i2):
+            wait_until(lambda: i.count("udp", "udp_test") == n, timeout=20,
+                       what="%d points in influxd (got %s)" % (n, i.count("udp", "udp_test")))
+        rows = i1.rows("udp", 'SELECT "value" FROM "udp_test" WHERE "k" = \'7\'')
+        self.assertEqual(rows, [[(1600000000 + 7) * 10**9, 7]])
+
+
+if __name__ == "__main__":
+    unittest.main()
