@@ -27,6 +27,12 @@ class WriteTest(RelayTestCase):
         self.port = port
         return port
 
+    def writes(self, m, n=1):
+        """m's writes once it has n (consistency one answers with the first 204, so the other
+        backend's copy may still be on its way)."""
+        wait_until(lambda: len(m.writes()) >= n, what="%d write(s) at the backend" % n)
+        return m.writes()
+
     def post(self, body, query="db=db", headers=None, timeout=30):
         return http_request(self.port, "POST", "/write?" + query, body, headers, timeout=timeout)
 
@@ -39,7 +45,7 @@ class WriteTest(RelayTestCase):
                                                     "User-Agent": "client/1"})
         self.assertEqual(st, 204)
         for m in self.ms:
-            [w] = m.writes()
+            [w] = self.writes(m)
             self.assertEqual(w["method"], "POST")
             self.assertEqual(w["path"], "/write")
             self.assertEqual(w["query"], {"db": ["my db"], "rp": ["r/p"], "precision": ["n"],
@@ -80,7 +86,7 @@ class WriteTest(RelayTestCase):
         t0 = time.time_ns()
         st, _, _ = self.post(b"a v=1\nb v=2 5\nc v=3\n", "db=d")
         self.assertEqual(st, 204)
-        bodies = [m.writes()[0]["body"] for m in self.ms]
+        bodies = [self.writes(m)[0]["body"] for m in self.ms]
         self.assertEqual(bodies[0], bodies[1])  # the same bytes on every backend
         lines = bodies[0].decode().splitlines()
         self.assertEqual(lines[1], "b v=2 5")
@@ -192,7 +198,7 @@ class WriteTest(RelayTestCase):
         st, _, _ = self.post(gzip.compress(b"m v=1 1\n"), headers={"Content-Encoding": "gzip"})
         self.assertEqual(st, 204)
         for m in self.ms:
-            self.assertEqual(m.writes()[0]["body"], b"m v=1 1\n")
+            self.assertEqual(self.writes(m)[0]["body"], b"m v=1 1\n")
 
     def test_concurrent_clients_every_point_once(self):
         self.start([answer(204), answer(204)])
