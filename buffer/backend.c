@@ -460,6 +460,9 @@ on_failed(struct backend *b, size_t k, const struct post_result *res)
         log_go(LOG_WARN, b->relay, b->o->name, "5xx response for relay \"%s\" backend \"%s\": %d",
                b->relay, b->o->name, res->status);
     }
+    /* Log (and change state) before the clients hear of it: the log is the operator's record
+     * of what the client saw. */
+    mark_failed(b, reason, res->status == 0);
     if (b->buffered) {
         retry_later(b, k, res);
     } else {
@@ -467,7 +470,6 @@ on_failed(struct backend *b, size_t k, const struct post_result *res)
         report_all(b, k, RDV_FAILED, res);
         free_batch(b, k);
     }
-    mark_failed(b, reason, res->status == 0);
 }
 
 /* ------------------------------------------------------------------ sender: one batch */

@@ -235,7 +235,7 @@ queue_wait(struct queue *q, bool for_data, int64_t deadline_ms, const _Atomic bo
         clock_mono_to_ts(&ts, deadline_ms);
     }
     pthread_mutex_lock(&q->mu);
-    while (!(for_data && q->head != NULL) && !atomic_load(stop)) {
+    while (!(for_data && q->head != NULL) && !(stop != NULL && atomic_load(stop))) {
         if (deadline_ms < 0) {
             pthread_cond_wait(&q->cv, &q->mu);
         } else if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) != 0) {

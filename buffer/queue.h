@@ -74,8 +74,8 @@ size_t queue_waiters(struct queue *q, struct rdv **rs, unsigned *idxs, size_t ma
 struct queue_entry *queue_pop_all(struct queue *q);
 
 /* Sender thread. Waits until the queue is not empty (when for_data) or until deadline_ms
- * (monotonic, -1 = none) or until *stop is set and queue_kick() called. Returns at once when the
- * condition already holds. */
+ * (monotonic, -1 = none) or until *stop is set and queue_kick() called (stop may be NULL: then
+ * only data or the deadline end the wait). Returns at once when the condition already holds. */
 void queue_wait(struct queue *q, bool for_data, int64_t deadline_ms, const _Atomic bool *stop);
 /* Any thread: wakes a waiting sender (after setting its stop flag). */
 void queue_kick(struct queue *q);
