@@ -4,7 +4,7 @@
 set -eu
 pkgs="build-essential cmake pkg-config libmicrohttpd-dev libinih-dev libcurl4-openssl-dev
 zlib1g-dev influxdb nginx libnginx-mod-http-echo haproxy python3 python3-prometheus-client
-clang libclang-rt-14-dev rpm lintian file curl"
+clang libclang-rt-14-dev rpm lintian file curl libnginx-mod-stream"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
