@@ -544,20 +544,28 @@ scan_field_eq(const char *b, size_t i, size_t n, struct lp_point *pt)
     return i + 1; /* the opening quote, handled by the caller's loop */
 }
 
-/* scanFields(): fields start after whitespace at i. Returns the index after the fields and
- * sets *start; *lone_bs tells that the fields end with a backslash escaping nothing. */
+/* What scan_fields() tells besides the verdict. */
+struct field_scan {
+    size_t start; /* first byte of the fields */
+    bool special; /* the fields hold a '"' or a '\\' */
+    bool lone_bs; /* the fields end with a backslash escaping nothing */
+};
+
+/* scanFields(): fields start after whitespace at i. Returns the index after the fields. */
 static size_t
-scan_fields(const char *b, size_t i, size_t n, size_t *start, bool *lone_bs, struct lp_point *pt)
+scan_fields(const char *b, size_t i, size_t n, struct field_scan *fs, struct lp_point *pt)
 {
     bool quoted = false;
     size_t equals = 0, commas = 0;
     i = skip_ws(b, i, n);
-    *start = i;
+    fs->start = i;
     while (i < n) {
         char c = b[i];
         if (c == '\\' && i + 1 < n) {
+            fs->special = true;
             i += 2;
         } else if (c == '"' && equals > commas) {
+            fs->special = true;
             quoted = !quoted;
             i++;
         } else if (quoted) {
@@ -572,7 +580,8 @@ scan_fields(const char *b, size_t i, size_t n, size_t *start, bool *lone_bs, str
             break;
         } else {
             commas += c == ',';
-            *lone_bs = c == '\\';
+            fs->special = fs->special || c == '"' || c == '\\';
+            fs->lone_bs = c == '\\';
             i++;
         }
     }
@@ -592,32 +601,39 @@ walk_value_len(const char *f, size_t m)
     bool quoted = false;
     size_t i = 0;
     while (i < m) {
-        if (f[i] == '\\' && i + 1 < m && (f[i + 1] == '"' || f[i + 1] == '\\')) {
+        char c = f[i];
+        if (c == '\\' && i + 1 < m && (f[i + 1] == '"' || f[i + 1] == '\\')) {
             i += 2;
-            continue;
-        }
-        if (f[i] == '"') {
+        } else if (c == '"') {
             quoted = !quoted;
-        } else if (f[i] == ',' && !quoted) {
+            i++;
+        } else if (quoted) {
+            i = c == '\\' ? i + 1 : next_quote_or_escape(f, i, m);
+        } else if (c == ',') {
             break;
+        } else {
+            i++;
         }
-        i++;
     }
     return i;
 }
 
-/* parsePoint()'s series key check: key + 4 + each field key (as walkFields() cuts them) must
- * not exceed 65535. Only called when the fields are long enough to matter. */
+/* parsePoint()'s walkFields() pass: it cuts the fields its own way (only \" and \\ escape in
+ * values), fails with "invalid value: field-key=<key>" on a piece without '=' or with nothing
+ * after it, and checks that key + 4 + field key stays within 65535 bytes. */
 static void
-check_series_keys(size_t key_len, const char *f, size_t m, struct lp_point *pt)
+walk_fields(size_t key_len, const char *f, size_t m, struct lp_point *pt)
 {
     while (m > 0) {
         size_t i = 0;
         while (i < m && !(f[i] == '=' && (i == 0 || f[i - 1] != '\\'))) {
             i++;
         }
-        if (i >= m) {
-            return; /* influxd panics here (500); the line passes as valid */
+        if (i + 2 > m) {
+            pt->tok = f;
+            pt->tok_len = i;
+            pt->why = LP_WHY_INVALID_VALUE;
+            return;
         }
         if (key_len + 4 + i > LP_MAX_KEY_LEN) {
             pt->num = key_len + 4 + i;
@@ -686,14 +702,16 @@ lp_parse_point(const char *b, size_t n, int64_t ts_mult, struct lp_scratch *s, s
         pt->why = LP_WHY_MAX_KEY;
         return;
     }
-    size_t fstart = 0;
-    size_t fend = scan_fields(b, key_len, n, &fstart, &pt->open_tail, pt);
+    struct field_scan fs = {0};
+    size_t fend = scan_fields(b, key_len, n, &fs, pt);
     if (pt->why != LP_WHY_OK) {
         return;
     }
-    pt->open_tail = pt->open_tail && fend == n;
-    if (key_len + 4 + (fend - fstart) > LP_MAX_KEY_LEN) {
-        check_series_keys(key_len, b + fstart, fend - fstart, pt);
+    pt->open_tail = fs.lone_bs && fend == n;
+    /* Without '"' and '\\' in the fields walkFields() cuts them as scanFields() did, so only
+     * the key length can fail, and only when the fields are long enough. */
+    if (fs.special || key_len + 4 + (fend - fs.start) > LP_MAX_KEY_LEN) {
+        walk_fields(key_len, b + fs.start, fend - fs.start, pt);
         if (pt->why != LP_WHY_OK) {
             return;
         }
@@ -715,6 +733,7 @@ static const char *const reasons[] = {
         [LP_WHY_INVALID_NUMBER] = "invalid number",
         [LP_WHY_INVALID_BOOLEAN] = "invalid boolean",
         [LP_WHY_INVALID_FLOAT] = "invalid float",
+        [LP_WHY_INVALID_VALUE] = "invalid value: field-key=",
         [LP_WHY_INT_RANGE] = "unable to parse integer ",
         [LP_WHY_UNBALANCED_QUOTES] = "unbalanced quotes",
         [LP_WHY_INVALID_FIELD_FORMAT] = "invalid field format",
@@ -755,6 +774,8 @@ reason_put(const struct lp_point *pt, char *out)
         k = PUTS(out, k, ": strconv.ParseInt: parsing \"");
         k = put(out, k, pt->tok, pt->tok_len);
         return PUTS(out, k, "\": value out of range");
+    case LP_WHY_INVALID_VALUE:
+        return put(out, k, pt->tok, pt->tok_len);
     case LP_WHY_TS_SYNTAX:
         k = put(out, k, pt->tok, pt->tok_len);
         return PUTS(out, k, "\": invalid syntax");

@@ -42,6 +42,7 @@ enum lp_why {
     LP_WHY_INVALID_NUMBER,       /* invalid number */
     LP_WHY_INVALID_BOOLEAN,      /* invalid boolean */
     LP_WHY_INVALID_FLOAT,        /* invalid float */
+    LP_WHY_INVALID_VALUE,        /* invalid value: field-key=<tok> */
     LP_WHY_INT_RANGE,            /* unable to parse integer <tok>: strconv.ParseInt: parsing
                                   * "<tok>": value out of range */
     LP_WHY_UNBALANCED_QUOTES,    /* unbalanced quotes */

@@ -128,19 +128,31 @@ test_copies(void)
     lp_result_cleanup(&r);
 }
 
+/* Runs body and checks the counts and the joined error text. */
+static void
+check_errors(const char *body, size_t points, size_t dropped, const char *errors)
+{
+    struct lp_result r = run(body, LP_PREC_NS);
+    CHECK_EQ_I64(r.points, points);
+    CHECK_EQ_I64(r.dropped, dropped);
+    CHECK_STREQ(r.errors, errors);
+    lp_result_cleanup(&r);
+}
+
 static void
 test_only_invalid(void)
 {
-    struct lp_result r = run("a\nb v=\nc,t v=1\n", LP_PREC_NS);
-    CHECK_EQ_I64(r.points, 0);
-    CHECK_EQ_I64(r.len, 0);
-    CHECK_EQ_I64(r.dropped, 3);
-    CHECK_STREQ(r.errors, "unable to parse 'a': missing fields\n"
-                          "unable to parse 'b v=': missing field value\n"
-                          "unable to parse 'c,t v=1': missing tag value");
-    lp_result_cleanup(&r);
+    check_errors("a\nb v=\nc,t v=1\n", 0, 3,
+                 "unable to parse 'a': missing fields\n"
+                 "unable to parse 'b v=': missing field value\n"
+                 "unable to parse 'c,t v=1': missing tag value");
+    /* The same body as it.lp_influxd's test_error_text_shape, where influxd's text is checked. */
+    check_errors("a v=1\r\nb v=2 1 2\n  foo\n#c\n  \nc v=1\n", 1, 3,
+                 "unable to parse 'a v=1\r': invalid number\n"
+                 "unable to parse 'b v=2 1 2': point is invalid\n"
+                 "unable to parse 'foo': missing fields");
 
-    r = run("", LP_PREC_NS);
+    struct lp_result r = run("", LP_PREC_NS);
     CHECK(r.points == 0 && r.dropped == 0 && r.len == 0 && r.errors == NULL);
     lp_result_cleanup(&r);
     r = run("\n  \n# x\n", LP_PREC_NS);
