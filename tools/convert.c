@@ -46,7 +46,28 @@ struct ctx {
     FILE *out; /* the INI text, written to stdout only when there is no error */
     struct relay *relays;
     size_t n_relays;
+    struct msg *msgs;
+    size_t n_msgs;
 };
+
+/* Errors and warnings are collected and printed by line at the end. */
+struct msg {
+    int line;
+    char text[640];
+};
+
+static void
+add_msg(struct ctx *c, int line, const char *prefix, const char *fmt, va_list ap)
+{
+    c->msgs = realloc(c->msgs, (c->n_msgs + 1) * sizeof(*c->msgs));
+    if (c->msgs == NULL) {
+        abort();
+    }
+    struct msg *m = &c->msgs[c->n_msgs++];
+    m->line = line;
+    size_t n = (size_t)snprintf(m->text, sizeof(m->text), "%s", prefix);
+    vsnprintf(m->text + n, sizeof(m->text) - n, fmt, ap);
+}
 
 static void report(struct ctx *c, int line, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -58,9 +79,7 @@ report(struct ctx *c, int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s:%d: ", c->path, line);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    add_msg(c, line, "", fmt, ap);
     va_end(ap);
     c->errors++;
 }
@@ -70,10 +89,46 @@ warn(struct ctx *c, int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s:%d: warning: ", c->path, line);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    add_msg(c, line, "warning: ", fmt, ap);
     va_end(ap);
+}
+
+static void
+print_msgs(struct ctx *c)
+{
+    /* Insertion sort: stable, so problems on one line keep the order they were found in. */
+    for (size_t i = 1; i < c->n_msgs; i++) {
+        struct msg m = c->msgs[i];
+        size_t j = i;
+        while (j > 0 && c->msgs[j - 1].line > m.line) {
+            c->msgs[j] = c->msgs[j - 1];
+            j--;
+        }
+        c->msgs[j] = m;
+    }
+    for (size_t i = 0; i < c->n_msgs; i++) {
+        fprintf(stderr, "%s:%d: %s\n", c->path, c->msgs[i].line, c->msgs[i].text);
+    }
+}
+
+/* s for a message: control characters, quotes and backslashes escaped, about 80 bytes. */
+static const char *
+shown(const char *s, char *buf, size_t len)
+{
+    size_t n = 0;
+    for (const char *p = s; *p != '\0' && n + 5 < len && n < 80; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            n += (size_t)snprintf(buf + n, len - n, "\\x%02x", ch);
+        } else {
+            buf[n++] = (char)ch;
+        }
+    }
+    buf[n] = '\0';
+    return buf;
 }
 
 /* strerror_r (XSI) into a static-free buffer of the caller. */
@@ -143,12 +198,13 @@ get(const struct toml_value *t, const char *key)
     return kv ? &kv->v : NULL;
 }
 
-/* The string value of key, or "" when absent (the Go zero value). */
+/* The string value of key, or "" when absent or not a string (the Go zero value; a wrong type
+ * is reported by check_keys()). */
 static const char *
 get_str(const struct toml_value *t, const char *key)
 {
     const struct toml_value *v = get(t, key);
-    return v ? v->str : "";
+    return v != NULL && v->type == TOML_STRING ? v->str : "";
 }
 
 /* Unknown keys, keys given twice (in any case) and wrong types are errors. */
@@ -158,13 +214,14 @@ check_keys(struct ctx *c, const struct toml_value *t, const struct spec *spec, c
     for (size_t i = 0; i < t->n_kvs; i++) {
         const struct toml_kv *kv = &t->kvs[i];
         const struct spec *s = spec;
+        char sb[128];
         while (s->key != NULL && strcasecmp(s->key, kv->key) != 0) {
             s++;
         }
         if (s->key == NULL) {
-            report(c, kv->line, "unknown key \"%s\" in %s", kv->key, what);
+            report(c, kv->line, "unknown key \"%s\" in %s", shown(kv->key, sb, sizeof(sb)), what);
         } else if (get_kv(t, kv->key) != kv) {
-            report(c, kv->line, "duplicate key \"%s\" in %s", kv->key, what);
+            report(c, kv->line, "duplicate key \"%s\" in %s", shown(kv->key, sb, sizeof(sb)), what);
         } else if (kv->v.type != s->type) {
             report(c, kv->line, "%s %s: want %s %s, got %s", what, s->key,
                    s->type == TOML_INT ? "an" : "a", toml_type_name(s->type),
@@ -215,7 +272,9 @@ collect_relays(struct ctx *c, const struct toml_value *root)
         const struct toml_kv *kv = &root->kvs[i];
         bool http = strcasecmp(kv->key, "http") == 0;
         if (!http && strcasecmp(kv->key, "udp") != 0) {
-            report(c, kv->line, "unknown key \"%s\" (want [[http]] or [[udp]])", kv->key);
+            char sb[128];
+            report(c, kv->line, "unknown key \"%s\" (want [[http]] or [[udp]])",
+                   shown(kv->key, sb, sizeof(sb)));
             continue;
         }
         if (kv->v.type != TOML_ARRAY) {
@@ -341,7 +400,9 @@ ini_names(struct ctx *c, struct item **items, size_t n, const char *what)
                 snprintf(name, sizeof(name), "%.*s-%d", VALUE_NAME_MAX - 8, base, k);
             }
             if (strcmp(name, it->go_name) != 0) {
-                warn(c, it->line, "%s name \"%s\" %s: written as \"%s\"", what, it->go_name,
+                char sb[128];
+                warn(c, it->line, "%s name \"%s\" %s: written as \"%s\"", what,
+                     shown(it->go_name, sb, sizeof(sb)),
                      valid ? "is used twice" : "is not a valid INI name", name);
             }
             it->ini_name = dup_str(name);
@@ -398,11 +459,12 @@ ini_safe(const char *s)
 static void
 emit(struct ctx *c, int line, const char *key, const char *value)
 {
+    char sb[128];
     if (!ini_safe(value) || strlen(key) + 3 + strlen(value) > INI_MAX_LINE) {
         report(c, line,
                "%s: value \"%.60s\" cannot be written in INI (control character, "
                "edge blank, \" ;\" or longer than %d characters)",
-               key, value, INI_MAX_LINE);
+               key, shown(value, sb, sizeof(sb)), INI_MAX_LINE);
         return;
     }
     fprintf(c->out, "%s = %s\n", key, value);
@@ -448,12 +510,14 @@ emit_duration(struct ctx *c, const struct toml_value *t, const char *key, bool m
     }
     int64_t ns = 0;
     char buf[32];
+    char sb[128];
     if (value_duration_ns(kv->v.str, &ns) != VALUE_OK) {
         if (must_parse) {
-            report(c, kv->line, "%s: invalid duration \"%s\"", key, kv->v.str);
+            report(c, kv->line, "%s: invalid duration \"%s\"", key,
+                   shown(kv->v.str, sb, sizeof(sb)));
         } else {
             warn(c, kv->line, "%s: invalid duration \"%s\", ignored by the Go relay: left out", key,
-                 kv->v.str);
+                 shown(kv->v.str, sb, sizeof(sb)));
         }
         return;
     }
@@ -487,7 +551,9 @@ emit_bind(struct ctx *c, const struct relay *r)
                "on a random port)",
                r->http ? "http" : "udp");
     } else if (value_hostport(kv->v.str, true, &a) != VALUE_OK) {
-        report(c, kv->line, "bind-addr: invalid address \"%s\" (want HOST:PORT)", kv->v.str);
+        char sb[128];
+        report(c, kv->line, "bind-addr: invalid address \"%s\" (want HOST:PORT)",
+               shown(kv->v.str, sb, sizeof(sb)));
     } else {
         emit(c, kv->line, "bind-addr", kv->v.str);
     }
@@ -508,8 +574,9 @@ emit_precision(struct ctx *c, const struct toml_value *t)
         emit(c, kv->line, "precision", kv->v.str);
         return;
     }
+    char sb[128];
     warn(c, kv->line, "precision \"%s\" means nanoseconds to the Go relay: written as n",
-         kv->v.str);
+         shown(kv->v.str, sb, sizeof(sb)));
     emit(c, kv->line, "precision", "n");
 }
 
@@ -521,6 +588,7 @@ emit_http_output(struct ctx *c, const struct relay *r, const struct item *o)
     const struct toml_value *t = o->t;
     const struct toml_kv *loc = get_kv(t, "location");
     struct value_url u;
+    char sb[128];
     fprintf(c->out, "\n[http.%s.output.%s]\n", r->it.ini_name, o->ini_name);
     if (loc == NULL || loc->v.type != TOML_STRING || loc->v.str[0] == '\0') {
         report(c, o->line, "[[http.output]] location is missing or empty");
@@ -528,7 +596,7 @@ emit_http_output(struct ctx *c, const struct relay *r, const struct item *o)
         report(c, loc->line,
                "location: invalid URL \"%s\" (want http://HOST[:PORT]/write or "
                "https://...)",
-               loc->v.str);
+               shown(loc->v.str, sb, sizeof(sb)));
     } else {
         emit(c, loc->line, "location", loc->v.str);
     }
@@ -555,7 +623,9 @@ emit_udp_output(struct ctx *c, const struct relay *r, const struct item *o)
     if (loc == NULL || loc->v.type != TOML_STRING || loc->v.str[0] == '\0') {
         report(c, o->line, "[[udp.output]] location is missing or empty");
     } else if (value_hostport(loc->v.str, false, &a) != VALUE_OK) {
-        report(c, loc->line, "location: invalid address \"%s\" (want HOST:PORT)", loc->v.str);
+        char sb[128];
+        report(c, loc->line, "location: invalid address \"%s\" (want HOST:PORT)",
+               shown(loc->v.str, sb, sizeof(sb)));
     } else {
         emit(c, loc->line, "location", loc->v.str);
     }
@@ -628,6 +698,7 @@ ctx_cleanup(struct ctx *c)
         free(r->it.ini_name);
     }
     free(c->relays);
+    free(c->msgs);
 }
 
 static int
@@ -678,12 +749,13 @@ main(int argc, char **argv)
     }
     char *ini = NULL;
     size_t ini_len = 0;
-    struct ctx c = {argv[1], 0, open_memstream(&ini, &ini_len), NULL, 0};
+    struct ctx c = {argv[1], 0, open_memstream(&ini, &ini_len), NULL, 0, NULL, 0};
     if (c.out == NULL) {
         abort();
     }
     int rc = convert(&c, root);
     fclose(c.out);
+    print_msgs(&c);
     if (rc == 0) {
         fwrite(ini, 1, ini_len, stdout);
     }

@@ -326,7 +326,11 @@ string(struct parser *p, char **out)
         eat_newline(p); /* a newline right after the opening quotes is not part of it */
     }
     struct sbuf b = {NULL, 0, 0};
+    int start = p->line;
     if (string_body(p, quote, multi, &b) != 0) {
+        if (at_end(p)) {
+            p->err->line = start; /* point at the opening quote, not at the end of the file */
+        }
         free(b.p);
         return -1;
     }
