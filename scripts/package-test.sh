@@ -72,11 +72,6 @@ expected="./usr/bin/influxdb-relay
 ./usr/share/man/man5/influxdb-relay.conf.5.gz
 ./usr/share/doc/influxdb-relay/copyright
 ./usr/share/doc/influxdb-relay/changelog.gz"
-# PKG_ALLOW_NO_CONF5=1: iterate on packaging before docs/influxdb-relay.conf.5 exists.
-if [ "${PKG_ALLOW_NO_CONF5:-0}" = 1 ] && [ ! -f docs/influxdb-relay.conf.5 ]; then
-    step "WARNING: docs/influxdb-relay.conf.5 does not exist: not checked"
-    expected=$(echo "$expected" | grep -v 'conf.5.gz')
-fi
 step "deb contents:"
 dpkg-deb -c "$deb" | awk '{print "    " $1, $2, $6}'
 for f in $expected; do
@@ -151,7 +146,6 @@ step "user: $pw"
 if command -v systemd-analyze >/dev/null; then
     man_opt=--man=yes
     command -v man >/dev/null || man_opt=--man=no
-    [ -f docs/influxdb-relay.conf.5 ] || man_opt=--man=no
     systemd-analyze verify "$man_opt" "$unit" || fail "systemd-analyze verify $unit"
     step "systemd-analyze verify $man_opt: ok; $(systemd-analyze security --offline=true "$unit" |
         grep 'Overall exposure')"
@@ -177,7 +171,10 @@ out=$(/usr/bin/influxdb-relay -config "$conf" --check-config 2>&1) ||
 out=$(setpriv --reuid="$pkg" --regid="$pkg" --clear-groups \
     /usr/bin/influxdb-relay -config "$conf" --check-config 2>&1) ||
     fail "as user $pkg, --check-config fails: $out"
-step "--check-config on $conf: ok (root and $pkg)"
+example=/usr/share/doc/influxdb-relay/examples/influxdb-relay.conf
+out=$(/usr/bin/influxdb-relay -config "$example" --check-config 2>&1) ||
+    fail "the deployment example $example is rejected: $out"
+step "--check-config on $conf: ok (root and $pkg); on $example: ok"
 /usr/bin/influxdb-relay --version >/dev/null 2>&1 || fail "influxdb-relay --version fails"
 
 # A local edit of the conffile survives a reinstall (the upgrade path: prerm upgrade, postinst

@@ -16,3 +16,4 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRELAY_SANITIZE=address,undef
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j2
+sh scripts/package-test.sh
