@@ -7,11 +7,13 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/textbuf.h"
+#include "util/err.h"
 #include "util/histo.h"
 
 #define PREFIX     "influxdb_relay_"
@@ -159,14 +161,14 @@ render_requests(struct textbuf *b, const struct h_metrics_view *v)
     }
 }
 
-/* A per-relay counter of struct httpd_stats, at byte offset off. */
-struct relay_counter {
+/* A counter of a stats struct (struct httpd_stats, struct udp_output_stats) at byte offset off. */
+struct counter_at {
     const char *name;
     const char *help;
     size_t off;
 };
 
-static const struct relay_counter relay_counters[] = {
+static const struct counter_at relay_counters[] = {
         {"points_received_total", "Valid points accepted from /write.",
          offsetof(struct httpd_stats, points_received)},
         {"bytes_received_total", "Bytes of /write bodies (after gunzip).",
@@ -179,8 +181,8 @@ static void
 render_http(struct textbuf *b, const struct h_metrics_view *v)
 {
     render_requests(b, v);
-    for (size_t c = 0; c < sizeof(relay_counters) / sizeof(relay_counters[0]); c++) {
-        const struct relay_counter *rc = &relay_counters[c];
+    for (size_t c = 0; c < IR_ARRAY_LEN(relay_counters); c++) {
+        const struct counter_at *rc = &relay_counters[c];
         family(b, rc->name, "counter", rc->help);
         for (size_t r = 0; r < v->n_http; r++) {
             const char *base = (const char *)relay_stats(&v->http[r]);
@@ -248,7 +250,7 @@ static const struct backend_value last_success = {
         NULL,
         false};
 
-#define N_BACKEND_COUNTERS (sizeof(backend_counters) / sizeof(backend_counters[0]))
+#define N_BACKEND_COUNTERS IR_ARRAY_LEN(backend_counters)
 #define DROP_PREFIX        "dropped_"
 
 static const struct backend_stats *
@@ -334,7 +336,7 @@ static void
 render_backends(struct textbuf *b, const struct h_metrics_view *v)
 {
     render_backend_state(b, v);
-    for (size_t g = 0; g < sizeof(backend_gauges) / sizeof(backend_gauges[0]); g++) {
+    for (size_t g = 0; g < IR_ARRAY_LEN(backend_gauges); g++) {
         backend_family(b, v, &backend_gauges[g]);
     }
     for (size_t c = 0; c < N_BACKEND_COUNTERS; c++) {
@@ -387,12 +389,20 @@ render_udp_relays(struct textbuf *b, const struct h_metrics_view *v)
     }
 }
 
-/* The per-output UDP counters: datagrams sent, or points sent. */
+/* Per-output UDP counters of struct udp_output_stats. send_errors is not in the INTERFACE table:
+ * datagrams the kernel refused are lost, and an operator should see it. */
+static const struct counter_at udp_output_counters[] = {
+        {"udp_datagrams_sent_total", "Datagrams sent.",
+         offsetof(struct udp_output_stats, datagrams_sent)},
+        {"udp_points_sent_total", "Points sent.", offsetof(struct udp_output_stats, points_sent)},
+        {"udp_send_errors_total", "Datagrams the kernel refused to send (lost).",
+         offsetof(struct udp_output_stats, send_errors)},
+};
+
 static void
-render_udp_outputs(struct textbuf *b, const struct h_metrics_view *v, bool datagrams)
+render_udp_outputs(struct textbuf *b, const struct h_metrics_view *v, const struct counter_at *oc)
 {
-    const char *name = datagrams ? "udp_datagrams_sent_total" : "udp_points_sent_total";
-    family(b, name, "counter", datagrams ? "Datagrams sent." : "Points sent.");
+    family(b, oc->name, "counter", oc->help);
     for (size_t u = 0; u < v->n_udp; u++) {
         for (size_t i = 0;; i++) {
             const char *out_name = NULL;
@@ -401,7 +411,8 @@ render_udp_outputs(struct textbuf *b, const struct h_metrics_view *v, bool datag
                 break;
             }
             const char *kv[] = {"relay", udp_listener_name(v->udp[u]), "backend", out_name, NULL};
-            sample_u64(b, name, kv, load(datagrams ? &os->datagrams_sent : &os->points_sent));
+            sample_u64(b, oc->name, kv,
+                       load((const _Atomic uint64_t *)((const char *)os + oc->off)));
         }
     }
 }
@@ -429,8 +440,9 @@ h_metrics_render_view(const struct h_metrics_view *v, size_t *len)
     render_http(&b, v);
     render_backends(&b, v);
     render_udp_relays(&b, v);
-    render_udp_outputs(&b, v, true);
-    render_udp_outputs(&b, v, false);
+    for (size_t c = 0; c < IR_ARRAY_LEN(udp_output_counters); c++) {
+        render_udp_outputs(&b, v, &udp_output_counters[c]);
+    }
     render_process(&b, v);
     return textbuf_finish(&b, len);
 }

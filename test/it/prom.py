@@ -40,9 +40,11 @@ FAMILIES = {
     "influxdb_relay_start_time_seconds": ("gauge", set()),
     "influxdb_relay_build_info": ("gauge", {"version"}),
 }
-# Not in the INTERFACE table; documented in docs/operations.md (needed for "queue > 80 %").
+# Not in the INTERFACE table; documented in docs/operations.md (the bound for "queue > 80 %", and
+# datagrams lost in sendmmsg).
 EXTRA_FAMILIES = {
     "influxdb_relay_backend_queue_capacity_bytes": ("gauge", {"relay", "backend"}),
+    "influxdb_relay_udp_send_errors_total": ("counter", {"relay", "backend"}),
 }
 
 DROP_REASONS = ("buffer_full", "rejected", "withdrawn", "shutdown")

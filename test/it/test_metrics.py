@@ -208,6 +208,98 @@ timeout = 2s
         self.assertEqual((st, b'"ok"' in out), (200, True), out)
         relay.kill()
 
+    def test_rejected_and_withdrawn(self):
+        """A write one backend refuses with 400 is dropped there as rejected; a write no backend
+        takes in time gets 503 and is withdrawn from the buffered backend."""
+        def picky(req):
+            if b"reject" in req["body"]:
+                return 400, b'{"error":"field type conflict"}', {"Content-Type":
+                                                                  "application/json"}, 0
+            return 204, b"", {}, 0
+        m1, m2 = self.mock(responder=picky), self.mock()
+        port = free_port()
+        self.relay(f"""
+[http.r1]
+bind-addr = 127.0.0.1:{port}
+write-timeout = 1s
+[http.r1.output.b1]
+location = {m1.url}
+timeout = 500ms
+buffer-size-mb = 1
+[http.r1.output.b2]
+location = {m2.url}
+timeout = 500ms
+""", wait_ports=[port])
+        st, _, out = http_request(port, "POST", "/write?db=d", "reject v=1i\n")
+        self.assertIn(st, (204, 400), out)
+        s = wait_until(lambda: self._scrape_when(
+            port, lambda s: s.dropped("r1", "b1", "rejected") == 1 and
+            s.backend("points_delivered_total", "r1", "b2") == 1), what="rejected counted")
+        self.assertEqual(s.dropped("r1", "b2", "rejected"), 0)
+        self.assertEqual(s.backend("points_delivered_total", "r1", "b1"), 0)
+        self.assertEqual(s.state("r1", "b1"), "up")
+        # Both down: 503 at once, the write withdrawn from b1's buffer (b2 keeps nothing).
+        take_down(m1)
+        take_down(m2)
+        st, _, out = http_request(port, "POST", "/write?db=d", "w v=1i\n")
+        self.assertEqual(st, 503, out)
+        s = wait_until(lambda: self._scrape_when(
+            port, lambda s: s.dropped("r1", "b1", "withdrawn") == 1), what="withdrawn counted")
+        self.assertEqual(s.backend("queue_writes", "r1", "b1"), 0)
+        self.assertEqual(s.requests("r1", "write", 503), 1)
+
+    def test_udp_counters(self):
+        """UDP counters equal the datagrams and lines sent, including invalid and too-long
+        lines, and the datagrams that arrive at the output."""
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind(("127.0.0.1", 0))
+        sink.settimeout(0.2)
+        self.addCleanup(sink.close)
+        m = self.mock()
+        port, pu = free_port(), free_port(socket.SOCK_DGRAM)
+        self.relay(f"""
+[http.r1]
+bind-addr = 127.0.0.1:{port}
+[http.r1.output.b1]
+location = {m.url}
+[udp.u1]
+bind-addr = 127.0.0.1:{pu}
+[udp.u1.output.s1]
+location = 127.0.0.1:{sink.getsockname()[1]}
+mtu = 200
+""", wait_ports=[port])
+        short = ["m,d=%02d v=%di 1700000000000000000\n" % (i, i) for i in range(10)]
+        longline = "m,d=long s=\"%s\" 1700000000000000000\n" % ("y" * 300)
+        datagrams = ["".join(short[:5]), short[0] + "not line protocol\n" + longline + short[1],
+                     "".join(short)]
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(tx.close)
+        for d in datagrams:
+            tx.sendto(d.encode(), ("127.0.0.1", pu))
+        got = []
+        s = wait_until(lambda: self._scrape_when(port, lambda s: s.get(
+            "influxdb_relay_udp_datagrams_received_total", relay="u1") == 3 and s.get(
+            "influxdb_relay_udp_points_sent_total", relay="u1", backend="s1") == 17),
+            what="UDP counted")
+        while True:
+            try:
+                got.append(sink.recv(65536))
+            except socket.timeout:
+                break
+        self.assertEqual(sum(g.count(b"\n") for g in got), 17)
+        self.assertTrue(all(len(g) <= 200 for g in got))
+        self.assertEqual(s.get("influxdb_relay_udp_points_received_total", relay="u1"), 18)
+        self.assertEqual(s.get("influxdb_relay_udp_lines_dropped_total", relay="u1",
+                               reason="invalid"), 1)
+        self.assertEqual(s.get("influxdb_relay_udp_lines_dropped_total", relay="u1",
+                               reason="mtu"), 1)
+        self.assertEqual(s.get("influxdb_relay_udp_datagrams_sent_total", relay="u1",
+                               backend="s1"), len(got))
+        self.assertEqual(s.get("influxdb_relay_udp_send_errors_total", relay="u1",
+                               backend="s1"), 0)
+        # UDP traffic is not HTTP traffic.
+        self.assertEqual(s.get("influxdb_relay_points_received_total", relay="r1"), 0)
+
     def _scrape_when(self, port, pred):
         s = prom.scrape(port)
         return s if pred(s) else None
