@@ -292,7 +292,8 @@ mark_reachable(struct backend *b)
     if (st.writes == 0 && b->s.peak_bytes >= TRIM_AFTER_BYTES) {
         /* A large backlog drained: hand the freed pages of every arena back to the system. */
         b->s.peak_bytes = 0;
-        malloc_trim(0);
+        int trimmed = malloc_trim(0);
+        log_info(b->who, "backlog drained, memory returned to the system trimmed=%d", trimmed);
     }
 }
 
@@ -457,8 +458,10 @@ on_failed(struct backend *b, size_t k, const struct post_result *res)
         snprintf(reason, sizeof(reason), "%s", res->error);
     }
     if (res->status >= 500) {
-        log_go(LOG_WARN, b->relay, b->o->name, "5xx response for relay \"%s\" backend \"%s\": %d",
-               b->relay, b->o->name, res->status);
+        /* status=: a field of the JSON line (log_go drops it from the Go-worded text line). */
+        log_go(LOG_WARN, b->relay, b->o->name,
+               "5xx response for relay \"%s\" backend \"%s\": %d status=%d", b->relay, b->o->name,
+               res->status, res->status);
     }
     /* Log (and change state) before the clients hear of it: the log is the operator's record
      * of what the client saw. */

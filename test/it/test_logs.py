@@ -94,8 +94,7 @@ timeout = 2s
         for o in five:
             self.assertEqual((o["level"], o["relay"], o["backend"]), ("warn", "r1", "b1"), o)
             self.assertEqual(RE_5XX.search(o["message"]).groups(), ("r1", "b1", "503"))
-            if "status" in o:
-                self.assertEqual(o["status"], 503)
+            self.assertEqual(o["status"], 503, o)
         for o in problem:
             self.assertEqual((o["relay"], o["backend"]), ("r1", "b2"), o)
             self.assertIn(o["level"], ("warn", "error"), o)
