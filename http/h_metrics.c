@@ -139,24 +139,29 @@ relay_stats(const struct h_metrics_relay *r)
     return r->stats != NULL ? r->stats : &zero_http_stats;
 }
 
+/* The http_requests_total series of one relay's endpoint: one per status code seen. */
+static void
+render_endpoint_requests(struct textbuf *b, const char *relay, const struct httpd_stats *st, int ep)
+{
+    for (int code = 0; code < HTTPD_MAX_CODE; code++) {
+        uint64_t n = load(&st->requests[ep][code]);
+        if (n == 0) {
+            continue;
+        }
+        char code_s[16];
+        snprintf(code_s, sizeof(code_s), "%d", code);
+        const char *kv[] = {"relay", relay, "endpoint", endpoint_names[ep], "code", code_s, NULL};
+        sample_u64(b, "http_requests_total", kv, n);
+    }
+}
+
 static void
 render_requests(struct textbuf *b, const struct h_metrics_view *v)
 {
     family(b, "http_requests_total", "counter", "Requests answered, by endpoint and status code.");
     for (size_t r = 0; r < v->n_http; r++) {
-        const struct httpd_stats *st = relay_stats(&v->http[r]);
         for (int ep = 0; ep < EP_COUNT; ep++) {
-            for (int code = 0; code < HTTPD_MAX_CODE; code++) {
-                uint64_t n = load(&st->requests[ep][code]);
-                if (n == 0) {
-                    continue;
-                }
-                char code_s[16];
-                snprintf(code_s, sizeof(code_s), "%d", code);
-                const char *kv[] = {"relay", v->http[r].name, "endpoint", endpoint_names[ep],
-                                    "code",  code_s,          NULL};
-                sample_u64(b, "http_requests_total", kv, n);
-            }
+            render_endpoint_requests(b, v->http[r].name, relay_stats(&v->http[r]), ep);
         }
     }
 }
