@@ -55,16 +55,27 @@ udp_addr_resolve(const char *hostport, bool passive, struct udp_addr *out, char 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    /* Any address: AI_ADDRCONFIG offers "::" only where IPv6 is configured. */
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE | AI_ADDRCONFIG : 0);
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res);
     if (rc != 0) {
         snprintf(why, why_len, "%s", gai_strerror(rc));
         return -1;
     }
+    /* As the Go relay (net.ResolveUDPAddr): a name with IPv4 and IPv6 addresses means its first
+     * IPv4 one. Any address means "::" when available, which takes IPv4 too (dual stack). */
+    int prefer = host[0] == '\0' ? AF_INET6 : AF_INET;
+    const struct addrinfo *pick = res;
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        if (ai->ai_family == prefer) {
+            pick = ai;
+            break;
+        }
+    }
     memset(out, 0, sizeof(*out));
-    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
-    out->len = res->ai_addrlen;
+    memcpy(&out->ss, pick->ai_addr, pick->ai_addrlen);
+    out->len = pick->ai_addrlen;
     freeaddrinfo(res);
     return 0;
 }

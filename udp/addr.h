@@ -19,9 +19,10 @@ struct udp_addr {
 /* Longest text udp_addr_format() writes, NUL included ("[v6%scope]:65535"). */
 #define UDP_ADDR_TEXT 80
 
-/* Resolves hostport into *out (the first getaddrinfo result). An empty host means any address
- * and is only valid when passive (for bind). Returns 0, or -1 with a reason in why[0..why_len)
- * such as "missing port" or getaddrinfo's message. */
+/* Resolves hostport into *out: the first IPv4 address of a name that has one (as the Go relay),
+ * else its first address. An empty host means any address ("::", dual stack, where IPv6 is
+ * configured, else 0.0.0.0) and is only valid when passive (for bind). Returns 0, or -1 with a
+ * reason in why[0..why_len) such as "missing port" or getaddrinfo's message. */
 int udp_addr_resolve(const char *hostport, bool passive, struct udp_addr *out, char *why,
                      size_t why_len) IR_WARN_UNUSED;
 

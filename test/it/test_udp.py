@@ -81,7 +81,11 @@ class UdpTestCase(RelayTestCase):
         self.client.bind(("127.0.0.1", 0))
 
     def tearDown(self):
+        logs = [r.log() for r in self.relays]
         super().tearDown()
+        for log in logs:  # a sanitizer build reports into the relay's log
+            for word in ("AddressSanitizer", "ThreadSanitizer", "LeakSanitizer", "runtime error:"):
+                self.assertNotIn(word, log)
         for s in self.sinks:
             s.close()
         self.client.close()
