@@ -39,6 +39,22 @@ is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* Bytes the key scanners stop at (a backslash only matters as "the byte before"). */
+static const bool key_stop[256] = {[' '] = true, [','] = true, ['='] = true};
+/* Bytes the unquoted field scanner stops at. */
+static const bool field_stop[256] = {
+        [' '] = true, [','] = true, ['='] = true, ['"'] = true, ['\\'] = true};
+
+/* Index of the first byte at or after i that tbl marks, or n. */
+static inline size_t
+skip_to(const bool *tbl, const char *b, size_t i, size_t n)
+{
+    while (i < n && !tbl[(unsigned char)b[i]]) {
+        i++;
+    }
+    return i;
+}
+
 static size_t
 skip_ws(const char *b, size_t i, size_t n)
 {
@@ -130,13 +146,22 @@ fail(struct lp_point *pt, enum lp_why why, size_t i)
     return i;
 }
 
-/* bytes.Compare of two tag keys. */
+/* bytes.Compare of two tag keys; short keys (the usual) are compared inline. */
 static int
 key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    if (c != 0) {
-        return c;
+    size_t m = alen < blen ? alen : blen;
+    if (m >= 16) {
+        int c = memcmp(a, b, m);
+        if (c != 0) {
+            return c;
+        }
+    } else {
+        for (size_t k = 0; k < m; k++) {
+            if (a[k] != b[k]) {
+                return (unsigned char)a[k] < (unsigned char)b[k] ? -1 : 1;
+            }
+        }
     }
     return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
@@ -243,17 +268,14 @@ scan_tag_key(const char *b, size_t i, size_t n, struct lp_point *pt)
     if (i >= n || b[i] == ' ' || b[i] == ',' || b[i] == '=') {
         return fail(pt, LP_WHY_MISSING_TAG_KEY, i);
     }
-    for (i++; i < n; i++) {
-        char c = b[i];
+    for (i = skip_to(key_stop, b, i + 1, n); i < n; i = skip_to(key_stop, b, i + 1, n)) {
         if (b[i - 1] == '\\') {
             continue;
         }
-        if (c == ' ' || c == ',') {
-            break;
-        }
-        if (c == '=') {
+        if (b[i] == '=') {
             return i + 1;
         }
+        break;
     }
     return fail(pt, LP_WHY_MISSING_TAG_VALUE, i);
 }
@@ -265,17 +287,14 @@ scan_tag_value(const char *b, size_t i, size_t n, struct lp_point *pt)
     if (i >= n || b[i] == ',' || b[i] == ' ') {
         return fail(pt, LP_WHY_MISSING_TAG_VALUE, i);
     }
-    for (i++; i < n; i++) {
-        char c = b[i];
+    for (i = skip_to(key_stop, b, i + 1, n); i < n; i = skip_to(key_stop, b, i + 1, n)) {
         if (b[i - 1] == '\\') {
             continue;
         }
-        if (c == '=') {
+        if (b[i] == '=') {
             return fail(pt, LP_WHY_INVALID_TAG_FORMAT, i);
         }
-        if (c == ',' || c == ' ') {
-            return i;
-        }
+        return i;
     }
     return fail(pt, LP_WHY_MISSING_FIELDS, i);
 }
@@ -330,12 +349,9 @@ scan_key(const char *b, size_t n, struct lp_scratch *s, struct lp_point *pt)
     if (n == 0 || b[0] == ',') {
         return fail(pt, LP_WHY_MISSING_MEASUREMENT, 0);
     }
-    size_t i = 1;
-    for (; i < n; i++) {
-        char c = b[i];
-        if ((c == ',' || c == ' ') && b[i - 1] != '\\') {
-            break;
-        }
+    size_t i = skip_to(key_stop, b, 1, n);
+    while (i < n && (b[i] == '=' || b[i - 1] == '\\')) {
+        i = skip_to(key_stop, b, i + 1, n);
     }
     if (i >= n) {
         return fail(pt, LP_WHY_MISSING_FIELDS, i);
@@ -422,9 +438,9 @@ float_fails(const char *t, size_t len)
     return isinf(strtod(d, NULL));
 }
 
-/* scanNumber(): b[i] starts the value. Returns the index after it. */
+/* scanNumber(), byte by byte: b[i] starts the value. Returns the index after it. */
 static size_t
-scan_number(const char *b, size_t i, size_t n, struct lp_point *pt)
+scan_number_slow(const char *b, size_t i, size_t n, struct lp_point *pt)
 {
     size_t start = i;
     bool is_int = false, is_uint = false, decimal = false, sci = false;
@@ -487,6 +503,41 @@ scan_number(const char *b, size_t i, size_t n, struct lp_point *pt)
         return fail(pt, LP_WHY_INVALID_FLOAT, i);
     }
     return i;
+}
+
+static inline bool
+ends_value(const char *b, size_t j, size_t n)
+{
+    return j >= n || b[j] == ',' || b[j] == ' ';
+}
+
+/* scanNumber() with a fast path for the common shapes -?D*[.D*] and -?D+i, short enough to need
+ * no range check: the verdict is the one scan_number_slow() gives them. */
+static size_t
+scan_number(const char *b, size_t i, size_t n, struct lp_point *pt)
+{
+    size_t j = i + (b[i] == '-');
+    size_t d = j;
+    while (j < n && is_digit(b[j])) {
+        j++;
+    }
+    size_t digits = j - d;
+    bool dot = j < n && b[j] == '.';
+    if (dot) {
+        d = ++j;
+        while (j < n && is_digit(b[j])) {
+            j++;
+        }
+        digits += j - d;
+    }
+    if (digits > 0 && ends_value(b, j, n) && j - i < FLOAT_CHECK_LEN) {
+        return j;
+    }
+    if (digits > 0 && !dot && j < n && b[j] == 'i' && ends_value(b, j + 1, n) &&
+        j - i < INT_CHECK_LEN) {
+        return j + 1;
+    }
+    return scan_number_slow(b, i, n, pt);
 }
 
 static bool
@@ -560,30 +611,42 @@ scan_fields(const char *b, size_t i, size_t n, struct field_scan *fs, struct lp_
     i = skip_ws(b, i, n);
     fs->start = i;
     while (i < n) {
+        if (quoted) {
+            /* Only '"' (which closes: equals > commas still holds) and '\\' matter here. */
+            i = next_quote_or_escape(b, i, n);
+            if (i < n && b[i] == '"') {
+                quoted = false;
+                i++;
+            } else if (i < n) {
+                i += i + 1 < n ? 2 : 1;
+            }
+            continue;
+        }
+        i = skip_to(field_stop, b, i, n);
+        if (i >= n) {
+            break;
+        }
         char c = b[i];
-        if (c == '\\' && i + 1 < n) {
-            fs->special = true;
-            i += 2;
-        } else if (c == '"' && equals > commas) {
-            fs->special = true;
-            quoted = !quoted;
-            i++;
-        } else if (quoted) {
-            i = c == '\\' ? i + 1 : next_quote_or_escape(b, i, n);
-        } else if (c == '=') {
+        if (c == ' ') {
+            break;
+        }
+        if (c == '=') {
             equals++;
             i = scan_field_eq(b, i, n, pt);
             if (pt->why != LP_WHY_OK) {
                 return i;
             }
-        } else if (c == ' ') {
-            break;
-        } else {
-            commas += c == ',';
-            fs->special = fs->special || c == '"' || c == '\\';
-            fs->lone_bs = c == '\\';
-            i++;
+            continue;
         }
+        if (c == '\\' || c == '"') {
+            fs->special = true;
+            fs->lone_bs = c == '\\' && i + 1 >= n;
+            quoted = c == '"' && equals > commas;
+            i += c == '\\' && i + 1 < n ? 2 : 1;
+            continue;
+        }
+        commas++; /* ',' */
+        i++;
     }
     if (quoted) {
         return fail(pt, LP_WHY_UNBALANCED_QUOTES, i);
@@ -652,6 +715,27 @@ walk_fields(size_t key_len, const char *f, size_t m, struct lp_point *pt)
     }
 }
 
+/* Parses the usual timestamp (up to 19 digits, optional '-') without a call; false when the
+ * token is unusual or overflows, for strconv_i64() to decide. */
+static inline bool
+parse_ts_fast(const char *t, size_t len, int64_t *out)
+{
+    size_t neg = t[0] == '-';
+    if (len - neg == 0 || len - neg > 19) {
+        return false;
+    }
+    int64_t v = 0;
+    for (size_t k = neg; k < len; k++) {
+        int d = t[k] - '0';
+        if (v > (INT64_MAX - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    *out = neg ? -v : v;
+    return true;
+}
+
 /* scanTime() and the timestamp checks of parsePoint(). */
 static void
 scan_time(const char *b, size_t i, size_t n, int64_t mult, struct lp_point *pt)
@@ -670,8 +754,9 @@ scan_time(const char *b, size_t i, size_t n, int64_t mult, struct lp_point *pt)
     }
     pt->has_ts = true;
     pt->open_tail = false;
-    int64_t ts;
-    if (strconv_i64(b + start, i - start, INT64_MIN, INT64_MAX, &ts) != 0) {
+    int64_t ts = 0;
+    if (!parse_ts_fast(b + start, i - start, &ts) &&
+        strconv_i64(b + start, i - start, INT64_MIN, INT64_MAX, &ts) != 0) {
         pt->tok = b + start;
         pt->tok_len = i - start;
         pt->why = i - start == 1 ? LP_WHY_TS_SYNTAX : LP_WHY_TS_RANGE;
