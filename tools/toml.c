@@ -509,8 +509,9 @@ number(struct parser *p, struct toml_value *out)
         !(s[sign] == '0' && n > sign + 1)) {
         return overflow ? fail(p, "integer %.*s out of range", (int)n, s) : 0;
     }
-    if (memchr(s, '.', n) || memchr(s, 'e', n) || memchr(s, 'E', n) ||
-        strncmp(s + sign, "inf", 3) == 0 || strncmp(s + sign, "nan", 3) == 0) {
+    bool special =
+            n - sign == 3 && (memcmp(s + sign, "inf", 3) == 0 || memcmp(s + sign, "nan", 3) == 0);
+    if (memchr(s, '.', n) || memchr(s, 'e', n) || memchr(s, 'E', n) || special) {
         return fail(p, "floating-point values are not supported: %.*s", (int)n, s);
     }
     return fail(p, "invalid value %.*s", (int)(n > 40 ? 40 : n), s);
