@@ -15,15 +15,19 @@ static const char *const state_names[] = {"up", "down", "draining"};
 static const struct backend_stats zero_backend_stats;
 
 enum h_health_status
-h_health_status_of(const struct backend_snapshot *s, size_t n)
+h_health_status_of(const struct conf_http *c, const struct backend_snapshot *s, size_t n)
 {
     size_t up = 0;
-    size_t takes_writes = 0;
+    size_t taking = 0;
     for (size_t i = 0; i < n; i++) {
         up += s[i].state == BACKEND_UP;
-        takes_writes += s[i].state == BACKEND_UP || s[i].state == BACKEND_DRAINING;
+        taking += s[i].state == BACKEND_UP || s[i].state == BACKEND_DRAINING;
     }
-    if (takes_writes == 0) {
+    /* "all" needs every backend for a 204; "one" and "any" need one. A down backend never
+     * counts, even with buffer room ("any" may still acknowledge writes into it: /health stays
+     * conservative there, see docs/operations.md). */
+    bool can_write = c->write_consistency == CONF_CONSISTENCY_ALL ? taking == n : taking > 0;
+    if (n == 0 || !can_write) {
         return H_HEALTH_DOWN;
     }
     return up == n ? H_HEALTH_OK : H_HEALTH_DEGRADED;
@@ -68,16 +72,16 @@ render_backend(struct textbuf *b, const struct backend_snapshot *s)
 }
 
 char *
-h_health_render_snapshots(const char *relay, const struct backend_snapshot *s, size_t n,
+h_health_render_snapshots(const struct conf_http *c, const struct backend_snapshot *s, size_t n,
                           int *status, size_t *len)
 {
-    enum h_health_status verdict = h_health_status_of(s, n);
+    enum h_health_status verdict = h_health_status_of(c, s, n);
     struct textbuf b;
     textbuf_init(&b, 256 + n * 512);
     textbuf_str(&b, "{\"status\":");
     textbuf_json_str(&b, status_names[verdict]);
     json_key(&b, "relay");
-    textbuf_json_str(&b, relay != NULL ? relay : "");
+    textbuf_json_str(&b, c->name);
     json_key(&b, "backends");
     textbuf_char(&b, '[');
     for (size_t i = 0; i < n; i++) {
@@ -105,7 +109,7 @@ h_health_render(const struct httpd *h, int *status, size_t *len)
     for (size_t i = 0; i < n; i++) {
         backend_snapshot(bs[i], &snaps[i]);
     }
-    char *out = h_health_render_snapshots(httpd_name(h), snaps, n, status, len);
+    char *out = h_health_render_snapshots(httpd_conf(h), snaps, n, status, len);
     free(snaps);
     return out;
 }

@@ -509,3 +509,9 @@ httpd_stats(const struct httpd *h)
 {
     return &h->stats;
 }
+
+const struct conf_http *
+httpd_conf(const struct httpd *h)
+{
+    return h->c;
+}

@@ -42,5 +42,7 @@ void httpd_free(struct httpd *h);
 const char *httpd_name(const struct httpd *h);
 size_t httpd_backends(const struct httpd *h, struct backend *const **out);
 const struct httpd_stats *httpd_stats(const struct httpd *h);
+/* The relay's configuration section (borrowed, immutable after start). Any thread. */
+const struct conf_http *httpd_conf(const struct httpd *h);
 
 #endif

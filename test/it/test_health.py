@@ -94,6 +94,37 @@ location = {m3.url}
         self.assertGreaterEqual(s.requests("r1", "health", 503), 1)
         self.assertGreaterEqual(s.requests("r1", "health", 200), 3)
 
+    def _two_backends(self, consistency):
+        m1, m2 = self.mock(), self.mock()
+        port = free_port()
+        self.relay(f"""
+[http.r1]
+bind-addr = 127.0.0.1:{port}
+write-consistency = {consistency}
+[http.r1.output.b1]
+location = {m1.url}
+timeout = 2s
+buffer-size-mb = 1
+max-delay-interval = 1s
+[http.r1.output.b2]
+location = {m2.url}
+timeout = 2s
+max-delay-interval = 1s
+""", wait_ports=[port])
+        return m1, m2, port
+
+    def test_consistency_all(self):
+        """write-consistency = all: one backend down makes every write fail, so /health says
+        down (503) as soon as one backend is down."""
+        m1, m2, port = self._two_backends("all")
+        take_down(m2)
+        st, _, out = http_request(port, "POST", "/write?db=d", lines(1, "a"))
+        self.assertEqual(st, 503, out)
+        st, doc = self._health_is(port, "down", 503)
+        self.assertEqual([b["state"] for b in doc["backends"]], ["up", "down"])
+        st, _, out = http_request(port, "POST", "/write?db=d", lines(1, "b"))
+        self.assertEqual(st, 503, out)
+
     def test_health_is_not_forwarded(self):
         m = self.mock()
         cfg, port = self.http_relay_config([m.url])

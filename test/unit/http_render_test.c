@@ -111,22 +111,46 @@ test_metrics(void)
 static void
 test_health(void)
 {
+    char b1[] = "b1", b2[] = "b2", r1[] = "r1"; /* conf strings are owned, so not literals */
+    struct conf_http_output outs[2] = {{.name = b1, .buffer_bytes = 1 << 20},
+                                       {.name = b2, .buffer_bytes = 0}};
+    struct conf_http c = {.name = r1, .outputs = outs, .n_outputs = 2};
     struct backend_snapshot s[2] = {
-            {.name = "b1", .state = BACKEND_UP, .queue_bytes = 10, .stats = &b1_stats},
-            {.name = "b2", .state = BACKEND_UP},
+            {.name = "b1",
+             .state = BACKEND_UP,
+             .queue_bytes = 10,
+             .capacity_bytes = 1 << 20,
+             .stats = &b1_stats},
+            {.name = "b2", .state = BACKEND_UP, .capacity_bytes = 8 << 20},
     };
-    CHECK_EQ_I64(h_health_status_of(s, 2), H_HEALTH_OK);
-    CHECK_EQ_I64(h_health_status_of(s, 0), H_HEALTH_DOWN);
+    CHECK_EQ_I64(h_health_status_of(&c, s, 2), H_HEALTH_OK);
+    CHECK_EQ_I64(h_health_status_of(&c, s, 0), H_HEALTH_DOWN);
     s[1].state = BACKEND_DRAINING;
-    CHECK_EQ_I64(h_health_status_of(s, 2), H_HEALTH_DEGRADED);
+    CHECK_EQ_I64(h_health_status_of(&c, s, 2), H_HEALTH_DEGRADED);
     s[0].state = BACKEND_DOWN;
-    CHECK_EQ_I64(h_health_status_of(s, 2), H_HEALTH_DEGRADED);
+    CHECK_EQ_I64(h_health_status_of(&c, s, 2), H_HEALTH_DEGRADED);
     s[1].state = BACKEND_DOWN;
-    CHECK_EQ_I64(h_health_status_of(s, 2), H_HEALTH_DOWN);
+    CHECK_EQ_I64(h_health_status_of(&c, s, 2), H_HEALTH_DOWN);
+
+    /* "all": one backend down is enough for every write to fail. */
+    c.write_consistency = CONF_CONSISTENCY_ALL;
+    s[1].state = BACKEND_UP;
+    CHECK_EQ_I64(h_health_status_of(&c, s, 2), H_HEALTH_DOWN);
+    s[0].state = BACKEND_DRAINING;
+    CHECK_EQ_I64(h_health_status_of(&c, s, 2), H_HEALTH_DEGRADED);
+    /* "any" is judged like "one": a down backend with buffer room does not count. */
+    c.write_consistency = CONF_CONSISTENCY_ANY;
+    s[0].state = BACKEND_DOWN;
+    s[1].state = BACKEND_DOWN;
+    CHECK_EQ_I64(h_health_status_of(&c, s, 2), H_HEALTH_DOWN);
+    s[1].state = BACKEND_UP;
+    CHECK_EQ_I64(h_health_status_of(&c, s, 2), H_HEALTH_DEGRADED);
+    s[1].state = BACKEND_DOWN;
+    c.write_consistency = CONF_CONSISTENCY_ONE;
 
     int status = 0;
     size_t len = 0;
-    char *t = h_health_render_snapshots("r1", s, 2, &status, &len);
+    char *t = h_health_render_snapshots(&c, s, 2, &status, &len);
     CHECK_EQ_I64(status, 503);
     CHECK(t != NULL && strlen(t) == len);
     CHECK_HAS(t, "{\"status\":\"down\",\"relay\":\"r1\",\"backends\":[{\"name\":\"b1\","
@@ -137,7 +161,7 @@ test_health(void)
     CHECK(len > 4 && strcmp(t + len - 4, "}]}\n") == 0);
     free(t);
     s[0].state = BACKEND_UP;
-    t = h_health_render_snapshots("r1", s, 2, &status, &len);
+    t = h_health_render_snapshots(&c, s, 2, &status, &len);
     CHECK_EQ_I64(status, 200);
     CHECK(strncmp(t, "{\"status\":\"degraded\",", 21) == 0);
     free(t);
