@@ -10,7 +10,7 @@
 #include "util/xalloc.h"
 
 /* A PEM bundle larger than this is not a certificate chain plus a key. */
-#define PEM_MAX_BYTES (1024 * 1024)
+#define PEM_MAX_BYTES ((size_t)1024 * 1024)
 
 static void
 check_outputs(const struct conf *c, struct conf_errs *errs)

@@ -14,7 +14,7 @@
 #include "conf/value.h"
 #include "tools/toml.h"
 
-#define MAX_FILE_BYTES (16 * 1024 * 1024)
+#define MAX_FILE_BYTES ((size_t)16 * 1024 * 1024)
 #define INI_MAX_LINE   197 /* what influxdb-relay reads; see influxdb-relay.conf(5) */
 
 /* The ranges of influxdb-relay.conf(5), for clamping. */
@@ -344,11 +344,16 @@ go_names(struct ctx *c)
     }
 }
 
+/* One entry of a set of names made unique together (the relays, or one relay's outputs). */
+struct item_ref {
+    struct item *it;
+};
+
 static bool
-name_taken(struct item **items, size_t n, const char *name)
+name_taken(const struct item_ref *items, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++) {
-        if (items[i]->ini_name != NULL && strcmp(items[i]->ini_name, name) == 0) {
+        if (items[i].it->ini_name != NULL && strcmp(items[i].it->ini_name, name) == 0) {
             return true;
         }
     }
@@ -383,11 +388,11 @@ sanitize(const char *go, const char *fallback, char *out, size_t len)
 /* Gives every item a unique valid INI name. Valid names are claimed first and kept, so no
  * valid name is ever renamed, except a later duplicate (which INI cannot hold). */
 static void
-ini_names(struct ctx *c, struct item **items, size_t n, const char *what)
+ini_names(struct ctx *c, const struct item_ref *items, size_t n, const char *what)
 {
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < n; i++) {
-            struct item *it = items[i];
+            struct item *it = items[i].it;
             bool valid = value_name_is_valid(it->go_name, strlen(it->go_name));
             if (it->ini_name != NULL || (pass == 0 && !valid)) {
                 continue;
@@ -414,12 +419,12 @@ ini_names(struct ctx *c, struct item **items, size_t n, const char *what)
 static void
 all_ini_names(struct ctx *c)
 {
-    struct item **v = calloc(c->n_relays + 1, sizeof(*v));
+    struct item_ref *v = calloc(c->n_relays + 1, sizeof(*v));
     if (v == NULL) {
         abort();
     }
     for (size_t i = 0; i < c->n_relays; i++) {
-        v[i] = &c->relays[i].it;
+        v[i].it = &c->relays[i].it;
     }
     ini_names(c, v, c->n_relays, "relay");
     for (size_t i = 0; i < c->n_relays; i++) {
@@ -429,7 +434,7 @@ all_ini_names(struct ctx *c)
             abort();
         }
         for (size_t j = 0; j < r->n_outs; j++) {
-            v[j] = &r->outs[j];
+            v[j].it = &r->outs[j];
         }
         ini_names(c, v, r->n_outs, "output");
     }

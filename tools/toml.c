@@ -78,7 +78,10 @@ fail(struct parser *p, const char *fmt, ...)
 static char
 peek_at(const struct parser *p, size_t off)
 {
-    return p->pos + off < p->len ? p->s[p->pos + off] : '\0';
+    if (p->pos + off >= p->len) {
+        return '\0';
+    }
+    return p->s[p->pos + off];
 }
 
 static char

@@ -208,16 +208,17 @@ class TestConvertNames(RelayTestCase):
             '[[http]]\nname = "a b"\nbind-addr = ":1"\n'
             'output = [ { name = "o.1", location = "http://h/w" }, '
             '{ name = "o_1", location = "http://h/w" } ]\n'
-            '[[udp]]\nname = "a_b"\nbind-addr = ":2"\noutput = [ { location = "h:1" } ]\n')
+            '[[udp]]\nname = "a_b"\nbind-addr = ":2"\noutput = [ { location = "localhost:1" } ]\n')
         self.assertIn("[http.a_b-2]\n", out)
         self.assertIn("[udp.a_b]\n", out)
         self.assertIn("[http.a_b-2.output.o_1-2]\n", out)
         self.assertIn("[http.a_b-2.output.o_1]\n", out)
-        self.assertIn("[udp.a_b.output.h_1]\n", out)
+        self.assertIn("[udp.a_b.output.localhost_1]\n", out)
         self.assertEqual(err.splitlines(), [
             'in.toml:1: warning: relay name "a b" is not a valid INI name: written as "a_b-2"',
             'in.toml:4: warning: output name "o.1" is not a valid INI name: written as "o_1-2"',
-            'in.toml:8: warning: output name "h:1" is not a valid INI name: written as "h_1"',
+            'in.toml:8: warning: output name "localhost:1" is not a valid INI name: written as '
+            '"localhost_1"',
         ])
         # Output order is kept: o.1 (renamed) still comes first.
         self.assertLess(out.index("output.o_1-2]"), out.index("output.o_1]"))

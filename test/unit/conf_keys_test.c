@@ -29,6 +29,21 @@ read_all(const char *path)
 }
 
 static void
+check_documented(const char *man, enum conf_section_kind kind)
+{
+    size_t n = 0;
+    const struct conf_key *keys = conf_keys_table(kind, &n);
+    for (size_t i = 0; i < n; i++) {
+        char want[128];
+        snprintf(want, sizeof(want), ".It Cm %s\n", keys[i].name);
+        if (strstr(man, want) == NULL) {
+            fprintf(stderr, "key %s is not documented in influxdb-relay.conf.5\n", keys[i].name);
+        }
+        CHECK(strstr(man, want) != NULL);
+    }
+}
+
+static void
 test_documented(void)
 {
     char *man = read_all(IR_TEST_DIR "/../docs/influxdb-relay.conf.5");
@@ -37,33 +52,29 @@ test_documented(void)
         return;
     }
     for (int kind = 0; kind < CONF_SEC_COUNT; kind++) {
-        size_t n = 0;
-        const struct conf_key *keys = conf_keys_table(kind, &n);
-        for (size_t i = 0; i < n; i++) {
-            char want[128];
-            snprintf(want, sizeof(want), ".It Cm %s\n", keys[i].name);
-            if (strstr(man, want) == NULL) {
-                fprintf(stderr, "key %s is not documented in influxdb-relay.conf.5\n",
-                        keys[i].name);
-            }
-            CHECK(strstr(man, want) != NULL);
-        }
+        check_documented(man, kind);
     }
     free(man);
+}
+
+static void
+check_table(enum conf_section_kind kind)
+{
+    size_t n = 0;
+    const struct conf_key *keys = conf_keys_table(kind, &n);
+    CHECK(n > 0 && n <= CONF_KEYS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(conf_keys_find(kind, keys[i].name) == &keys[i]);
+        CHECK(!(keys[i].required && keys[i].def != NULL));
+    }
+    CHECK(conf_keys_find(kind, "no-such-key") == NULL);
 }
 
 static void
 test_tables(void)
 {
     for (int kind = 0; kind < CONF_SEC_COUNT; kind++) {
-        size_t n = 0;
-        const struct conf_key *keys = conf_keys_table(kind, &n);
-        CHECK(n > 0 && n <= CONF_KEYS_MAX);
-        for (size_t i = 0; i < n; i++) {
-            CHECK(conf_keys_find(kind, keys[i].name) == &keys[i]);
-            CHECK(!(keys[i].required && keys[i].def != NULL));
-        }
-        CHECK(conf_keys_find(kind, "no-such-key") == NULL);
+        check_table(kind);
     }
 }
 
