@@ -5,6 +5,7 @@
  * from start-up; request series appear with their first request (a code label has no zero). */
 #include "http/h_metrics.h"
 
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -231,7 +232,8 @@ static const struct backend_value backend_gauges[] = {
          "Client writes held for the backend (in-flight batch included).", VALUE_QUEUE_WRITES, 0,
          NULL, false},
         {"backend_queue_capacity_bytes", "gauge",
-         "The bound on backend_queue_bytes (buffer-size-mb, or one batch when unbuffered).",
+         "The bound on backend_queue_bytes (buffer-size-mb; unbuffered: 4 x max-batch-kb, at "
+         "least 8 MiB).",
          VALUE_CAPACITY, 0, NULL, false},
         {"backend_oldest_queued_age_seconds", "gauge", "Age of the oldest held write.",
          VALUE_OLDEST_AGE, 0, NULL, false},
@@ -298,6 +300,7 @@ static void
 backend_samples(struct textbuf *b, const struct h_metrics_view *v, const struct backend_value *bv)
 {
     const char *name = bv->is_drop ? "backend_dropped_writes_total" : bv->name;
+    assert(!bv->is_drop || strncmp(bv->field, DROP_PREFIX, strlen(DROP_PREFIX)) == 0);
     const char *reason = bv->is_drop ? bv->field + strlen(DROP_PREFIX) : NULL;
     for (size_t r = 0; r < v->n_http; r++) {
         for (size_t i = 0; i < v->http[r].n_backends; i++) {
@@ -441,7 +444,8 @@ h_metrics_render_view(const struct h_metrics_view *v, size_t *len)
         n_backends += v->http[r].n_backends;
     }
     struct textbuf b;
-    textbuf_init(&b, 8192 + n_backends * 6144 + v->n_udp * 1024);
+    /* About 2.7 KiB of text per backend; the buffer doubles if the guess is short. */
+    textbuf_init(&b, 8192 + n_backends * 3072 + v->n_udp * 1024);
     render_http(&b, v);
     render_backends(&b, v);
     render_udp_relays(&b, v);
