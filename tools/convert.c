@@ -713,7 +713,9 @@ convert(struct ctx *c, const struct toml_value *root)
     if (c->n_relays == 0 && c->errors == 0) {
         report(c, 1, "no [[http]] or [[udp]] relay");
     }
-    qsort(c->relays, c->n_relays, sizeof(*c->relays), by_line);
+    if (c->n_relays > 1) {
+        qsort(c->relays, c->n_relays, sizeof(*c->relays), by_line);
+    }
     for (size_t i = 0; i < c->n_relays; i++) {
         collect_outputs(c, &c->relays[i]);
     }
