@@ -64,14 +64,24 @@ skip_ws(const char *b, size_t i, size_t n)
     return i;
 }
 
+/* Skipping a quoted run: the index of the next '"' is remembered, so a run full of backslashes
+ * does not search for the same far '"' again after each one (that would be quadratic). */
+struct quote_skip {
+    size_t q;   /* index of the next '"' at or after the last search, or len */
+    bool known; /* q is valid */
+};
+
 /* Index of the next '"' or '\\' at or after i, or len. */
 static size_t
-next_quote_or_escape(const char *b, size_t i, size_t len)
+next_quote_or_escape(const char *b, size_t i, size_t len, struct quote_skip *qs)
 {
-    const char *q = memchr(b + i, '"', len - i);
-    size_t qi = q ? (size_t)(q - b) : len;
-    const char *e = memchr(b + i, '\\', qi - i);
-    return e ? (size_t)(e - b) : qi;
+    if (!qs->known || qs->q < i) {
+        const char *q = memchr(b + i, '"', len - i);
+        qs->q = q ? (size_t)(q - b) : len;
+        qs->known = true;
+    }
+    const char *e = memchr(b + i, '\\', qs->q - i);
+    return e ? (size_t)(e - b) : qs->q;
 }
 
 /* influxd's scanLine(), byte by byte, for lines holding a '"' or a '\\'. */
@@ -82,6 +92,7 @@ scan_line_slow(const char *b, size_t len, size_t i, struct lp_line *ln)
     bool fields = false;
     size_t equals = 0;
     size_t commas = 0;
+    struct quote_skip qs = {0};
     while (i < len) {
         char c = b[i];
         if (c == '\\') {
@@ -94,7 +105,7 @@ scan_line_slow(const char *b, size_t len, size_t i, struct lp_line *ln)
                 quoted = false;
                 i++;
             } else {
-                i = c == '"' ? i + 1 : next_quote_or_escape(b, i, len);
+                i = c == '"' ? i + 1 : next_quote_or_escape(b, i, len, &qs);
             }
             continue;
         }
@@ -608,12 +619,13 @@ scan_fields(const char *b, size_t i, size_t n, struct field_scan *fs, struct lp_
 {
     bool quoted = false;
     size_t equals = 0, commas = 0;
+    struct quote_skip qs = {0};
     i = skip_ws(b, i, n);
     fs->start = i;
     while (i < n) {
         if (quoted) {
             /* Only '"' (which closes: equals > commas still holds) and '\\' matter here. */
-            i = next_quote_or_escape(b, i, n);
+            i = next_quote_or_escape(b, i, n, &qs);
             if (i < n && b[i] == '"') {
                 quoted = false;
                 i++;
@@ -662,6 +674,7 @@ static size_t
 walk_value_len(const char *f, size_t m)
 {
     bool quoted = false;
+    struct quote_skip qs = {0};
     size_t i = 0;
     while (i < m) {
         char c = f[i];
@@ -671,7 +684,7 @@ walk_value_len(const char *f, size_t m)
             quoted = !quoted;
             i++;
         } else if (quoted) {
-            i = c == '\\' ? i + 1 : next_quote_or_escape(f, i, m);
+            i = c == '\\' ? i + 1 : next_quote_or_escape(f, i, m, &qs);
         } else if (c == ',') {
             break;
         } else {

@@ -2,7 +2,8 @@
  * Input: first byte = precision (mod 6), the rest = the body. Checks, besides ASan/UBSan:
  * - the output re-parses as all valid, needs no stamp and comes back zero-copy, same points;
  * - a zero-copy output is a prefix of the input;
- * - every output line is an input line, in order, verbatim or followed by exactly the stamp,
+ * - every output line is an input line (as lp_scan_line cuts them, the cut itself being checked
+ *   against influxd by the corpus), in order, verbatim or followed by exactly the stamp,
  *   and len(out) == len(in) + stamped * len(stamp) - skipped + added, where skipped is the
  *   input bytes left out (invalid, blank and comment lines with their '\n') and added the
  *   '\n' given to a last line that had none;
@@ -15,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lp/lp.c"
-#include "lp/scan.c"
+#include "lp/lp.c"   /* NOLINT(bugprone-suspicious-include): see above */
+#include "lp/scan.c" /* NOLINT(bugprone-suspicious-include) */
 
 #define FUZZ_NOW_NS 1700000000123456789LL
 
@@ -29,58 +30,49 @@ fuzz_fail(const char *what)
     abort();
 }
 
-/* Finds s[0..n) as a whole line of in[0..len) (starting at 0 or after a '\n', ending at len or
- * before a '\n') at or after from; returns its offset or len + 1. */
-static size_t
-find_from(const char *in, size_t len, size_t from, const char *s, size_t n)
-{
-    for (size_t i = from; i + n <= len; i++) {
-        bool anchored = (i == 0 || in[i - 1] == '\n') && (i + n == len || in[i + n] == '\n');
-        if (anchored && memcmp(in + i, s, n) == 0) {
-            return i;
-        }
-    }
-    return len + 1;
-}
-
-/* Matches every output line to the input; checks the length equation and the stamp count. */
+/* Matches every output line, in order, to an input line (as lp_scan_line cuts them): its content
+ * verbatim, or followed by exactly the stamp. Counts points and stamps, and checks
+ * len(out) == len(in) + stamped * len(stamp) - skipped + added. */
 static void
 check_lines(const char *in, size_t len, const struct lp_result *r, const char *stamp,
             size_t stamp_len)
 {
-    size_t cursor = 0, skipped = 0, added = 0, stamped = 0, lines = 0;
+    size_t ipos = 0, skipped = 0, added = 0, stamped = 0, lines = 0;
     for (size_t pos = 0; pos < r->len; lines++) {
         size_t ll = 0;
-        if (lp_split(r->data + pos, r->len - pos, 0, &ll) != 0 || ll == 0) {
-            fuzz_fail("lp_split(max 0) did not report the line");
+        if (lp_split(r->data + pos, r->len - pos, 0, &ll) != 0 || ll == 0 ||
+            r->data[pos + ll - 1] != '\n') {
+            fuzz_fail("output line not cut as expected");
         }
         const char *line = r->data + pos;
-        size_t n = ll - 1; /* without its '\n' */
-        if (line[n] != '\n') {
-            fuzz_fail("output line without '\\n'");
-        }
-        size_t at = find_from(in, len, cursor, line, n);
-        size_t bare = n >= stamp_len ? n - stamp_len : 0;
-        bool has_stamp = n >= stamp_len && memcmp(line + bare, stamp, stamp_len) == 0;
-        size_t at2 = has_stamp ? find_from(in, len, cursor, line, bare) : len + 1;
-        if (at2 < at) {
-            at = at2;
-            n = bare;
-            stamped++;
-        }
-        if (at > len) {
-            fuzz_fail("output line not found in the input");
-        }
-        skipped += at - cursor;
-        cursor = at + n;
-        if (cursor < len && in[cursor] == '\n') {
-            cursor++;
-        } else {
-            added++;
+        size_t n = ll - 1;
+        for (;;) {
+            if (ipos >= len) {
+                fuzz_fail("output line not found in the input");
+            }
+            struct lp_line ln;
+            lp_scan_line(in, len, ipos, &ln);
+            size_t e = ln.end > ln.start && in[ln.end - 1] == '\n' ? ln.end - 1 : ln.end;
+            size_t cl = e - ln.start;
+            bool same = cl <= n && memcmp(in + ln.start, line, cl) == 0;
+            bool verbatim = same && cl == n;
+            bool with_stamp =
+                    same && cl + stamp_len == n && memcmp(line + cl, stamp, stamp_len) == 0;
+            ipos = ln.next;
+            if (!verbatim && !with_stamp) {
+                skipped += ln.next - ln.start;
+                continue;
+            }
+            stamped += with_stamp;
+            if (cl + 1 < ln.next - ln.start || cl + 1 > ln.next - ln.start + 1) {
+                fuzz_fail("line end bookkeeping");
+            }
+            added += cl + 1 - (ln.next - ln.start);
+            break;
         }
         pos += ll;
     }
-    skipped += len - cursor;
+    skipped += len - ipos;
     if (lines != r->points || stamped != r->stamped) {
         fuzz_fail("line or stamp count");
     }

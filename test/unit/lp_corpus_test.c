@@ -67,7 +67,10 @@ unescape(const char *s, size_t n, int rep, struct bytes *out)
             bytes_put(out, idx, (size_t)m);
             continue;
         }
-        char e = i + 1 < n ? s[i + 1] : '\0';
+        char e = '\0';
+        if (i + 1 < n) {
+            e = s[i + 1];
+        }
         if (c != '\\' || strchr("\\\"tnr0x*", e) == NULL || e == '\0') {
             bytes_put(out, &c, 1);
             continue;
@@ -77,7 +80,12 @@ unescape(const char *s, size_t n, int rep, struct bytes *out)
             i += used > 0 ? used - 1 : 0;
             continue;
         }
-        char v = e == 't' ? '\t' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == '0' ? '\0' : e;
+        static const char from[] = "tnr0", to[] = "\t\n\r";
+        const char *k = strchr(from, e);
+        char v = e;
+        if (k != NULL) {
+            v = to[k - from];
+        }
         if (e == 'x' && i + 3 < n) {
             v = (char)(hexval(s[i + 2]) * 16 + hexval(s[i + 3]));
             i += 2;

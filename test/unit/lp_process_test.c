@@ -248,6 +248,28 @@ test_time_range(void)
     lp_result_cleanup(&r);
 }
 
+/* Regression: a quoted run full of backslashes once searched for the same far '"' after each
+ * backslash, quadratic time (8 CPU-seconds for 2 MB). Linear now: milliseconds for 8 MB. */
+static void
+test_backslash_run_is_linear(void)
+{
+    size_t n = 8u << 20;
+    char *body = malloc(n + 16);
+    memcpy(body, "m v=\"", 5);
+    memset(body + 5, '\\', n);
+    memcpy(body + 5 + n, "\" 1\n", 4);
+    struct lp_result r;
+    CHECK(lp_process(body, n + 9, LP_PREC_NS, NOW_NS, &r) == 0);
+    CHECK_EQ_I64(r.points, 1);
+    CHECK(r.data == body);
+    lp_result_cleanup(&r);
+    body[0] = '#';
+    CHECK(lp_process(body, n + 9, LP_PREC_NS, NOW_NS, &r) == 0);
+    CHECK(r.points == 0 && r.dropped == 0);
+    lp_result_cleanup(&r);
+    free(body);
+}
+
 static void
 test_split(void)
 {
@@ -277,6 +299,7 @@ main(void)
     test_quirks_valid();
     test_max_key();
     test_time_range();
+    test_backslash_run_is_linear();
     test_split();
     return CHECK_DONE();
 }
