@@ -3,6 +3,7 @@ of the process, every backend's series from start-up, and counters equal to what
 through traffic, a partial write, an outage (retries, buffer_full drops, state down), and a
 recovery (draining, then up, backlog delivered)."""
 
+import json
 import os
 import re
 import socket
@@ -188,12 +189,21 @@ timeout = 2s
                                                              "/write" else 0))
         seen = set()
 
+        health_draining = []
+
         def recovered(s):
             seen.add(s.state("r1", "b1"))
+            st, _, out = http_request(port, "GET", "/health")
+            doc = json.loads(out)
+            if doc["backends"][0]["state"] == "draining":
+                health_draining.append((st, doc["status"]))
             return s.state("r1", "b1") == "up" and s.backend("queue_writes", "r1", "b1") == 0
         s = wait_until(lambda: self._scrape_when(port, recovered), timeout=30, step=0.05,
                        what="b1 drained and up")
         self.assertIn("draining", seen)
+        # While b1 drains, /health says degraded (200): b1 takes writes, but is behind.
+        self.assertTrue(health_draining)
+        self.assertEqual(set(health_draining), {(200, "degraded")})
         self.assertEqual(s.backend("queue_bytes", "r1", "b1"), 0)
         self.assertEqual(s.backend("oldest_queued_age_seconds", "r1", "b1"), 0)
         delivered = b"".join(r["body"] for r in m1b.writes())
@@ -247,6 +257,27 @@ timeout = 500ms
             port, lambda s: s.dropped("r1", "b1", "withdrawn") == 1), what="withdrawn counted")
         self.assertEqual(s.backend("queue_writes", "r1", "b1"), 0)
         self.assertEqual(s.requests("r1", "write", 503), 1)
+
+    def test_histograms_in_seconds(self):
+        """A backend that takes 0.3 s: the write's answer and the backend request land in the
+        0.25..0.5 s buckets, and _sum is about 0.3 (seconds, not ms or us)."""
+        slow = self.mock(responder=lambda req: (204, b"", {}, 0.3 if req["path"] == "/write"
+                                                else 0))
+        cfg, port = self.http_relay_config([slow.url])
+        self.relay(cfg, wait_ports=[port])
+        st, _, out = http_request(port, "POST", "/write?db=d", lines(1, "h"))
+        self.assertEqual(st, 204, out)
+        s = wait_until(lambda: self._scrape_when(port, lambda s: s.backend(
+            "send_duration_seconds_count", "r1", "b1") >= 1), what="send observed")
+        for name, labels in (("influxdb_relay_request_duration_seconds", {"relay": "r1"}),
+                             ("influxdb_relay_backend_send_duration_seconds",
+                              {"relay": "r1", "backend": "b1"})):
+            self.assertEqual(s.get(name + "_bucket", le="0.25", **labels), 0, name)
+            self.assertEqual(s.get(name + "_bucket", le="0.5", **labels), 1, name)
+            self.assertEqual(s.get(name + "_bucket", le="+Inf", **labels), 1, name)
+            self.assertEqual(s.get(name + "_count", **labels), 1, name)
+            self.assertGreaterEqual(s.get(name + "_sum", **labels), 0.29, name)
+            self.assertLess(s.get(name + "_sum", **labels), 0.5, name)
 
     def test_udp_counters(self):
         """UDP counters equal the datagrams and lines sent, including invalid and too-long
