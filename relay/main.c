@@ -113,10 +113,9 @@ load_config(const char *path)
 {
     struct conf_errs errs = {NULL, 0, 0};
     struct conf *c = conf_load(path, &errs);
-    if (c != NULL && conf_check(c, &errs) != 0) {
-        /* The problems are in errs; printed below. */
-    }
-    if (errs.n > 0) {
+    /* conf_check() runs even after load problems, so one pass reports everything. */
+    bool bad = c == NULL || conf_check(c, &errs) != 0 || errs.n > 0;
+    if (bad) {
         print_errs(path, &errs);
         conf_free(c);
         c = NULL;
