@@ -153,6 +153,10 @@ add_error(struct proc *p, size_t s, size_t e, const struct lp_point *pt)
 {
     static const char pre[] = "unable to parse '";
     static const char mid[] = "': ";
+    if (p->err.len >= LP_ERRORS_MAX) {
+        p->r->errors_truncated = true;
+        return;
+    }
     size_t rlen = lp_reason_len(pt);
     if (!grow_reserve(&p->err, (e - s) + rlen + sizeof(pre) + sizeof(mid) + 1)) {
         return;

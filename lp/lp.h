@@ -52,13 +52,20 @@ int64_t lp_prec_from_ns(int64_t now_ns, enum lp_prec p);
 struct lp_result {
     const char *data;
     size_t len;
-    char *buf;         /* owned, or NULL */
-    size_t points;     /* valid lines (= lines in data) */
-    size_t stamped;    /* of which were given the receive time */
-    size_t dropped;    /* invalid lines (blank lines and comments are not counted) */
-    char *errors;      /* owned, or NULL when dropped == 0: see above */
-    size_t errors_len; /* bytes in errors (not counting its terminating NUL) */
+    char *buf;             /* owned, or NULL */
+    size_t points;         /* valid lines (= lines in data) */
+    size_t stamped;        /* of which were given the receive time */
+    size_t dropped;        /* invalid lines (blank lines and comments are not counted) */
+    char *errors;          /* owned, or NULL when dropped == 0: see above */
+    size_t errors_len;     /* bytes in errors (not counting its terminating NUL) */
+    bool errors_truncated; /* errors stopped growing at LP_ERRORS_MAX (see there) */
 };
+
+/* Bound of the error text: once it holds this many bytes no further "unable to parse" entry is
+ * added (errors_truncated is set; dropped still counts every invalid line). influxd lists them
+ * all, but that text can be 18 times the body (2-byte lines, 36-byte errors): 576 MB for a 32 MB
+ * body. Bodies with fewer than ~25000 invalid lines of 100 bytes get influxd's exact text. */
+#define LP_ERRORS_MAX (4u << 20)
 
 /* Validates and stamps in[0..len). now_ns is the receive time (ns since the epoch), converted
  * once to prec for every unstamped point. Fills *r (the caller calls lp_result_cleanup() on

@@ -270,6 +270,28 @@ test_backslash_run_is_linear(void)
     free(body);
 }
 
+/* The error text stops at LP_ERRORS_MAX; every invalid line is still counted. */
+static void
+test_errors_bounded(void)
+{
+    size_t lines = 300000;
+    char *body = malloc(2 * lines);
+    for (size_t i = 0; i < lines; i++) {
+        memcpy(body + 2 * i, "a\n", 2);
+    }
+    struct lp_result r;
+    CHECK(lp_process(body, 2 * lines, LP_PREC_NS, NOW_NS, &r) == 0);
+    CHECK_EQ_I64(r.dropped, lines);
+    CHECK(r.errors_truncated);
+    CHECK(r.errors_len >= LP_ERRORS_MAX && r.errors_len < LP_ERRORS_MAX + 64);
+    CHECK(strncmp(r.errors, "unable to parse 'a': missing fields\nunable", 42) == 0);
+    lp_result_cleanup(&r);
+    CHECK(lp_process(body, 2000, LP_PREC_NS, NOW_NS, &r) == 0);
+    CHECK(r.dropped == 1000 && !r.errors_truncated);
+    lp_result_cleanup(&r);
+    free(body);
+}
+
 static void
 test_split(void)
 {
@@ -300,6 +322,7 @@ main(void)
     test_max_key();
     test_time_range();
     test_backslash_run_is_linear();
+    test_errors_bounded();
     test_split();
     return CHECK_DONE();
 }
