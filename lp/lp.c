@@ -168,6 +168,9 @@ add_error(struct proc *p, size_t s, size_t e, const struct lp_point *pt)
     grow_put(&p->err, p->in + s, e - s);
     grow_put(&p->err, mid, sizeof(mid) - 1);
     p->err.len += lp_reason_write(pt, p->err.p + p->err.len);
+    if (p->r->first_error_len == 0) {
+        p->r->first_error_len = p->err.len;
+    }
 }
 
 static void

@@ -52,13 +52,15 @@ int64_t lp_prec_from_ns(int64_t now_ns, enum lp_prec p);
 struct lp_result {
     const char *data;
     size_t len;
-    char *buf;             /* owned, or NULL */
-    size_t points;         /* valid lines (= lines in data) */
-    size_t stamped;        /* of which were given the receive time */
-    size_t dropped;        /* invalid lines (blank lines and comments are not counted) */
-    char *errors;          /* owned, or NULL when dropped == 0: see above */
-    size_t errors_len;     /* bytes in errors (not counting its terminating NUL) */
-    bool errors_truncated; /* errors stopped growing at LP_ERRORS_MAX (see there) */
+    char *buf;              /* owned, or NULL */
+    size_t points;          /* valid lines (= lines in data) */
+    size_t stamped;         /* of which were given the receive time */
+    size_t dropped;         /* invalid lines (blank lines and comments are not counted) */
+    char *errors;           /* owned, or NULL when dropped == 0: see above */
+    size_t errors_len;      /* bytes in errors (not counting its terminating NUL) */
+    bool errors_truncated;  /* errors stopped growing at LP_ERRORS_MAX (see there) */
+    size_t first_error_len; /* bytes of the first "unable to parse" entry in errors (the line it
+                             * quotes may hold a '\n', so do not cut errors at '\n' for it) */
 };
 
 /* Bound of the error text: once it holds this many bytes no further "unable to parse" entry is

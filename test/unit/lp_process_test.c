@@ -136,12 +136,20 @@ check_errors(const char *body, size_t points, size_t dropped, const char *errors
     CHECK_EQ_I64(r.points, points);
     CHECK_EQ_I64(r.dropped, dropped);
     CHECK_STREQ(r.errors, errors);
+    CHECK(r.errors == NULL || strncmp(r.errors, "unable to parse '", 17) == 0);
+    if (r.errors != NULL) {
+        const char *second = strstr(r.errors, "\nunable to parse '");
+        CHECK_EQ_I64(r.first_error_len, second ? (size_t)(second - r.errors) : r.errors_len);
+    }
     lp_result_cleanup(&r);
 }
 
 static void
 test_only_invalid(void)
 {
+    check_errors("a s=\"x\ny\",b\nb v=\n", 0, 2,
+                 "unable to parse 'a s=\"x\ny\",b': invalid field format\n"
+                 "unable to parse 'b v=': missing field value");
     check_errors("a\nb v=\nc,t v=1\n", 0, 3,
                  "unable to parse 'a': missing fields\n"
                  "unable to parse 'b v=': missing field value\n"
