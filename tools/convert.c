@@ -504,7 +504,7 @@ emit_clamped(struct ctx *c, const struct toml_value *t, const char *key, long lo
 }
 
 /* A Go duration key. must_parse: the Go relay refuses an invalid value (else it ignores it).
- * A duration <= 0 means "none" to Go; it is written as the largest we take. */
+ * Out-of-range values are written as the nearest value we take. */
 static void
 emit_duration(struct ctx *c, const struct toml_value *t, const char *key, bool must_parse,
               int64_t max_ms)
@@ -526,10 +526,15 @@ emit_duration(struct ctx *c, const struct toml_value *t, const char *key, bool m
         }
         return;
     }
+    /* <= 0 is "no timeout" to Go's HTTP client, but "retry at once" to its retry buffer. */
+    bool timeout = strcmp(key, "timeout") == 0;
     if (ns <= 0 || ns > max_ms * 1000000) {
-        value_format_ms(max_ms, buf, sizeof(buf));
+        value_format_ms(ns > 0 || timeout ? max_ms : 1, buf, sizeof(buf));
         warn(c, kv->line, "%s = \"%s\" %s: written as %s", key, kv->v.str,
-             ns <= 0 ? "means no limit to the Go relay" : "is above the largest value", buf);
+             ns > 0    ? "is above the largest value"
+             : timeout ? "means no limit to the Go relay"
+                       : "means retry at once to the Go relay",
+             buf);
         emit(c, kv->line, key, buf);
         return;
     }

@@ -231,6 +231,17 @@ class TestConvertNames(RelayTestCase):
         self.assertIn("[http.r_lai]\n", out)
         self.assertIn("bind-addr = [::1]:9096\n", out)
 
+    def test_non_positive_durations_keep_their_go_meaning(self):
+        out, err = self.run_ok('[[http]]\nname = "a"\nbind-addr = ":1"\noutput = [ { name = "b", '
+                               'location = "http://h/w", buffer-size-mb = 1, '
+                               'max-delay-interval = "0s", timeout = "-1s" } ]\n')
+        self.assertIn("timeout = 1h\nbuffer-size-mb = 1\nmax-delay-interval = 1ms\n", out)
+        self.assertEqual(err.splitlines(), [
+            'in.toml:4: warning: timeout = "-1s" means no limit to the Go relay: written as 1h',
+            'in.toml:4: warning: max-delay-interval = "0s" means retry at once to the Go relay: '
+            'written as 1ms',
+        ])
+
 
 if __name__ == "__main__":
     unittest.main()
