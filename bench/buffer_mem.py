@@ -199,7 +199,7 @@ max-delay-interval = 1s
                                                                  held_bytes / 2**20, BUFFER_MB))
         print("rss_kb idle=%d peak=%d after_drain=%d bound=%d peak_over_idle_mib=%.1f" % (
             idle, peak_buffering, after, bound, (peak_buffering - idle) / 1024))
-        print("b2 received writes=%d bytes=%d byte_exact_in_order=%s" % (s2.writes, s2.bytes,
+        print("b2 received requests=%d bytes=%d byte_exact_in_order=%s" % (s2.writes, s2.bytes,
                                                                          ok_bytes))
         print("PASS" if peak_buffering <= bound and ok_bytes else "FAIL")
     finally:
