@@ -154,6 +154,20 @@ class TestCliRun(RelayTestCase):
         self.assertEqual(a.stderr, b.stderr)
         self.assertEqual(len(a.stderr.decode().splitlines()), 5, a.stderr)
 
+    def test_address_in_use_at_start_exits_one(self):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", port))
+            s.listen(1)
+            path = os.path.join(self.tmp, "busy.ini")
+            with open(path, "w") as f:
+                f.write(valid_config(port))
+            self.assertEqual(run_relay(["-config", path, "--check-config"]).returncode, 0)
+            r = run_relay(["-config", path], timeout=30)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("error", r.stderr.decode())
+            self.assertIn(str(port), r.stderr.decode())
+
     def start(self, head=""):
         port = free_port()
         mock = self.mock()
