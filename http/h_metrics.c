@@ -32,14 +32,17 @@ load(const _Atomic uint64_t *a)
     return atomic_load_explicit(a, memory_order_relaxed);
 }
 
-/* Label values escape backslash, double quote and newline (exposition format 0.0.4). */
+/* Label values escape backslash, double quote and newline (exposition format 0.0.4). Names are
+ * [A-Za-z0-9_-] (conf/ checks them), so the common case is one copy. */
 static void
 label_value(struct textbuf *b, const char *s)
 {
     if (s == NULL) {
         return;
     }
-    for (const char *p = s; *p != '\0'; p++) {
+    size_t plain = strcspn(s, "\\\"\n");
+    textbuf_add(b, s, plain);
+    for (const char *p = s + plain; *p != '\0'; p++) {
         if (*p == '\\' || *p == '"') {
             char esc[2] = {'\\', *p};
             textbuf_add(b, esc, 2);
@@ -101,19 +104,37 @@ sample_fixed(struct textbuf *b, const char *name, const char *const *kv, double 
     textbuf_char(b, '\n');
 }
 
+/* The le label of each finite bucket of util/histo.h, as "%g" prints its bound (a table, not a
+ * snprintf per line: formatting them made up most of a scrape's cost). */
+static const char *const le_names[HISTO_BUCKETS] = {"0.001", "0.0025", "0.005", "0.01", "0.025",
+                                                    "0.05",  "0.1",    "0.25",  "0.5",  "1",
+                                                    "2.5",   "5",      "10"};
+
+/* Programmer check: le_names still matches histo_bound(). */
+static bool
+le_names_match(void)
+{
+    for (unsigned i = 0; i < HISTO_BUCKETS; i++) {
+        char le[32];
+        snprintf(le, sizeof(le), "%g", histo_bound(i));
+        if (strcmp(le, le_names[i]) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* One histogram series set: cumulative _bucket{le} lines, +Inf equal to _count, _sum, _count.
  * kv holds the series' labels with two free slots before the final NULL for "le". */
 static void
 histogram(struct textbuf *b, const char *name, const char **kv, size_t at, const struct histo *h)
 {
-    char le[32];
     uint64_t cum = 0;
     kv[at] = "le";
-    kv[at + 1] = le;
     kv[at + 2] = NULL;
     for (unsigned i = 0; i < HISTO_BUCKETS; i++) {
         cum += load(&h->bucket[i]);
-        snprintf(le, sizeof(le), "%g", histo_bound(i));
+        kv[at + 1] = le_names[i];
         series(b, name, "_bucket", kv);
         textbuf_u64(b, cum);
         textbuf_char(b, '\n');
@@ -121,7 +142,7 @@ histogram(struct textbuf *b, const char *name, const char **kv, size_t at, const
     /* An observation in flight may have bumped its bucket but not yet count. */
     uint64_t count = load(&h->count);
     count = count < cum ? cum : count;
-    snprintf(le, sizeof(le), "+Inf");
+    kv[at + 1] = "+Inf";
     series(b, name, "_bucket", kv);
     textbuf_u64(b, count);
     textbuf_char(b, '\n');
@@ -443,6 +464,7 @@ h_metrics_render_view(const struct h_metrics_view *v, size_t *len)
     for (size_t r = 0; r < v->n_http; r++) {
         n_backends += v->http[r].n_backends;
     }
+    assert(le_names_match());
     struct textbuf b;
     /* About 2.7 KiB of text per backend; the buffer doubles if the guess is short. */
     textbuf_init(&b, 8192 + n_backends * 3072 + v->n_udp * 1024);
