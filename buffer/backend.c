@@ -109,6 +109,7 @@ struct backend {
     _Atomic bool stop;                /* atomic */
     _Atomic int64_t stop_deadline_ms; /* atomic: set before stop; also curl's abort time */
     _Atomic bool full;                /* atomic: the last submit found the queue full */
+    _Atomic bool high;                /* atomic: buffered queue above 80% (warned) */
     pthread_t thread;                 /* main thread only */
     bool started;                     /* main thread only */
     struct sender s;                  /* sender thread only (main thread before start) */
@@ -194,6 +195,22 @@ note_full(struct backend *b, bool full)
     }
 }
 
+/* Buffered: warns once when the buffer passes 80 %, notes once when it is back under 50 %. */
+static void
+note_level(struct backend *b)
+{
+    uint64_t held = queue_bytes(b->q);
+    uint64_t cap = queue_cap(b->o);
+    bool high = atomic_load_explicit(&b->high, memory_order_relaxed);
+    if (!high && held > cap / 5 * 4 && !atomic_exchange(&b->high, true)) {
+        log_warn(b->who, "buffer above 80%% queued_bytes=%llu capacity_bytes=%llu",
+                 (unsigned long long)held, (unsigned long long)cap);
+    } else if (high && held < cap / 2 && atomic_exchange(&b->high, false)) {
+        log_info(b->who, "buffer below 50%% again queued_bytes=%llu capacity_bytes=%llu",
+                 (unsigned long long)held, (unsigned long long)cap);
+    }
+}
+
 enum backend_submit
 backend_submit(struct backend *b, struct payload *p, struct rdv *r, unsigned idx)
 {
@@ -204,6 +221,9 @@ backend_submit(struct backend *b, struct payload *p, struct rdv *r, unsigned idx
         return BACKEND_FULL;
     }
     note_full(b, false);
+    if (b->buffered) {
+        note_level(b);
+    }
     if (r == NULL) {
         return BACKEND_QUEUED;
     }

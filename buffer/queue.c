@@ -221,7 +221,7 @@ queue_pop_all(struct queue *q)
     }
     q->head = NULL;
     q->tail = NULL;
-    q->bytes = 0;
+    atomic_store(&q->bytes, 0);
     q->writes = 0;
     pthread_mutex_unlock(&q->mu);
     return all;
@@ -253,11 +253,17 @@ queue_kick(struct queue *q)
     pthread_mutex_unlock(&q->mu);
 }
 
+uint64_t
+queue_bytes(struct queue *q)
+{
+    return atomic_load_explicit(&q->bytes, memory_order_relaxed);
+}
+
 void
 queue_stats(struct queue *q, struct queue_stats *s)
 {
     pthread_mutex_lock(&q->mu);
-    s->bytes = q->bytes;
+    s->bytes = atomic_load(&q->bytes);
     s->writes = q->writes;
     s->cap_bytes = q->cap;
     s->oldest_ms = q->head != NULL ? q->head->p->arrived_ms : 0;

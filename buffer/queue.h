@@ -88,5 +88,7 @@ struct queue_stats {
     int64_t oldest_ms; /* arrived_ms of the head payload, 0 when empty */
 };
 void queue_stats(struct queue *q, struct queue_stats *s);
+/* Any thread, lock-free: the bytes held a moment ago (for threshold warnings). */
+uint64_t queue_bytes(struct queue *q);
 
 #endif

@@ -195,6 +195,7 @@ class RetryTest(RelayTestCase):
         self.assertGreaterEqual(held, 90)
         self.assertEqual(held + full, 150)
         self.assertLessEqual(metric(self.port, "backend_queue_bytes", "b2"), 1 << 20)
+        self.assertIn("r1/b2: buffer above 80%", self.r.log())
         self.assertIn("r1/b2: buffer full", self.r.log())
         sw.down = False
         wait_until(lambda: len(sw.numbers()) == held, timeout=20, what="b2 drained")
