@@ -25,22 +25,34 @@ wait_answer(struct rdv *r, int64_t deadline, struct rdv_answer *a)
     rdv_wait(r, deadline, a);
 }
 
+/* Waits for r's answer and checks it (body NULL = not checked); frees the answer and r. */
+static void
+expect(struct rdv *r, int status, const char *body, bool withdrawn)
+{
+    struct rdv_answer a;
+    rdv_wait(r, SOON, &a);
+    CHECK_EQ_I64(a.status, status);
+    if (body != NULL) {
+        CHECK_STREQ(a.body, body);
+    }
+    CHECK(a.withdrawn == withdrawn);
+    CHECK(!a.timed_out);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+}
+
 static void
 test_one(void)
 {
-    struct rdv_answer a;
     /* First 2xx wins at once, even with a backend that never answers. */
     struct rdv *r = rdv_new(3, CONF_CONSISTENCY_ONE);
     report_str(r, 1, RDV_FAILED, 500, "{\"error\":\"x\"}");
     report_str(r, 2, RDV_OK, 204, NULL);
     int64_t t0 = clock_mono_ms();
-    wait_answer(r, SOON, &a);
+    expect(r, 204, NULL, false);
     CHECK(clock_mono_ms() - t0 < 500);
-    CHECK_EQ_I64(a.status, 204);
-    CHECK(!a.withdrawn && !a.timed_out);
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
     /* A 4xx is decisive at once, with body and Content-Type. */
+    struct rdv_answer a;
     r = rdv_new(2, CONF_CONSISTENCY_ONE);
     report_str(r, 0, RDV_REJECTED, 400, "{\"error\":\"bad\"}");
     report_str(r, 1, RDV_OK, 204, NULL); /* after the verdict: ignored */
@@ -56,83 +68,52 @@ test_one(void)
     report_str(r, 0, RDV_FAILED, 500, "{\"error\":\"first\"}");
     report_str(r, 1, RDV_FAILED, 0, NULL);
     report_str(r, 2, RDV_FAILED, 502, "{\"error\":\"last\"}");
-    wait_answer(r, SOON, &a);
-    CHECK_EQ_I64(a.status, 502);
-    CHECK_STREQ(a.body, "{\"error\":\"last\"}");
-    CHECK(a.withdrawn && !a.timed_out);
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect(r, 502, "{\"error\":\"last\"}", true);
     /* All transport errors: 503 unable to write points. */
     r = rdv_new(2, CONF_CONSISTENCY_ONE);
     report_str(r, 0, RDV_FAILED, 0, NULL);
     report_str(r, 1, RDV_FAILED, 0, NULL);
-    wait_answer(r, SOON, &a);
-    CHECK_EQ_I64(a.status, 503);
-    CHECK_STREQ(a.body, "{\"error\":\"unable to write points\"}");
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect(r, 503, "{\"error\":\"unable to write points\"}", true);
     /* All full (or full + down): 503 buffer full. */
     r = rdv_new(2, CONF_CONSISTENCY_ONE);
     report_str(r, 0, RDV_FULL, 0, NULL);
     report_str(r, 1, RDV_FAILED, 0, NULL);
-    wait_answer(r, SOON, &a);
-    CHECK_EQ_I64(a.status, 503);
-    CHECK_STREQ(a.body, "{\"error\":\"buffer full\"}");
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect(r, 503, "{\"error\":\"buffer full\"}", true);
 }
 
 static void
 test_retry_supersedes(void)
 {
     /* A buffered backend that failed, then succeeded on retry before the others answered. */
-    struct rdv_answer a;
     struct rdv *r = rdv_new(2, CONF_CONSISTENCY_ONE);
     report_str(r, 0, RDV_FAILED, 0, NULL);
     report_str(r, 0, RDV_OK, 204, NULL);
-    wait_answer(r, SOON, &a);
-    CHECK_EQ_I64(a.status, 204);
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect(r, 204, NULL, false);
     /* An OK is final: a later FAILED of the same backend changes nothing. */
     r = rdv_new(2, CONF_CONSISTENCY_ALL);
     report_str(r, 0, RDV_OK, 204, NULL);
     report_str(r, 0, RDV_FAILED, 500, "x");
     report_str(r, 1, RDV_OK, 204, NULL);
-    wait_answer(r, SOON, &a);
-    CHECK_EQ_I64(a.status, 204);
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect(r, 204, NULL, false);
 }
 
 static void
 test_all(void)
 {
-    struct rdv_answer a;
     struct rdv *r = rdv_new(2, CONF_CONSISTENCY_ALL);
     report_str(r, 0, RDV_OK, 204, NULL);
     report_str(r, 1, RDV_FAILED, 503, "{\"error\":\"down\"}");
-    wait_answer(r, SOON, &a);
-    CHECK_EQ_I64(a.status, 503);
-    CHECK_STREQ(a.body, "{\"error\":\"down\"}");
-    CHECK(!a.withdrawn); /* it is on backend 0 */
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect(r, 503, "{\"error\":\"down\"}", false); /* not withdrawn: it is on backend 0 */
     r = rdv_new(3, CONF_CONSISTENCY_ALL);
     report_str(r, 0, RDV_FAILED, 500, "x");
     report_str(r, 1, RDV_REJECTED, 400, "{\"error\":\"bad\"}");
-    wait_answer(r, SOON, &a);
-    CHECK_EQ_I64(a.status, 400);
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect(r, 400, "{\"error\":\"bad\"}", false);
     r = rdv_new(2, CONF_CONSISTENCY_ALL);
     report_str(r, 0, RDV_OK, 204, NULL);
     report_str(r, 1, RDV_OK, 204, NULL);
-    wait_answer(r, SOON, &a);
-    CHECK_EQ_I64(a.status, 204);
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect(r, 204, NULL, false);
     /* One OK and a backend that never answers: 503 at the deadline, not withdrawn. */
+    struct rdv_answer a;
     r = rdv_new(2, CONF_CONSISTENCY_ALL);
     report_str(r, 0, RDV_OK, 204, NULL);
     wait_answer(r, clock_mono_ms() + 100, &a);
