@@ -583,11 +583,12 @@ descend(struct parser *p, struct toml_value **t, char *k, bool last, bool array)
         return fail(p, "\"%s\" is already a static array", kv ? kv->key : "");
     }
     if (v->type != TOML_ARRAY && v->type != TOML_TABLE) {
-        return fail(p, "\"%s\" is already a %s", kv ? kv->key : "", toml_type_name(v->type));
+        return fail(p, "\"%s\" is already a value of type %s", kv ? kv->key : "",
+                    toml_type_name(v->type));
     }
     if (last && array != (v->type == TOML_ARRAY)) {
-        return fail(p, "\"%s\" is already defined as a %s", kv ? kv->key : "",
-                    array ? "table" : "array of tables");
+        return fail(p, "\"%s\" is already defined as %s", kv ? kv->key : "",
+                    array ? "a table" : "an array of tables");
     }
     if (v->type == TOML_ARRAY) {
         if (last) {

@@ -118,7 +118,7 @@ class TestConvertRefusals(RelayTestCase):
             ('[[http]]\nname = """abc\n\n', '2: unterminated string'),
             ('[[http]]\nname = "\\u0000"\n', '2: unicode escape U+0000 is not allowed here'),
             ('[[http]]\noutput = []\n[[http.output]]\n', '3: "output" is already a static array'),
-            ('http = 1\n[[http]]\n', '2: "http" is already a integer'),
+            ('http = 1\n[[http]]\n', '2: "http" is already a value of type integer'),
             (b'[[http]]\nname = "a\x00"\n', '2: NUL byte in file'),
         ]
         for text, want in cases:
