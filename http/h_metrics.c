@@ -110,8 +110,8 @@ static const char *const le_names[HISTO_BUCKETS] = {"0.001", "0.0025", "0.005", 
                                                     "0.05",  "0.1",    "0.25",  "0.5",  "1",
                                                     "2.5",   "5",      "10"};
 
-/* Programmer check: le_names still matches histo_bound(). */
-static bool
+/* Programmer check: le_names still matches histo_bound() (asserted: unused under NDEBUG). */
+static IR_UNUSED bool
 le_names_match(void)
 {
     for (unsigned i = 0; i < HISTO_BUCKETS; i++) {
