@@ -102,7 +102,7 @@ main(int argc, char **argv)
                                  .location = argv[1],
                                  .timeout_ms = 10000,
                                  .buffer_bytes = arg_or(argc, argv, 4, 0) * 1024 * 1024,
-                                 .max_batch_bytes = 512 * 1024,
+                                 .max_batch_bytes = (int64_t)512 * 1024,
                                  .max_delay_ms = 10000};
     struct run r = {.writes = arg_or(argc, argv, 2, 1000),
                     .lines = arg_or(argc, argv, 3, 1),

@@ -165,10 +165,10 @@ backend_new(const char *relay, const struct conf_http_output *o, struct ir_err *
         backend_free(b);
         return NULL;
     }
-    b->s.batch = xcalloc(BATCH_MAX_WRITES, sizeof(*b->s.batch));
-    b->s.spare = xcalloc(BATCH_MAX_WRITES, sizeof(*b->s.spare));
+    b->s.batch = xcalloc(BATCH_MAX_WRITES, sizeof(struct queue_entry *));
+    b->s.spare = xcalloc(BATCH_MAX_WRITES, sizeof(struct queue_entry *));
     b->s.parts = xcalloc(BATCH_MAX_WRITES, sizeof(*b->s.parts));
-    b->s.held_r = xcalloc(BATCH_MAX_WRITES, sizeof(*b->s.held_r));
+    b->s.held_r = xcalloc(BATCH_MAX_WRITES, sizeof(struct rdv *));
     b->s.held_seq = xcalloc(BATCH_MAX_WRITES, sizeof(*b->s.held_seq));
     b->s.rng = (uint64_t)clock_real_ns() ^ (uint64_t)(uintptr_t)b;
     return b;
@@ -338,7 +338,7 @@ fail_waiters(struct backend *b)
     if (max == 0) {
         return;
     }
-    struct rdv **rs = xcalloc(max, sizeof(*rs));
+    struct rdv **rs = xcalloc(max, sizeof(struct rdv *));
     unsigned *idxs = xcalloc(max, sizeof(*idxs));
     size_t n = queue_waiters(b->q, rs, idxs, max);
     for (size_t i = 0; i < n; i++) {

@@ -9,7 +9,7 @@
 #include "util/clock.h"
 #include "util/xalloc.h"
 
-#define POST_BODY_KEEP (64 * 1024)
+#define POST_BODY_KEEP ((size_t)64 * 1024)
 
 /* The read callback's position in a request body made of parts. Sender thread only. */
 struct post_body {

@@ -15,7 +15,7 @@ struct queue {
     pthread_cond_t cv;           /* CLOCK_MONOTONIC; signalled when the queue becomes non-empty */
     struct queue_entry *head;    /* guarded by mu */
     struct queue_entry *tail;    /* guarded by mu */
-    uint64_t bytes;              /* guarded by mu */
+    _Atomic uint64_t bytes;      /* written under mu; queue_bytes() reads it without */
     uint64_t writes;             /* guarded by mu */
     uint64_t next_seq;           /* guarded by mu */
     uint64_t cap;                /* immutable after new */

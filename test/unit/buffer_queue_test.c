@@ -50,7 +50,7 @@ test_bound_10k(void)
     memset(body, 'x', 10239);
     body[10239] = '\n';
     struct payload *p = payload_new(body, body, 10240, 1, xstrdup("db=a&precision=n"), NULL);
-    struct queue *q = queue_new(1024 * 1024, false, NULL);
+    struct queue *q = queue_new((uint64_t)1024 * 1024, false, NULL);
     uint64_t seq = 0;
     int n = 0;
     while (queue_push(q, p, NULL, 0, &seq) == 0) {
