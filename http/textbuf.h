@@ -1,7 +1,7 @@
 /* A growable text buffer for rendered responses (/metrics, /health): one malloc'd block that
  * doubles when full, so rendering costs O(log n) allocations and none per line. Out of memory is
  * sticky: every later append is a no-op and textbuf_finish() returns NULL.
- * Caller storage, one thread at a time (the MHD connection thread rendering the response). */
+ * Caller storage; every function is owner thread only (the MHD connection thread rendering). */
 #ifndef IR_HTTP_TEXTBUF_H
 #define IR_HTTP_TEXTBUF_H
 
