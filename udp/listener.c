@@ -231,14 +231,14 @@ listener_receive(struct udp_listener *l)
         rb->msgs[i].msg_len = 0;
     }
     int n = recvmmsg(l->fd, rb->msgs, RECV_BATCH, MSG_WAITFORONE, NULL);
+    int e = n < 0 ? errno : 0;
     if (atomic_load(&l->stopping)) {
         return -1;
     }
-    if (n >= 0) {
-        return n;
+    if (n >= 0 || e == EINTR) {
+        return n >= 0 ? n : 0;
     }
-    int e = errno;
-    if (e == EINTR || e == ENOMEM || e == ENOBUFS || e == EAGAIN) {
+    if (e == ENOMEM || e == ENOBUFS || e == EAGAIN) {
         listener_report_error(l, "receive failed", e);
         return 0;
     }
