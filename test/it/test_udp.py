@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from harness import RelayTestCase, free_port, wait_until
+from harness import RelayTestCase, free_port, http_request, port_open, wait_until
 
 UNITS_NS = {"n": 1, "ns": 1, "u": 1000, "us": 1000, "ms": 10**6, "s": 10**9,
             "m": 60 * 10**9, "h": 3600 * 10**9}
@@ -236,6 +236,43 @@ class TestUdpFanOut(UdpTestCase):
         self.assertEqual(r.terminate(timeout=15), 0)
         self.assertLess(time.monotonic() - t0, 5)
         self.assertIn("udp relay stopped", r.log())
+
+
+class TestUdpMetrics(UdpTestCase):
+
+    def test_counters_in_metrics(self):
+        """The UDP counters as /metrics shows them (rendered by the HTTP listener)."""
+        a, b = self.sink(), self.sink()
+        port, hport = free_port(socket.SOCK_DGRAM), free_port()
+        head = "[http.h]\nbind-addr = 127.0.0.1:%d\n\n[http.h.output.x]\n" \
+               "location = http://127.0.0.1:%d/write\n\n" % (hport, free_port())
+        self.udp_relay([("u1", "127.0.0.1:%d" % port, "n",
+                         [("a", a.location, 100), ("b", b.location, 1024)])], head=head)
+        wait_until(lambda: port_open(hport), what="HTTP listener")
+        long_line = "cpu,host=%s value=1 1\n" % ("z" * 100)
+        self.send(port, "cpu value=1 1\ncpu value=2 2\n")          # 2 points
+        self.send(port, "garbage\ncpu value=3 3\n" + long_line)    # 1 invalid, 2 points
+        want_b = len("cpu value=1 1\ncpu value=2 2\ncpu value=3 3\n" + long_line)
+        b.wait_bytes(want_b)
+        a.wait_bytes(want_b - len(long_line))
+
+        def metrics():
+            st, _, body = http_request(hport, "GET", "/metrics")
+            self.assertEqual(st, 200)
+            return body.decode()
+
+        want = [
+            'influxdb_relay_udp_datagrams_received_total{relay="u1"} 2',
+            'influxdb_relay_udp_points_received_total{relay="u1"} 4',
+            'influxdb_relay_udp_lines_dropped_total{relay="u1",reason="invalid"} 1',
+            'influxdb_relay_udp_lines_dropped_total{relay="u1",reason="mtu"} 1',
+            'influxdb_relay_udp_datagrams_sent_total{relay="u1",backend="a"} 2',
+            'influxdb_relay_udp_points_sent_total{relay="u1",backend="a"} 3',
+            'influxdb_relay_udp_datagrams_sent_total{relay="u1",backend="b"} 2',
+            'influxdb_relay_udp_points_sent_total{relay="u1",backend="b"} 4',
+        ]
+        wait_until(lambda: all(w in metrics().splitlines() for w in want), timeout=10,
+                   what="UDP counters in /metrics")
 
 
 class TestUdpInfluxd(UdpTestCase):
