@@ -136,6 +136,17 @@ write_check_params(struct h_write *w, struct MHD_Connection *c, bool *has_prec)
     return true;
 }
 
+/* A body announced above max-body-mb is refused at once (MHD then closes the connection without
+ * reading it) when the client waits for "100 Continue" or announced more than twice the bound;
+ * otherwise it is read and dropped, so the 413 reaches clients that send before they read, and
+ * the keep-alive connection survives. */
+static bool
+write_answer_early(struct MHD_Connection *c, uint64_t announced, size_t max)
+{
+    const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+    return expect != NULL || announced / 2 > max;
+}
+
 struct h_write *
 h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply *now)
 {
@@ -152,9 +163,11 @@ h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply 
     int64_t announced = 0;
     if (cl != NULL && strconv_i64z(cl, 0, INT64_MAX, &announced) == 0 &&
         (uint64_t)announced > max) {
-        /* Refused before reading: MHD answers and closes the connection (the rest of the body
-         * is never read). */
-        reply_error(now, 413, "http: request body too large");
+        if (write_answer_early(c, (uint64_t)announced, max)) {
+            reply_error(now, 413, "http: request body too large");
+        } else {
+            reply_error(&w->refused, 413, "http: request body too large");
+        }
         return w;
     }
     if (enc != NULL && strcmp(enc, "gzip") == 0) {

@@ -14,10 +14,10 @@ enum httpd_endpoint { EP_WRITE, EP_PING, EP_METRICS, EP_HEALTH, EP_OTHER, EP_COU
 
 struct httpd_stats {
     _Atomic uint64_t requests[EP_COUNT][HTTPD_MAX_CODE]; /* answered requests by status code */
-    _Atomic uint64_t points_received;  /* valid points accepted from /write */
-    _Atomic uint64_t bytes_received;   /* /write body bytes after gunzip */
-    _Atomic uint64_t lines_rejected;   /* invalid lines in /write bodies */
-    struct histo request_duration;     /* time to answer POST /write */
+    _Atomic uint64_t points_received;                    /* valid points accepted from /write */
+    _Atomic uint64_t bytes_received;                     /* /write body bytes after gunzip */
+    _Atomic uint64_t lines_rejected;                     /* invalid lines in /write bodies */
+    struct histo request_duration;                       /* time to answer POST /write */
 };
 
 #endif

@@ -113,8 +113,15 @@ class HttpListenerTest(RelayTestCase):
         self.assertEqual(len(exact), mb)
         st, _, body = http_request(p, "POST", "/write?db=x", exact)
         self.assertEqual(st, 204, body)
-        over = exact + b"\n"
-        self.json_error(http_request(p, "POST", "/write?db=x", over), 413)
+        # One byte over: 413, and the keep-alive connection still carries the next request.
+        c = http.client.HTTPConnection("127.0.0.1", p, timeout=30)
+        c.request("POST", "/write?db=x", body=exact + b"\n")
+        r = c.getresponse()
+        self.json_error((r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()), 413)
+        c.request("GET", "/ping")
+        r = c.getresponse()
+        self.assertEqual((r.status, r.read()), (204, b""))
+        c.close()
         # Chunked (no Content-Length) above the bound: 413 too, and the connection survives.
         c = http.client.HTTPConnection("127.0.0.1", p, timeout=30)
         c.request("POST", "/write?db=x", body=iter([exact, b"m v=2\n"]), encode_chunked=True)
@@ -224,6 +231,27 @@ class HttpListenerTest(RelayTestCase):
         self.assertTrue(resp.startswith(b"HTTP/1.1 413"), resp)
         self.assertIn(b"request body too large", resp)
         s.close()
+
+    def test_max_connections(self):
+        p = self.start_relay(extra="max-connections = 2")
+        held = []
+        for _ in range(2):
+            c = http.client.HTTPConnection("127.0.0.1", p, timeout=10)
+            c.request("GET", "/ping")
+            self.assertEqual(c.getresponse().status, 204)
+            held.append(c)
+        # A third client waits in the listen backlog (MHD stops accepting at the limit) ...
+        extra = socket.create_connection(("127.0.0.1", p), timeout=1)
+        extra.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        with self.assertRaises(socket.timeout):
+            extra.recv(100)
+        # ... and is served as soon as a slot frees.
+        held.pop().close()
+        extra.settimeout(10)
+        self.assertTrue(extra.recv(100).startswith(b"HTTP/1.1 204"))
+        extra.close()
+        for c in held:
+            c.close()
 
     def make_cert(self):
         key = os.path.join(self.tmp, "key.pem")

@@ -225,6 +225,20 @@ class WriteTest(RelayTestCase):
             want = sorted(b"m,c=%d v=%d %d" % (c, i, i) for c in range(20) for i in range(20))
             self.assertEqual(lines, want)
 
+    def test_sigterm_answers_requests_in_flight(self):
+        self.start([answer(204, delay=1.0)])
+        result = {}
+
+        def client():
+            result["r"] = self.post(b"m v=1 1\n")
+        t = threading.Thread(target=client)
+        t.start()
+        wait_until(lambda: self.ms[0].requests, what="the write at the backend")
+        rc = self.r.terminate(timeout=20)
+        t.join(10)
+        self.assertEqual(result["r"][0], 204)
+        self.assertEqual(rc, 0)
+
     def test_https_backend_self_signed(self):
         key = os.path.join(self.tmp, "bk.pem")
         cert = os.path.join(self.tmp, "bc.pem")
