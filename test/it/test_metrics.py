@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 import unittest
 
@@ -257,6 +258,47 @@ timeout = 500ms
             port, lambda s: s.dropped("r1", "b1", "withdrawn") == 1), what="withdrawn counted")
         self.assertEqual(s.backend("queue_writes", "r1", "b1"), 0)
         self.assertEqual(s.requests("r1", "write", 503), 1)
+
+    def test_scrapes_during_traffic(self):
+        """Scrapes taken while writers run are each a valid exposition, and no counter ever goes
+        backwards from one scrape to the next; at the end the totals are exact."""
+        m1, m2 = self.mock(), self.mock()
+        cfg, port = self.http_relay_config([m1.url, m2.url], output_extra="buffer-size-mb = 8")
+        self.relay(cfg, wait_ports=[port])
+        writers, per_writer, points = 3, 150, 20
+        errors = []
+
+        def writer(w):
+            try:
+                for i in range(per_writer):
+                    st, _, out = http_request(port, "POST", "/write?db=d",
+                                              lines(points, "w%d_%d" % (w, i)))
+                    if st != 204:
+                        errors.append((st, out))
+            except Exception as e:  # reported by the main thread
+                errors.append(e)
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+        for t in threads:
+            t.start()
+        scrapes, last = 0, {}
+        while any(t.is_alive() for t in threads) or scrapes < 3:
+            s = prom.scrape(port)
+            scrapes += 1
+            for (name, labels), v in s.samples.items():
+                if s.types.get(name) == "counter" or name.endswith(("_bucket", "_count", "_sum")):
+                    key = (name, labels)
+                    self.assertGreaterEqual(v, last.get(key, 0), key)
+                    last[key] = v
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        total = writers * per_writer * points
+        s = wait_until(lambda: self._scrape_when(port, lambda s: all(
+            s.backend("points_delivered_total", "r1", b) == total for b in ("b1", "b2"))),
+            what="everything delivered")
+        self.assertEqual(s.get("influxdb_relay_points_received_total", relay="r1"), total)
+        self.assertEqual(s.requests("r1", "write", 204), writers * per_writer)
+        self.assertGreater(scrapes, 3)
 
     def test_histograms_in_seconds(self):
         """A backend that takes 0.3 s: the write's answer and the backend request land in the
