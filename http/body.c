@@ -4,7 +4,7 @@
 #include <string.h>
 
 /* First allocation when the size is unknown (chunked or gzip). */
-#define BODY_MIN_CAP (16 * 1024)
+#define BODY_MIN_CAP ((size_t)16 * 1024)
 
 void
 body_init(struct body *b, size_t max)

@@ -51,6 +51,17 @@ utf8_seq_len(const unsigned char *s, size_t len)
     return n;
 }
 
+/* Copies the NUL-terminated s (without its NUL) to out; returns its length. */
+static size_t
+put(char *out, const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        out[n] = s[n];
+    }
+    return n;
+}
+
 /* One ASCII byte the way Go's encoding/json (with HTML escaping, as influxd uses it) writes it. */
 static size_t
 escape_ascii(char *out, unsigned char c)
@@ -63,19 +74,16 @@ escape_ascii(char *out, unsigned char c)
         out[1] = (char)c;
         return 2;
     case '\n':
-        memcpy(out, "\\n", 2);
-        return 2;
+        return put(out, "\\n");
     case '\r':
-        memcpy(out, "\\r", 2);
-        return 2;
+        return put(out, "\\r");
     case '\t':
-        memcpy(out, "\\t", 2);
-        return 2;
+        return put(out, "\\t");
     default:
         break;
     }
     if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-        memcpy(out, "\\u00", 4);
+        put(out, "\\u00");
         out[4] = hex[c >> 4];
         out[5] = hex[c & 0xf];
         return 6;
@@ -98,13 +106,11 @@ reply_json_escape(char *out, const char *s, size_t len)
         }
         size_t n = utf8_seq_len(u + i, len - i);
         if (n == 0) {
-            memcpy(out + o, "\\ufffd", 6);
-            o += 6;
+            o += put(out + o, "\\ufffd");
             i++;
         } else if (n == 3 && u[i] == 0xe2 && u[i + 1] == 0x80 && (u[i + 2] & 0xfe) == 0xa8) {
             /* U+2028 and U+2029, which Go escapes for JavaScript. */
-            memcpy(out + o, u[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
-            o += 6;
+            o += put(out + o, u[i + 2] == 0xa8 ? "\\u2028" : "\\u2029");
             i += 3;
         } else {
             memcpy(out + o, u + i, n);
@@ -137,15 +143,15 @@ reply_error3(struct reply *r, int status, const char *prefix, const char *msg, s
     }
     r->oom = false;
     size_t o = 0;
-    memcpy(b, "{\"error\":\"", 10);
-    o = 10;
+    o = put(b, "{\"error\":\"");
     o += reply_json_escape(b + o, prefix, plen);
     o += reply_json_escape(b + o, msg, len);
     o += reply_json_escape(b + o, suffix, slen);
     /* influxd and the Go relay end their JSON errors with a newline. */
-    memcpy(b + o, "\"}\n", 4);
+    o += put(b + o, "\"}\n");
+    b[o] = '\0';
     r->body = b;
-    r->len = o + 3;
+    r->len = o;
 }
 
 void

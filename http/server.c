@@ -47,7 +47,7 @@
 
 #define HTTPD_IDLE_TIMEOUT_S 75u
 /* MHD's per-connection buffer: bounds each upload chunk handed to the /write handler. */
-#define HTTPD_CONN_MEMORY (64u * 1024u)
+#define HTTPD_CONN_MEMORY ((size_t)64 * 1024)
 
 struct httpd {
     /* Immutable after start. */

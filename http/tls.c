@@ -9,7 +9,7 @@
 #include "util/xalloc.h"
 
 /* A PEM file bigger than this is not a certificate chain. */
-#define TLS_PEM_MAX (1024 * 1024)
+#define TLS_PEM_MAX ((size_t)1024 * 1024)
 
 static char *
 tls_read_file(const char *path, struct ir_err *err)
