@@ -5,6 +5,7 @@ with time, level, message, relay, backend and fields; log-level filters."""
 import datetime
 import json
 import re
+import socket
 import unittest
 
 from harness import RelayTestCase, free_port, http_request, wait_until
@@ -101,6 +102,39 @@ timeout = 2s
         # Lines about a relay or backend carry them as members, e.g. the listener start-up.
         self.assertTrue(any(o.get("relay") == "r1" and o["level"] == "info" for o in objs),
                         objs[:5])
+
+    def test_json_lines_survive_hostile_input(self):
+        """Invalid lines with quotes, backslashes, control bytes and invalid UTF-8, sent over
+        UDP and HTTP at debug level: whatever the relay logs about them, every log line still
+        parses as one JSON object (util/log.c's escaping is unit-tested byte by byte)."""
+        m = self.mock()
+        port, pu = free_port(), free_port(socket.SOCK_DGRAM)
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind(("127.0.0.1", 0))
+        self.addCleanup(sink.close)
+        relay = self.relay(f"""
+[relay]
+log-format = json
+log-level = debug
+[http.r1]
+bind-addr = 127.0.0.1:{port}
+[http.r1.output.b1]
+location = {m.url}
+[udp.u1]
+bind-addr = 127.0.0.1:{pu}
+[udp.u1.output.s1]
+location = 127.0.0.1:{sink.getsockname()[1]}
+""", wait_ports=[port])
+        hostile = (b'm\\" v=\xff\xfe\x01"\t x=1 k=\\"\r\n'
+                   b'\xc3\x28 bad="\x00\x1b[31m" y=2\n' + b"z" * 3000 + b' "\n')
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(tx.close)
+        tx.sendto(hostile, ("127.0.0.1", pu))
+        st, _, _ = http_request(port, "POST", "/write?db=d", hostile)
+        self.assertEqual(st, 400)
+        wait_until(lambda: any(o.get("relay") == "u1" and o["level"] == "warn"
+                               for o in self._json_lines(relay)), what="UDP invalid-line warning")
+        self.assertGreater(len(self._json_lines(relay)), 3)
 
     def test_level_error_hides_warn_and_info(self):
         relay = self._run("log-level = error\nlog-format = json")
