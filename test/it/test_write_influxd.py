@@ -19,6 +19,13 @@ class WriteInfluxdTest(RelayTestCase):
         conf, self.port = self.http_relay_config([i.url for i in self.dbs])
         self.r = self.relay(conf, wait_ports=[self.port])
 
+    def rows_everywhere(self, q, n):
+        """The rows of q on each influxd once each has n (consistency one answers with the first
+        204: the other copy may still be on its way)."""
+        for i in self.dbs:
+            wait_until(lambda: len(i.rows("db", q)) >= n, what="%d rows for %s" % (n, q))
+        return [i.rows("db", q) for i in self.dbs]
+
     def post(self, body, query="db=db", headers=None):
         return http_request(self.port, "POST", "/write?" + query, body, headers)
 
@@ -73,8 +80,8 @@ class WriteInfluxdTest(RelayTestCase):
         # influxd itself says dropped=0 here; the relay counts what it dropped.
         self.assertEqual(json.loads(relay_body)["error"],
                          json.loads(direct_body)["error"].replace("dropped=0", "dropped=1"))
-        for i in self.dbs:
-            self.assertEqual(i.count("db", "m", "v"), 2)
+        for rows in self.rows_everywhere("SELECT v FROM m", 2):
+            self.assertEqual(len(rows), 2)
 
     def test_no_valid_line_like_influxd(self):
         body = b"bad line\nalso bad\n"
@@ -92,7 +99,7 @@ class WriteInfluxdTest(RelayTestCase):
         t0 = int(time.time())
         st, _, _ = self.post(b"p v=1\np v=2 1500000000\n", "db=db&precision=s")
         self.assertEqual(st, 204)
-        rows = [self.dbs[k].rows("db", "SELECT v FROM p") for k in (0, 1)]
+        rows = self.rows_everywhere("SELECT v FROM p", 2)
         self.assertEqual(rows[0], rows[1])  # the same stamp on both
         stamps = sorted(r[0] for r in rows[0])
         self.assertEqual(stamps[0], 1500000000 * 10**9)
@@ -102,8 +109,8 @@ class WriteInfluxdTest(RelayTestCase):
     def test_us_precision_not_1000x_off(self):
         st, _, _ = self.post(b"u v=1 1500000000000000\n", "db=db&precision=us")
         self.assertEqual(st, 204)
-        for i in self.dbs:
-            self.assertEqual(i.rows("db", "SELECT v FROM u")[0][0], 1500000000 * 10**9)
+        for rows in self.rows_everywhere("SELECT v FROM u", 1):
+            self.assertEqual(rows[0][0], 1500000000 * 10**9)
 
 
 if __name__ == "__main__":
