@@ -10,7 +10,7 @@
  * Bound. Every write is charged queue_entry_cost(): the payload's held_bytes (struct + body
  * allocation + query + auth + malloc headers) + the queue entry. The in-flight batch stays in
  * the queue until its outcome, so the bound covers it. Buffered: cap = buffer-size-mb, strict.
- * Unbuffered: cap = max(4 x max-batch-kb, 8 MiB), and an empty queue takes one write of any
+ * Unbuffered: cap = max(4 x max-batch-kb, 32 MiB), and an empty queue takes one write of any
  * size (bodies are already bounded by max-body-mb). A write that does not fit is refused for
  * this backend at once (BACKEND_FULL, counted, logged once per full episode).
  *
@@ -69,7 +69,7 @@
 #include "util/xalloc.h"
 
 #define BATCH_MAX_WRITES   8192
-#define UNBUFFERED_MIN_CAP (8LL * 1024 * 1024)
+#define UNBUFFERED_MIN_CAP (32LL * 1024 * 1024)
 #define RETRY_FIRST_MS     500
 #define RETRY_MIN_CAP_MS   100
 #define SUMMARY_EVERY_MS   30000

@@ -102,14 +102,17 @@ queue_push(struct queue *q, struct payload *p, struct rdv *r, unsigned idx, uint
             q->tail->next = e;
         } else {
             q->head = e;
-            pthread_cond_broadcast(&q->cv);
         }
         q->tail = e;
         q->bytes += e->cost;
         q->writes++;
         *seq = e->seq;
     }
+    bool wake = fits && q->head == e; /* read under the lock: the queue was empty */
     pthread_mutex_unlock(&q->mu);
+    if (wake) {
+        pthread_cond_broadcast(&q->cv); /* after unlocking: the sender needs the lock at once */
+    }
     if (!fits) {
         /* The caller still holds its own references, so these never free anything. */
         queue_entry_free(e);

@@ -101,17 +101,17 @@ rdv_decide(const struct rdv *r)
     return r->n_failed == r->n ? VERDICT_FAILED : VERDICT_NONE;
 }
 
-/* Caller holds r->mu: re-evaluates and wakes the waiter once decided. */
-static void
+/* Caller holds r->mu: re-evaluates; returns true when this call decided, and the caller then
+ * wakes the waiter with pthread_cond_broadcast() after unlocking (a waiter woken under the lock
+ * would only block on it again). Every caller holds a reference, so r outlives the broadcast. */
+static bool
 rdv_update(struct rdv *r)
 {
     if (r->verdict != VERDICT_NONE) {
-        return;
+        return false;
     }
     r->verdict = rdv_decide(r);
-    if (r->verdict != VERDICT_NONE) {
-        pthread_cond_broadcast(&r->cv);
-    }
+    return r->verdict != VERDICT_NONE;
 }
 
 static char *
@@ -167,15 +167,19 @@ rdv_report(struct rdv *r, unsigned idx, enum rdv_outcome o, int status, const ch
 {
     char *b = copy_or_null(body, body_len);
     char *ct = copy_or_null(ctype, ctype ? strlen(ctype) : 0);
+    bool decided = false;
     pthread_mutex_lock(&r->mu);
     struct rdv_slot *s = &r->slot[idx];
     bool final = s->state == SLOT_OK || s->state == SLOT_REJECTED;
     /* After the verdict only successes still count: they stop a withdraw (rdv_wait()). */
     if (!final && (r->verdict == VERDICT_NONE || o == RDV_OK)) {
         slot_set(r, s, o, status, &b, body_len, &ct);
-        rdv_update(r);
+        decided = rdv_update(r);
     }
     pthread_mutex_unlock(&r->mu);
+    if (decided) {
+        pthread_cond_broadcast(&r->cv);
+    }
     free(b);
     free(ct);
 }
@@ -198,6 +202,7 @@ rdv_claim(struct rdv *r, unsigned idx)
 bool
 rdv_attach(struct rdv *r, unsigned idx, struct queue *q, uint64_t seq)
 {
+    bool decided = false;
     pthread_mutex_lock(&r->mu);
     bool ok = !atomic_load(&r->withdrawn);
     if (ok) {
@@ -206,9 +211,12 @@ rdv_attach(struct rdv *r, unsigned idx, struct queue *q, uint64_t seq)
         s->q = q;
         s->seq = seq;
         r->n_attached++;
-        rdv_update(r);
+        decided = rdv_update(r);
     }
     pthread_mutex_unlock(&r->mu);
+    if (decided) {
+        pthread_cond_broadcast(&r->cv);
+    }
     return ok;
 }
 
