@@ -10,9 +10,6 @@
 #include "util/xalloc.h"
 
 #define POST_BODY_KEEP ((size_t)64 * 1024)
-/* curl copies the body through this buffer: large enough that a batch goes out in a few
- * send() calls (the default 64 KiB costs a poll + send per 64 KiB). */
-#define POST_UPLOAD_BUFFER (512L * 1024)
 
 /* The read callback's position in a request body made of parts. Sender thread only. */
 struct post_body {
@@ -164,7 +161,6 @@ post_new(const struct post_conf *c, struct ir_err *err)
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, p);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, POST_UPLOAD_BUFFER);
     if (c->skip_tls_verification) {
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
