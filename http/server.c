@@ -392,8 +392,10 @@ httpd_start(struct httpd *h, struct ir_err *err)
                    h->c->bind_addr, why);
         return -1;
     }
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    /* poll(), not MHD's default select(): descriptors above FD_SETSIZE (1024) must work when
+     * max-connections is large. */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (h->tls_cert != NULL) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             ir_err_set(err, h->c->line, "[http.%s] libmicrohttpd was built without TLS",
