@@ -225,6 +225,9 @@ post_perform(struct post *p, struct post_result *res)
     }
     if (rc != CURLE_OK) {
         const char *why = p->errbuf[0] != '\0' ? p->errbuf : curl_easy_strerror(rc);
+        if (rc == CURLE_ABORTED_BY_CALLBACK) {
+            why = "request aborted at the shutdown deadline"; /* on_progress() */
+        }
         snprintf(res->error, sizeof(res->error), "%s", why);
         res->status = 0;
         return -1;

@@ -61,8 +61,10 @@ class Switch:
 
 class RetryTest(RelayTestCase):
 
-    def start(self, urls, extra="", output_extra="buffer-size-mb = 16\nmax-delay-interval = 1s"):
-        conf, port = self.http_relay_config(urls, extra=extra, output_extra=output_extra)
+    def start(self, urls, extra="", output_extra="buffer-size-mb = 16\nmax-delay-interval = 1s",
+              head=""):
+        conf, port = self.http_relay_config(urls, extra=extra, output_extra=output_extra,
+                                            head=head)
         self.r = self.relay(conf, wait_ports=[port])
         self.port = port
         return port
@@ -319,6 +321,21 @@ class RetryTest(RelayTestCase):
         # Default shutdown-timeout 10 s: b2 keeps retrying until then.
         self.assertTrue(9 < took < 13, took)
 
+    def test_shutdown_aborts_a_hanging_request_at_the_deadline(self):
+        m = self.mock(lambda req: (204, b"", {}, 30 if req["path"] == "/write" else 0))
+        self.start([m.url], extra="write-consistency = any",
+                   output_extra="buffer-size-mb = 16\ntimeout = 60s",
+                   head="[relay]\nshutdown-timeout = 2s\n")
+        for i in range(2):  # any: 204 once queued; the first hangs in flight, the second waits
+            self.assertEqual(self.post(b"h v=%d %d\n" % (i, i))[0], 204)
+        t0 = time.monotonic()
+        rc = self.r.terminate(timeout=20)
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 0)
+        self.assertTrue(took < 2 + 2.5, took)
+        log = self.r.log()
+        self.assertRegex(log, r"r1/b1: shutdown: dropped writes=2 bytes=\d+")
+        self.assertIn("aborted at the shutdown deadline", log)
 
 if __name__ == "__main__":
     unittest.main()
