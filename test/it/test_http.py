@@ -261,22 +261,43 @@ class HttpListenerTest(RelayTestCase):
         for c in held:
             c.close()
 
+    def openssl(self, *args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
+
     def make_cert(self):
-        key = os.path.join(self.tmp, "key.pem")
-        cert = os.path.join(self.tmp, "cert.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                        key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                       check=True, capture_output=True, timeout=60)
-        combined = os.path.join(self.tmp, "combined.pem")
-        with open(combined, "w") as f, open(cert) as c, open(key) as k:
-            f.write(c.read() + k.read())
-        return cert, combined
+        """A CA and a leaf for 127.0.0.1 signed by it; the combined PEM holds the leaf, the CA
+        (the chain) and the leaf's key. Returns (CA path, combined path)."""
+        t = lambda n: os.path.join(self.tmp, n)  # noqa: E731
+        self.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", t("ca.key"),
+                     "-out", t("ca.pem"), "-days", "2", "-subj", "/CN=relay test CA")
+        self.openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", t("leaf.key"), "-out",
+                     t("leaf.csr"), "-subj", "/CN=localhost")
+        with open(t("ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        self.openssl("x509", "-req", "-in", t("leaf.csr"), "-CA", t("ca.pem"), "-CAkey",
+                     t("ca.key"), "-CAcreateserial", "-out", t("leaf.pem"), "-days", "2",
+                     "-extfile", t("ext"))
+        combined = t("combined.pem")
+        with open(combined, "w") as f:
+            for n in ("leaf.pem", "ca.pem", "leaf.key"):
+                with open(t(n)) as part:
+                    f.write(part.read())
+        return t("ca.pem"), combined
+
+    def test_https_pem_without_key_refused_at_start(self):
+        ca, combined = self.make_cert()
+        m = self.mock(ok_mock())
+        conf, _ = self.http_relay_config([m.url], extra="ssl-combined-pem = " + ca)
+        r = self.relay(conf)
+        wait_until(lambda: r.proc.poll() is not None, what="relay exit")
+        self.assertNotEqual(r.proc.returncode, 0)
+        self.assertIn("no private key", r.log())
+        self.assertIn(ca, r.log())
 
     def test_https_listener(self):
-        cert, combined = self.make_cert()
+        ca, combined = self.make_cert()
         p = self.start_relay(extra="ssl-combined-pem = " + combined)
-        ctx = ssl.create_default_context(cafile=cert)
+        ctx = ssl.create_default_context(cafile=ca)  # verifies the chain up to the test CA
         c = http.client.HTTPSConnection("127.0.0.1", p, context=ctx, timeout=10)
         c.request("GET", "/ping")
         r = c.getresponse()

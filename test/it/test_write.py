@@ -104,6 +104,12 @@ class WriteTest(RelayTestCase):
                          "unable to parse 'also bad': invalid field format dropped=2")
         [w] = self.ms[0].writes()
         self.assertEqual(w["body"], b"m v=1 1\nm v=2 2\n")
+        _, _, metrics = http_request(self.port, "GET", "/metrics")
+        for line in ('influxdb_relay_points_received_total{relay="r1"} 2',
+                     'influxdb_relay_lines_rejected_total{relay="r1"} 2',
+                     'influxdb_relay_bytes_received_total{relay="r1"} 34',
+                     'influxdb_relay_request_duration_seconds_count{relay="r1"} 1'):
+            self.assertIn(line, metrics.decode())
 
     def test_partial_write_not_accepted_gives_backend_verdict(self):
         self.start([answer(500, b'{"error":"boom"}', {"Content-Type": "application/json"})])
