@@ -360,6 +360,11 @@ class HATest(RelayTestCase):
         self.assertGreaterEqual(len(acked), 0.95 * len(writer.status))
         if udp_sent:
             self.check_udp(influxds, udp_sent)
+        # Both relays still stop cleanly (and, in sanitizer builds, without a report).
+        for k, r in enumerate(relays, 1):
+            self.assertEqual(r.terminate(), 0, "relay%d: exit status after SIGTERM" % k)
+            self.assertNotRegex(r.log(), "AddressSanitizer|LeakSanitizer|runtime error:",
+                                "relay%d: sanitizer report" % k)
 
     def send_udp(self, lb, count=200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
