@@ -268,6 +268,9 @@ httpd_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+/* MHD's own messages (connection limit, TLS handshake failures ...): debug level only. */
+static void httpd_mhd_log(void *cls, const char *fmt, va_list ap) IR_PRINTF(2, 0);
+
 static void
 httpd_mhd_log(void *cls, const char *fmt, va_list ap)
 {
