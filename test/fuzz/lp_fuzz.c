@@ -9,8 +9,9 @@
  *   '\n' given to a last line that had none;
  * - lp_split() cuts the output into chunks of at most max bytes at line ends, and a line alone
  *   longer than max is reported with its exact length.
- * The lp sources are included so that they get the fuzzer's coverage instrumentation even when
- * ir_lp itself is built without it (the archive's copies are then never linked). */
+ * The lp sources are compiled into this target so that they get ASan and UBSan along with the
+ * coverage instrumentation (a RELAY_FUZZ build gives libraries only -fsanitize=fuzzer-no-link
+ * unless RELAY_SANITIZE is set too); ir_lp's copies are then never linked. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
