@@ -53,7 +53,8 @@ struct backend_snapshot {
 
 struct backend;
 
-/* Main thread, once, before any thread exists (libcurl global init). 0 or -1. */
+/* Main thread, once, before any thread exists: libcurl global init, and at most 4 malloc
+ * arenas (see buffer/backend.c). 0 or -1. */
 int backend_global_init(void) IR_WARN_UNUSED;
 /* Main thread, once, after every backend is freed. */
 void backend_global_cleanup(void);
@@ -70,7 +71,9 @@ enum backend_submit {
     BACKEND_FULL,   /* did not fit: counted, nothing taken, the caller reports RDV_FULL */
 };
 /* Any thread (HTTP connection threads): appends the write to the queue. idx is the backend's
- * index in the rdv. Never blocks on I/O. */
+ * index in the rdv (r may be NULL: nobody waits). Never blocks on I/O. A buffered backend that is
+ * down keeps the write but reports RDV_FAILED to r at once (its client is answered by the other
+ * backends, or gets 503 and the write is withdrawn). */
 enum backend_submit backend_submit(struct backend *b, struct payload *p, struct rdv *r,
                                    unsigned idx);
 
