@@ -384,27 +384,15 @@ fail:;
     return -1;
 }
 
-int
-httpd_start(struct httpd *h, struct ir_err *err)
+/* Hands the bound socket to a new MHD daemon; NULL when MHD refuses. */
+static struct MHD_Daemon *
+httpd_start_daemon(struct httpd *h)
 {
-    char why[128];
-    const char *scheme = h->tls_cert != NULL ? "https" : "http";
-    h->listen_fd = httpd_listen(h->c->bind_addr, why, sizeof(why));
-    if (h->listen_fd < 0) {
-        ir_err_set(err, h->c->line, "[http.%s] cannot listen on %s: %s", h->c->name,
-                   h->c->bind_addr, why);
-        return -1;
-    }
     /* poll(), not MHD's default select(): descriptors above FD_SETSIZE (1024) must work when
      * max-connections is large. */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (h->tls_cert != NULL) {
-        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-            ir_err_set(err, h->c->line, "[http.%s] libmicrohttpd was built without TLS",
-                       h->c->name);
-            return -1;
-        }
         flags |= MHD_USE_TLS;
     }
     /* The logger comes first so MHD reports option problems through it. */
@@ -422,13 +410,30 @@ httpd_start(struct httpd *h, struct ir_err *err)
     if (h->tls_cert == NULL) {
         opts[6].option = MHD_OPTION_END; /* plain HTTP: no certificate options */
     }
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, h, MHD_OPTION_ARRAY, opts,
+    return MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, h, MHD_OPTION_ARRAY, opts,
                             MHD_OPTION_END);
+}
+
+int
+httpd_start(struct httpd *h, struct ir_err *err)
+{
+    char why[128];
+    if (h->tls_cert != NULL && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        ir_err_set(err, h->c->line, "[http.%s] libmicrohttpd was built without TLS", h->c->name);
+        return -1;
+    }
+    h->listen_fd = httpd_listen(h->c->bind_addr, why, sizeof(why));
+    if (h->listen_fd < 0) {
+        ir_err_set(err, h->c->line, "[http.%s] cannot listen on %s: %s", h->c->name,
+                   h->c->bind_addr, why);
+        return -1;
+    }
+    h->d = httpd_start_daemon(h);
     if (h->d == NULL) {
         close(h->listen_fd);
         h->listen_fd = -1;
-        ir_err_set(err, h->c->line, "[http.%s] cannot start the %s server on %s", h->c->name,
-                   scheme, h->c->bind_addr);
+        ir_err_set(err, h->c->line, "[http.%s] cannot start the server on %s", h->c->name,
+                   h->c->bind_addr);
         return -1;
     }
     h->listen_fd = -1; /* MHD owns it now */
