@@ -222,6 +222,19 @@ class HttpListenerTest(RelayTestCase):
         self.assertEqual(dbs, {"ok"})  # nothing of the partial bodies is forwarded
         self.assertEqual(self.r.proc.poll(), None)
 
+    def test_expect_100_continue(self):
+        # curl sends "Expect: 100-continue" for bodies over 1 KiB: the relay says continue.
+        p = self.start_relay()
+        body = b"m v=1 1\n" * 200
+        s = socket.create_connection(("127.0.0.1", p), timeout=10)
+        s.sendall(b"POST /write?db=x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                  b"Expect: 100-continue\r\n\r\n" % len(body))
+        self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 100 Continue"))
+        s.sendall(body)
+        self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 204"))
+        s.close()
+        self.assertEqual(self.m.writes()[0]["body"], body)
+
     def test_early_413_by_content_length(self):
         p = self.start_relay(extra="max-body-mb = 1")
         s = socket.create_connection(("127.0.0.1", p), timeout=10)
