@@ -56,6 +56,9 @@ struct msg {
     char text[640];
 };
 
+static void add_msg(struct ctx *c, int line, const char *prefix, const char *fmt, va_list ap)
+        __attribute__((format(printf, 4, 0)));
+
 static void
 add_msg(struct ctx *c, int line, const char *prefix, const char *fmt, va_list ap)
 {
