@@ -177,6 +177,23 @@ class WriteTest(RelayTestCase):
         self.assertIn("error", json.loads(body))
         self.assertTrue(0.9 < took < 2.5, took)
 
+    def test_buffer_full_503_at_once(self):
+        self.start([answer(204, delay=3)], output_extra="buffer-size-mb = 1")
+        big = b"".join(b"m,i=%d v=1 1\n" % i for i in range(40000))  # ~640 KB
+        first = {}
+        t = threading.Thread(target=lambda: first.setdefault("r", self.post(big)))
+        t.start()
+        wait_until(lambda: self.ms[0].requests, what="the first write in flight")
+        t0 = time.monotonic()
+        st, h, body = self.post(big)
+        self.assertLess(time.monotonic() - t0, 1.5)
+        self.assertEqual(st, 503)
+        self.assertIn("buffer full", json.loads(body)["error"])
+        self.assertIn("retry-after", h)
+        t.join(15)
+        self.assertEqual(first["r"][0], 204)
+        self.assertEqual(len(self.ms[0].writes()), 1)
+
     def test_consistency_all(self):
         self.start([answer(204), answer(500, b'{"error":"x"}', delay=0.3)],
                    extra="write-consistency = all")
