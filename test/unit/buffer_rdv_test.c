@@ -177,6 +177,34 @@ test_any_and_withdraw(void)
     payload_unref(p);
 }
 
+/* any with a backend full: not queued everywhere, so the answer follows the rules of one. */
+static void
+test_any_with_full(void)
+{
+    struct payload *p = payload_new(NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
+    struct queue *q = queue_new(1 << 20, false, NULL);
+    uint64_t seq = 0;
+    struct rdv *r = rdv_new(2, CONF_CONSISTENCY_ANY);
+    CHECK_EQ_I64(queue_push(q, p, r, 0, &seq), 0);
+    CHECK(rdv_attach(r, 0, q, seq));
+    report_str(r, 1, RDV_FULL, 0, NULL);
+    struct rdv_answer a;
+    wait_answer(r, clock_mono_ms() + 100, &a);
+    CHECK_EQ_I64(a.status, 503);
+    CHECK(a.timed_out && a.withdrawn);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+    struct queue_stats st;
+    queue_stats(q, &st);
+    CHECK_EQ_I64(st.writes, 0); /* withdrawn at the deadline */
+    r = rdv_new(2, CONF_CONSISTENCY_ANY);
+    report_str(r, 1, RDV_FULL, 0, NULL);
+    report_str(r, 0, RDV_OK, 204, NULL);
+    expect(r, 204, NULL, false);
+    queue_free(q);
+    payload_unref(p);
+}
+
 struct later {
     struct rdv *r;
     int delay_ms;
@@ -220,6 +248,7 @@ main(void)
     test_retry_supersedes();
     test_all();
     test_any_and_withdraw();
+    test_any_with_full();
     test_wakeup();
     return CHECK_DONE();
 }
