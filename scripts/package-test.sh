@@ -27,7 +27,11 @@ installed && fail "$pkg is already installed here; this test installs and purges
 have_user && fail "a user $pkg already exists here; this test creates and removes it"
 
 # Leave the machine as found, whatever happens below.
+relay_pid=""
 cleanup() {
+    if [ -n "$relay_pid" ]; then
+        kill -KILL "$relay_pid" 2>/dev/null || true
+    fi
     if installed; then
         DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$pkg" >/dev/null 2>&1 || true
     fi
@@ -176,6 +180,36 @@ out=$(/usr/bin/influxdb-relay -config "$example" --check-config 2>&1) ||
     fail "the deployment example $example is rejected: $out"
 step "--check-config on $conf: ok (root and $pkg); on $example: ok"
 /usr/bin/influxdb-relay --version >/dev/null 2>&1 || fail "influxdb-relay --version fails"
+
+# The installed relay serves on the installed config as the service user (under systemd the
+# service already does: just ask it).
+ping() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:9096/ping || true; }
+if [ -d /run/systemd/system ]; then
+    [ "$(ping)" = 204 ] || fail "the service does not answer /ping on 127.0.0.1:9096"
+    step "the service answers /ping"
+elif [ "$(ping)" != "000" ]; then
+    step "127.0.0.1:9096 is busy here: run as $pkg not checked"
+else
+    rlog=$(mktemp)
+    setpriv --reuid="$pkg" --regid="$pkg" --clear-groups \
+        /usr/bin/influxdb-relay -config "$conf" 2>"$rlog" &
+    relay_pid=$!
+    tries=0
+    until [ "$(ping)" = 204 ]; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 50 ] || fail "installed relay does not answer /ping: $(cat "$rlog")"
+        sleep 0.2
+    done
+    [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9096/metrics)" = 200 ] ||
+        fail "installed relay: /metrics"
+    kill -TERM "$relay_pid"
+    rc=0
+    wait "$relay_pid" || rc=$?
+    relay_pid=""
+    [ "$rc" -eq 0 ] || fail "installed relay exited $rc after SIGTERM: $(cat "$rlog")"
+    rm -f "$rlog"
+    step "installed relay ran as $pkg: /ping 204, /metrics 200, SIGTERM -> exit 0"
+fi
 
 # A local edit of the conffile survives a reinstall (the upgrade path: prerm upgrade, postinst
 # configure with the old version).
