@@ -1,9 +1,11 @@
 #!/bin/sh
 # Builds the .deb and the .rpm the release way (Release, RELAY_WERROR=OFF, -O2 with Debian's
-# hardening flags, prefix /usr), checks what they contain, installs the .deb on this machine with
-# apt-get, checks files, user and unit, runs the installed relay with --check-config on the
-# installed config, checks that a local config edit survives a reinstall, runs lintian, then
-# removes and purges the package and checks that exactly the expected things are left / gone.
+# hardening flags, prefix /usr) and checks them: contents, conffile / %config(noreplace),
+# dependencies (shlibdeps, rpm autoreq), lintian (no errors). Then installs the .deb on this
+# machine with apt-get and checks files, user and unit (systemd-analyze verify), runs the
+# installed relay with --check-config and as the service user on the installed config, checks
+# that a local config edit survives a reinstall, removes and purges the package and checks that
+# exactly the expected things are left / gone. The machine is left as found, even on failure.
 # Needs root on Debian 12 with scripts/setup.sh's packages (CI: scripts/test.sh runs it last).
 # Usage: sh scripts/package-test.sh          (builds in build-pkg/, or $PKG_BUILD_DIR)
 set -eu
