@@ -147,6 +147,18 @@ write_answer_early(struct MHD_Connection *c, uint64_t announced, size_t max)
     return expect != NULL || announced / 2 > max;
 }
 
+/* The Content-Length, or 0 when absent (chunked) or unreadable. */
+static int64_t
+write_announced(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    int64_t n = 0;
+    if (cl == NULL || strconv_i64z(cl, 0, INT64_MAX, &n) != 0) {
+        return 0;
+    }
+    return n;
+}
+
 struct h_write *
 h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply *now)
 {
@@ -154,22 +166,21 @@ h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply 
     w->x = x;
     size_t max = (size_t)x->conf->max_body_bytes;
     body_init(&w->body, max);
+    int64_t announced = write_announced(c);
+    bool too_big = (uint64_t)announced > max;
+    if (too_big && write_answer_early(c, (uint64_t)announced, max)) {
+        reply_error(now, 413, "http: request body too large");
+        return w;
+    }
     bool has_prec = false;
     if (!write_check_params(w, c, &has_prec)) {
         return w;
     }
-    const char *enc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    int64_t announced = 0;
-    if (cl != NULL && strconv_i64z(cl, 0, INT64_MAX, &announced) == 0 &&
-        (uint64_t)announced > max) {
-        if (write_answer_early(c, (uint64_t)announced, max)) {
-            reply_error(now, 413, "http: request body too large");
-        } else {
-            reply_error(&w->refused, 413, "http: request body too large");
-        }
+    if (too_big) {
+        reply_error(&w->refused, 413, "http: request body too large");
         return w;
     }
+    const char *enc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
     if (enc != NULL && strcmp(enc, "gzip") == 0) {
         w->gz = inflate_new();
         if (w->gz == NULL) {
