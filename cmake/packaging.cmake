@@ -119,13 +119,19 @@ set(CPACK_RPM_PACKAGE_DESCRIPTION ${CPACK_PACKAGE_DESCRIPTION})
 set(CPACK_RPM_PACKAGE_AUTOREQ yes)
 set(CPACK_RPM_PACKAGE_AUTOPROV no)
 set(CPACK_RPM_PACKAGE_REQUIRES_PRE "shadow-utils")
-set(CPACK_RPM_USER_FILELIST "%config(noreplace) ${IR_CONF_DIR}/${IR_PKG_NAME}.conf")
+# CPack marks every file with an absolute destination %config; the unit is not a config file
+# (local changes go in drop-ins), so it is listed here with plain attributes instead.
+set(CPACK_RPM_USER_FILELIST
+    "%config(noreplace) ${IR_CONF_DIR}/${IR_PKG_NAME}.conf"
+    "%attr(644,root,root) ${IR_UNIT_DIR}/influxdb-relay.service")
 # Directories owned by the filesystem/systemd/man packages must not be owned by this one.
 set(CPACK_RPM_EXCLUDE_FROM_AUTO_FILELIST_ADDITION
     /lib /lib/systemd /lib/systemd/system /usr/share/man /usr/share/man/man1
     /usr/share/man/man5 /usr/share/man/man8)
 # No /usr/lib/.build-id links and no debuginfo subpackage: the binaries are stripped.
 set(CPACK_RPM_SPEC_MORE_DEFINE "%define _build_id_links none")
+configure_file(${IR_PKG_SRC}/rpm/changelog ${IR_PKG_OUT}/rpm-changelog @ONLY)
+set(CPACK_RPM_CHANGELOG_FILE ${IR_PKG_OUT}/rpm-changelog)
 set(CPACK_RPM_PRE_INSTALL_SCRIPT_FILE ${IR_PKG_SRC}/rpm/preinstall.sh)
 set(CPACK_RPM_POST_INSTALL_SCRIPT_FILE ${IR_PKG_SRC}/rpm/postinstall.sh)
 set(CPACK_RPM_PRE_UNINSTALL_SCRIPT_FILE ${IR_PKG_SRC}/rpm/preuninstall.sh)

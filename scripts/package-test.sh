@@ -109,6 +109,8 @@ for f in $expected; do
 done
 rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" | grep -qx "cn $conf" ||
     fail "rpm: $conf is not %config(noreplace)"
+rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" | grep -qx " $unit" ||
+    fail "rpm: $unit must be a plain file, not %config"
 rpm -qp --scripts "$rpm" | grep -q 'useradd' || fail "rpm: %pre does not create the user"
 step "rpm Requires: $(rpm -qpR "$rpm" | grep -v '^rpmlib(' | tr '\n' ' ')"
 for lib in $needed; do
