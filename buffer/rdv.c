@@ -111,6 +111,11 @@ rdv_update(struct rdv *r)
         return false;
     }
     r->verdict = rdv_decide(r);
+    if (r->verdict == VERDICT_FAILED && r->n_ok == 0) {
+        /* Withdrawn from this moment: a sender retrying at once must not claim it before the
+         * waiter wakes up (rdv_wait() then removes it from the queues). */
+        atomic_store(&r->withdrawn, true);
+    }
     return r->verdict != VERDICT_NONE;
 }
 
