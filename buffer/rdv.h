@@ -53,8 +53,9 @@ void rdv_unref(struct rdv *r);
 void rdv_report(struct rdv *r, unsigned idx, enum rdv_outcome o, int status, const char *body,
                 size_t body_len, const char *ctype);
 
-/* True once the waiter has withdrawn the write: a sender must not send it (drop it and count
- * it as withdrawn). Any thread. */
+/* True once the write is withdrawn (its answer is a failure and no backend stored it: set when
+ * that verdict is reached, or by the waiter at its deadline): a sender must not send it (drop it
+ * and count it as withdrawn). Any thread. */
 bool rdv_is_withdrawn(struct rdv *r);
 
 /* Claims the write for one send attempt: returns false when it was already withdrawn (skip it).
