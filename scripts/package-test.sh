@@ -117,6 +117,22 @@ for lib in $needed; do
     rpm -qpR "$rpm" | grep -q "^$lib" || fail "rpm Requires lacks $lib (autoreq)"
 done
 
+# The rpm's payload installs into an empty root (no scripts: no RPM system here to run them).
+rroot=$(mktemp -d)
+rpm --root "$rroot" --initdb
+# (Debian's rpm warns on stderr that alien should be used: kept out of the output.)
+rpm --root "$rroot" -i --nodeps --noscripts --nosignature "$rpm" 2>"$rroot.err" ||
+    fail "rpm -i into an empty root failed: $(cat "$rroot.err")"
+for f in $expected; do
+    [ -e "$rroot/${f#./}" ] || fail "rpm -i did not install ${f#.}"
+done
+rpm --root "$rroot" -V --nodeps --nomode --nouser --nogroup "$pkg" || fail "rpm -V failed"
+rpm --root "$rroot" -e --nodeps --noscripts "$pkg" 2>"$rroot.err" ||
+    fail "rpm -e failed: $(cat "$rroot.err")"
+[ ! -e "$rroot/usr/bin/influxdb-relay" ] || fail "rpm -e left /usr/bin/influxdb-relay"
+rm -rf "$rroot" "$rroot.err"
+step "rpm: installs into and erases from an empty root"
+
 # ----------------------------------------------------------------------------- lintian
 # No errors allowed; warnings are printed so the report can list what is kept and why.
 step "lintian:"
