@@ -243,6 +243,19 @@ backend_submit(struct backend *b, struct payload *p, struct rdv *r, unsigned idx
 
 static const char *const state_names[] = {"up", "down", "draining"};
 
+/* Copies text from a backend or from curl into a key="value" log field: quotes, backslashes and
+ * control bytes become harmless, so text and JSON logs keep one field per key. */
+static void
+log_safe(char *dst, size_t n, const char *src)
+{
+    size_t i = 0;
+    for (; src != NULL && src[i] != '\0' && i + 1 < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = c == '"' || c == '\\' ? '\'' : c < 0x20 ? ' ' : (char)c;
+    }
+    dst[i] = '\0';
+}
+
 static int64_t
 retry_delay_ms(struct backend *b)
 {
@@ -355,16 +368,15 @@ static void
 mark_failed(struct backend *b, const char *reason, bool transport)
 {
     struct sender *s = &b->s;
-    snprintf(s->last_error, sizeof(s->last_error), "%s", reason);
+    log_safe(s->last_error, sizeof(s->last_error), reason);
     s->attempt++;
     int64_t now = clock_mono_ms();
     s->next_try_ms = now + retry_delay_ms(b);
     if (atomic_load(&b->state) != BACKEND_DOWN) {
         if (transport) {
             log_go(LOG_WARN, b->relay, b->o->name,
-                   "Problem posting to relay \"%s\" backend "
-                   "\"%s\": %s",
-                   b->relay, b->o->name, reason);
+                   "Problem posting to relay \"%s\" backend \"%s\": %s", b->relay, b->o->name,
+                   s->last_error);
         }
         set_state(b, BACKEND_DOWN);
         if (b->buffered) {
@@ -380,7 +392,7 @@ mark_failed(struct backend *b, const char *reason, bool transport)
                  "backend still down down_s=%.0f retries=%llu queued_writes=%llu "
                  "queued_bytes=%llu last_error=\"%s\"",
                  (double)(now - s->down_since_ms) / 1e3, (unsigned long long)s->outage_retries,
-                 (unsigned long long)st.writes, (unsigned long long)st.bytes, reason);
+                 (unsigned long long)st.writes, (unsigned long long)st.bytes, s->last_error);
     }
 }
 
@@ -438,10 +450,11 @@ on_rejected(struct backend *b, const struct post_result *res)
     struct sender *s = &b->s;
     int64_t now = clock_mono_ms();
     if (b->buffered && now - s->last_reject_log_ms >= REJECT_LOG_MS) {
+        char why[201];
+        log_safe(why, sizeof(why), res->body);
         log_warn(b->who,
-                 "write rejected by backend, dropped status=%d reason=\"%.200s\" "
-                 "also_dropped=%llu",
-                 res->status, res->body ? res->body : "", (unsigned long long)s->rejects_unlogged);
+                 "write rejected by backend, dropped status=%d reason=\"%s\" also_dropped=%llu",
+                 res->status, why, (unsigned long long)s->rejects_unlogged);
         s->last_reject_log_ms = now;
         s->rejects_unlogged = 0;
     } else {
