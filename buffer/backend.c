@@ -250,8 +250,13 @@ log_safe(char *dst, size_t n, const char *src)
 {
     size_t i = 0;
     for (; src != NULL && src[i] != '\0' && i + 1 < n; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = c == '"' || c == '\\' ? '\'' : c < 0x20 ? ' ' : (char)c;
+        char c = src[i];
+        if (c == '"' || c == '\\') {
+            c = '\'';
+        } else if ((unsigned char)c < 0x20) {
+            c = ' ';
+        }
+        dst[i] = c;
     }
     dst[i] = '\0';
 }
