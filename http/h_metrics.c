@@ -254,7 +254,7 @@ static const struct backend_value backend_gauges[] = {
          NULL, false},
         {"backend_queue_capacity_bytes", "gauge",
          "The bound on backend_queue_bytes (buffer-size-mb; unbuffered: 4 x max-batch-kb, at "
-         "least 8 MiB).",
+         "least 32 MiB).",
          VALUE_CAPACITY, 0, NULL, false},
         {"backend_oldest_queued_age_seconds", "gauge", "Age of the oldest held write.",
          VALUE_OLDEST_AGE, 0, NULL, false},
