@@ -14,7 +14,6 @@ Usage: bench/http_bench.py --relay build-rel/influxdb-relay [--secs 8] [--runs 3
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,8 @@ import harness  # noqa: E402
 
 NGINX_CONF = """
 load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
-worker_processes 1;
+# One process, no master: killing it leaves no orphaned worker behind.
+master_process off;
 daemon off;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
@@ -165,10 +165,8 @@ def bench_nginx(args, tmp):
         print(fmt("direct %4d-line bodies" % lines, direct))
         print("  relay/direct points/s = %.0f %%" % (100 * rel["points_s"] / direct["points_s"]))
         sys.stdout.flush()
-    harness._kill(relay)
-    for n in (n1, n2):
-        # SIGQUIT: the master stops its worker too (a SIGKILLed master leaves it behind).
-        harness._kill(n, signal.SIGQUIT)
+    for p in (relay, n1, n2):
+        harness._kill(p)
 
 
 def bench_influxd(args, tmp):
