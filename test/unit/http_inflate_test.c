@@ -146,6 +146,8 @@ test_escape(void)
     CHECK_EQ_I64(r.len, strlen(r.body));
     CHECK_EQ_I64(r.status, 400);
     CHECK_STREQ(r.ctype_static, "application/json");
+    reply_error(&r, 400, "\xe2\x80\xa8\xe2\x80\xa9\t\r\xed\xa0\x80");
+    CHECK_STREQ(r.body, "{\"error\":\"\\u2028\\u2029\\t\\r\\ufffd\\ufffd\\ufffd\"}\n");
     reply_error3(&r, 400, "partial write: ", "x\0y", 3, " dropped=1");
     CHECK_STREQ(r.body, "{\"error\":\"partial write: x\\u0000y dropped=1\"}\n");
     reply_cleanup(&r);
