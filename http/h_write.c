@@ -253,8 +253,10 @@ write_answer(struct h_write *w, struct rdv_answer *a, const struct lp_result *re
         if (r->ctype == NULL) {
             r->ctype_static = "application/json";
         }
-    } else {
+    } else if (a->status >= 500) {
         reply_error(r, a->status, "unable to write points");
+    } else {
+        reply_empty(r, a->status); /* a backend's 4xx without a body stays without one */
     }
     if (a->timed_out || a->status == 503) {
         /* Nothing was kept (the write was withdrawn): retrying is safe. */
