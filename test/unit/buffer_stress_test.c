@@ -100,6 +100,9 @@ attempt(struct world *w, struct queue_entry **es, size_t n, bool success)
     }
     queue_put_back(w->q, keep, k);
     for (size_t i = 0; i < k; i++) {
+        /* One backend: its failure is the verdict, so the write is withdrawn at once and no
+         * immediate retry can deliver it behind its client's 503. (Only this thread CHECKs.) */
+        CHECK(rdv_is_withdrawn(held[i]));
         if (rdv_is_withdrawn(held[i])) {
             (void)queue_withdraw(w->q, seqs[i]);
         }
