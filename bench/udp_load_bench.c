@@ -4,7 +4,7 @@
  * sent against what each sink received. Sender and receiver are two threads of this process. */
 
 /* sendmmsg(), recvmmsg() and SO_RCVBUFFORCE are GNU/Linux extensions. */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier) */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /* recvmmsg(), struct mmsghdr and MSG_WAITFORONE are GNU extensions of glibc. */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier) */
 #include "udp/listener.h"
 
 #include <errno.h>
@@ -75,7 +75,7 @@ udp_listener_new(const struct conf_udp *c, struct ir_err *err)
                    c->precision);
         goto fail;
     }
-    l->outputs = xcalloc(c->n_outputs ? c->n_outputs : 1, sizeof(*l->outputs));
+    l->outputs = xcalloc(c->n_outputs ? c->n_outputs : 1, sizeof(struct udp_output *));
     for (size_t i = 0; i < c->n_outputs; i++) {
         l->outputs[i] = udp_output_new(c->name, &c->outputs[i], err);
         if (l->outputs[i] == NULL) {

@@ -1,5 +1,5 @@
 /* sendmmsg() and struct mmsghdr are GNU extensions of glibc. */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier) */
 #include "udp/output.h"
 
 #include <errno.h>
@@ -217,6 +217,15 @@ output_log_refused(struct udp_output *o, uint64_t n)
              o->c->location, (unsigned long long)n);
 }
 
+static void
+output_refused(struct udp_output *o)
+{
+    uint64_t n = udp_ratelimit_hit(&o->refused_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
+    if (n > 0) {
+        output_log_refused(o, n);
+    }
+}
+
 void
 udp_output_flush(struct udp_output *o)
 {
@@ -231,11 +240,7 @@ udp_output_flush(struct udp_output *o)
             if (e == ECONNREFUSED && refused_at != off) {
                 /* An earlier datagram's ICMP error: this one was not sent; send it again. */
                 refused_at = off;
-                uint64_t n =
-                        udp_ratelimit_hit(&o->refused_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
-                if (n > 0) {
-                    output_log_refused(o, n);
-                }
+                output_refused(o);
             } else if (e != EINTR) {
                 /* sendmmsg reports an error only for the first message: skip that one. */
                 output_send_failed(o, e);

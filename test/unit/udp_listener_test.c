@@ -46,7 +46,7 @@ sock_open(int family, bool bound)
         CHECK(getsockname(s.fd, (struct sockaddr *)&ss, &len) == 0);
         s.port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                           : ((struct sockaddr_in *)&ss)->sin_port);
-        struct timeval tv = {0, 300 * 1000};
+        struct timeval tv = {0, 300000};
         CHECK(setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0);
     }
     return s;
@@ -163,7 +163,7 @@ static uint64_t
 wait_counter(const _Atomic uint64_t *v, uint64_t want)
 {
     for (int i = 0; i < 200 && atomic_load(v) < want; i++) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
+        struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
     return atomic_load(v);
@@ -315,7 +315,7 @@ sock_open_port(int port)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons((uint16_t)port);
     CHECK(bind(s.fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    struct timeval tv = {0, 300 * 1000};
+    struct timeval tv = {0, 300000};
     CHECK(setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0);
     return s;
 }
