@@ -2,6 +2,7 @@
 MTU splitting, lines over the MTU and invalid lines dropped while the rest goes out, stamping
 in every precision, IPv6, and real influxd UDP listeners as outputs."""
 
+import json
 import re
 import socket
 import threading
@@ -214,6 +215,24 @@ class TestUdpFanOut(UdpTestCase):
             self.assertTrue(before // UNITS_NS[unit] <= ts <= after // UNITS_NS[unit],
                             "%s: %d not in [%d, %d]" % (unit, ts, before // UNITS_NS[unit],
                                                         after // UNITS_NS[unit]))
+
+    def test_json_log_lines(self):
+        """With log-format = json the UDP events are JSON objects with their fields."""
+        a = self.sink()
+        port = free_port(socket.SOCK_DGRAM)
+        r = self.udp_relay([("u1", "127.0.0.1:%d" % port, "n", [("a", a.location, 64)])],
+                           head="[relay]\nlog-format = json\n\n")
+        self.send(port, "garbage\ncpu,host=%s value=1 1\ncpu value=2 2\n" % ("w" * 80))
+        a.wait_bytes(14)
+        wait_until(lambda: "larger than MTU" in r.log() and "invalid lines" in r.log(),
+                   what="both log lines")
+        events = [json.loads(x) for x in r.log().splitlines() if x.strip()]
+        inv = [e for e in events if e["message"].startswith("invalid lines dropped")][0]
+        self.assertEqual(inv["level"], "warn")
+        self.assertEqual(inv["sender"], "127.0.0.1:%d" % self.client.getsockname()[1])
+        self.assertEqual(inv["lines"], 1)
+        mtu = [e for e in events if "payload larger than MTU" in e["message"]][0]
+        self.assertEqual((mtu["level"], mtu["mtu"], mtu["lines"]), ("error", 64, 1))
 
     @unittest.skipUnless(have_ipv6(), "no IPv6 loopback")
     def test_ipv6_bind_and_output(self):
