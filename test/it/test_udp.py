@@ -3,13 +3,14 @@ MTU splitting, lines over the MTU and invalid lines dropped while the rest goes 
 in every precision, IPv6, and real influxd UDP listeners as outputs."""
 
 import json
+import os
 import re
 import socket
 import threading
 import time
 import unittest
 
-from harness import RelayTestCase, free_port, http_request, port_open, wait_until
+from harness import RelayTestCase, free_port, http_request, port_open, run_relay, wait_until
 
 UNITS_NS = {"n": 1, "ns": 1, "u": 1000, "us": 1000, "ms": 10**6, "s": 10**9,
             "m": 60 * 10**9, "h": 3600 * 10**9}
@@ -255,6 +256,28 @@ class TestUdpFanOut(UdpTestCase):
         self.assertEqual(r.terminate(timeout=15), 0)
         self.assertLess(time.monotonic() - t0, 5)
         self.assertIn("udp relay stopped", r.log())
+
+
+class TestUdpConfig(UdpTestCase):
+
+    def test_unresolvable_output_fails_check_config(self):
+        path = os.path.join(self.tmp, "bad.ini")
+        with open(path, "w") as f:
+            f.write("[udp.u1]\nbind-addr = 127.0.0.1:1\n\n"
+                    "[udp.u1.output.a]\nlocation = no-such-host.invalid:8089\n")
+        p = run_relay(["-config", path, "--check-config"])
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(path.encode() + b":4: [udp.u1.output.a] location: cannot resolve "
+                      b"\"no-such-host.invalid:8089\"", p.stderr)
+
+    def test_unbindable_address_fails_start(self):
+        path = os.path.join(self.tmp, "bad.ini")
+        with open(path, "w") as f:
+            f.write("[udp.u1]\nbind-addr = 192.0.2.7:%d\n\n"
+                    "[udp.u1.output.a]\nlocation = 127.0.0.1:9\n" % free_port(socket.SOCK_DGRAM))
+        p = run_relay(["-config", path])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b":2: [udp.u1] bind-addr: cannot listen on \"192.0.2.7:", p.stderr)
 
 
 class TestUdpMetrics(UdpTestCase):
