@@ -35,7 +35,9 @@ class NginxPassiveTest(RelayTestCase):
         temps = "".join("    %s_temp_path %s/%s;\n" % (k, t, k)
                         for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         user = "user root;" if os.geteuid() == 0 else ""
+        # One process (no master/workers), so killing the PID leaves no orphan worker.
         conf = f"""daemon off;
+master_process off;
 {user}
 pid {t}/nginx.pid;
 error_log {t}/nginx-error.log info;
