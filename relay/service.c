@@ -26,8 +26,8 @@ service_new_http(struct service *s, struct ir_err *err)
     for (size_t i = 0; i < c->n_http; i++) {
         total += c->http[i].n_outputs;
     }
-    s->backends = xcalloc(total ? total : 1, sizeof(*s->backends));
-    s->world.http = xcalloc(c->n_http ? c->n_http : 1, sizeof(*s->world.http));
+    s->backends = xcalloc(total ? total : 1, sizeof(struct backend *));
+    s->world.http = xcalloc(c->n_http ? c->n_http : 1, sizeof(struct httpd *));
     for (size_t i = 0; i < c->n_http; i++) {
         const struct conf_http *h = &c->http[i];
         struct backend **mine = s->backends + s->n_backends;
@@ -51,7 +51,7 @@ static int
 service_new_udp(struct service *s, struct ir_err *err)
 {
     const struct conf *c = s->conf;
-    s->world.udp = xcalloc(c->n_udp ? c->n_udp : 1, sizeof(*s->world.udp));
+    s->world.udp = xcalloc(c->n_udp ? c->n_udp : 1, sizeof(struct udp_listener *));
     for (size_t i = 0; i < c->n_udp; i++) {
         s->world.udp[i] = udp_listener_new(&c->udp[i], err);
         if (s->world.udp[i] == NULL) {
