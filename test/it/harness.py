@@ -429,6 +429,17 @@ class RelayTestCase(unittest.TestCase):
         self.relays.append(r)
         return r
 
+    def relay_per_mock(self, mocks, output_extra="timeout = 2s\nmax-delay-interval = 1s\n"):
+        """One relay per mock backend ([http.relayN] with output "influx"), started; returns
+        their ports in order."""
+        ports = [free_port() for _ in mocks]
+        for i, (port, m) in enumerate(zip(ports, mocks)):
+            self.relay("[http.relay%d]\nbind-addr = 127.0.0.1:%d\n"
+                       "[http.relay%d.output.influx]\nlocation = %s\n%s"
+                       % (i + 1, port, i + 1, m.url, output_extra),
+                       wait_ports=[port], name="relay%d.ini" % (i + 1))
+        return ports
+
     def http_relay_config(self, outputs, port=None, extra="", output_extra="", relay_name="r1",
                           head=""):
         """INI for one [http.relay_name] on a free port with the given backend URLs.

@@ -72,16 +72,7 @@ listen stats
 
     def test_relay_out_of_rotation_when_its_backends_are_down(self):
         m1, m2 = self.mock(), self.mock()
-        ports = [free_port(), free_port()]
-        for i, (port, m) in enumerate(zip(ports, (m1, m2))):
-            self.relay(f"""
-[http.relay{i + 1}]
-bind-addr = 127.0.0.1:{port}
-[http.relay{i + 1}.output.influx]
-location = {m.url}
-timeout = 2s
-max-delay-interval = 1s
-""", wait_ports=[port], name="relay%d.ini" % (i + 1))
+        ports = self.relay_per_mock((m1, m2))
         front, stats = self._haproxy(ports)
         for srv in ("relay1", "relay2"):
             wait_until(lambda: self._status(stats, srv) == "UP", timeout=15, what=srv + " UP")

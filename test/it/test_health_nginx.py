@@ -71,16 +71,7 @@ http {{
 
     def test_503_relay_skipped_and_write_retried(self):
         m1, m2 = self.mock(), self.mock()
-        ports = [free_port(), free_port()]
-        for i, (port, m) in enumerate(zip(ports, (m1, m2))):
-            self.relay(f"""
-[http.relay{i + 1}]
-bind-addr = 127.0.0.1:{port}
-[http.relay{i + 1}.output.influx]
-location = {m.url}
-timeout = 2s
-max-delay-interval = 1s
-""", wait_ports=[port], name="relay%d.ini" % (i + 1))
+        ports = self.relay_per_mock((m1, m2))
         front = self._nginx(ports)
         take_down(m1)
         # Every write through nginx gets 204: a 503 from relay1 is re-sent to relay2.
