@@ -1,5 +1,5 @@
 /* Unit tests for the /metrics and /health renderers (http/h_metrics.c, http/h_health.c) fed with
- * hand-built views, and for http/textbuf.c. The it tests parse the real output with a strict
+ * hand-built views. The it tests parse the real output with a strict
  * Prometheus parser; these pin the exact lines. */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -8,7 +8,6 @@
 #include "check.h"
 #include "http/h_health.h"
 #include "http/h_metrics.h"
-#include "http/textbuf.h"
 
 static struct httpd_stats relay_stats;
 static struct backend_stats b1_stats;
@@ -167,31 +166,10 @@ test_health(void)
     free(t);
 }
 
-static void
-test_textbuf(void)
-{
-    struct textbuf b;
-    textbuf_init(&b, 0);
-    for (int i = 0; i < 100000; i++) {
-        textbuf_str(&b, "0123456789");
-    }
-    textbuf_json_str(&b, "q\"b\\c\x01");
-    textbuf_i64(&b, -42);
-    textbuf_u64(&b, UINT64_MAX);
-    size_t len = 0;
-    char *t = textbuf_finish(&b, &len);
-    CHECK(t != NULL);
-    CHECK_EQ_I64(len, 1000000 + 15 + 3 + 20);
-    CHECK_STREQ(t + 1000000, "\"q\\\"b\\\\c\\u0001\"-4218446744073709551615");
-    free(t);
-    textbuf_cleanup(&b);
-}
-
 int
 main(void)
 {
     test_metrics();
     test_health();
-    test_textbuf();
     return CHECK_DONE();
 }
