@@ -17,9 +17,9 @@
 #include "lp/lp.h"
 #include "udp/addr.h"
 #include "udp/output.h"
-#include "udp/ratelimit.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 #include "util/xalloc.h"
 
 /* DESIGN. The receiving thread loops: one recvmmsg() takes up to RECV_BATCH datagrams
@@ -50,18 +50,18 @@ struct recv_batch {
 };
 
 struct udp_listener {
-    const struct conf_udp *c;        /* borrowed; immutable */
-    enum lp_prec prec;               /* immutable after new */
-    struct udp_output **outputs;     /* owned, in conf order; receiving thread only after start */
-    size_t n_outputs;                /* immutable after new */
-    int fd;                          /* owned; main thread opens and closes it around the thread */
-    pthread_t thread;                /* main thread only */
-    bool running;                    /* main thread only */
-    _Atomic bool stopping;           /* atomic: set by the main thread, read by the receiver */
-    struct udp_stats stats;          /* atomic */
-    struct recv_batch *rb;           /* owned; receiving thread only after start */
-    struct udp_ratelimit invalid_rl; /* receiving thread only */
-    struct udp_ratelimit error_rl;   /* receiving thread only: recvmmsg and memory errors */
+    const struct conf_udp *c;    /* borrowed; immutable */
+    enum lp_prec prec;           /* immutable after new */
+    struct udp_output **outputs; /* owned, in conf order; receiving thread only after start */
+    size_t n_outputs;            /* immutable after new */
+    int fd;                      /* owned; main thread opens and closes it around the thread */
+    pthread_t thread;            /* main thread only */
+    bool running;                /* main thread only */
+    _Atomic bool stopping;       /* atomic: set by the main thread, read by the receiver */
+    struct udp_stats stats;      /* atomic */
+    struct recv_batch *rb;       /* owned; receiving thread only after start */
+    struct ratelimit invalid_rl; /* receiving thread only */
+    struct ratelimit error_rl;   /* receiving thread only: recvmmsg and memory errors */
 };
 
 struct udp_listener *
@@ -132,7 +132,7 @@ listener_bind(struct udp_listener *l, struct ir_err *err)
 static void
 listener_report_invalid(struct udp_listener *l, size_t i, uint64_t lines)
 {
-    uint64_t n = udp_ratelimit_hit(&l->invalid_rl, lines, clock_mono_ms(), LISTENER_LOG_PERIOD_MS);
+    uint64_t n = ratelimit_hit(&l->invalid_rl, lines, clock_mono_ms(), LISTENER_LOG_PERIOD_MS);
     if (n == 0) {
         return;
     }
@@ -162,7 +162,7 @@ listener_report_invalid(struct udp_listener *l, size_t i, uint64_t lines)
 static void
 listener_report_error(struct udp_listener *l, const char *what, int e)
 {
-    uint64_t n = udp_ratelimit_hit(&l->error_rl, 1, clock_mono_ms(), LISTENER_LOG_PERIOD_MS);
+    uint64_t n = ratelimit_hit(&l->error_rl, 1, clock_mono_ms(), LISTENER_LOG_PERIOD_MS);
     if (n > 0) {
         char buf[128];
         log_error(l->c->name, "%s: %s count=%llu", what, ir_strerror(e, buf, sizeof(buf)),
@@ -260,7 +260,7 @@ listener_run(void *arg)
         listener_parse(l, (size_t)n);
         listener_forward(l, (size_t)n);
     }
-    uint64_t pending = udp_ratelimit_flush(&l->invalid_rl);
+    uint64_t pending = ratelimit_flush(&l->invalid_rl);
     if (pending > 0) {
         log_warn(l->c->name, "invalid lines dropped lines=%llu", (unsigned long long)pending);
     }

@@ -14,9 +14,9 @@
 
 #include "lp/lp.h"
 #include "udp/addr.h"
-#include "udp/ratelimit.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 #include "util/xalloc.h"
 
 /* Chunks sent per sendmmsg call at most. */
@@ -47,11 +47,11 @@ struct udp_output {
     struct mmsghdr msgs[OUTPUT_BATCH];
     struct iovec iov[OUTPUT_BATCH];
     size_t points[OUTPUT_BATCH];
-    struct udp_ratelimit mtu_rl;     /* receiving thread only */
-    size_t mtu_last_line_bytes;      /* receiving thread only: the last line dropped */
-    struct udp_ratelimit send_rl;    /* receiving thread only */
-    struct udp_ratelimit refused_rl; /* receiving thread only */
-    int send_last_errno;             /* receiving thread only */
+    struct ratelimit mtu_rl;     /* receiving thread only */
+    size_t mtu_last_line_bytes;  /* receiving thread only: the last line dropped */
+    struct ratelimit send_rl;    /* receiving thread only */
+    struct ratelimit refused_rl; /* receiving thread only */
+    int send_last_errno;         /* receiving thread only */
 };
 
 struct udp_output *
@@ -146,7 +146,7 @@ output_drop_line(struct udp_output *o, size_t line_len)
 {
     atomic_fetch_add_explicit(&o->stats.lines_dropped_mtu, 1, memory_order_relaxed);
     o->mtu_last_line_bytes = line_len;
-    uint64_t n = udp_ratelimit_hit(&o->mtu_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
+    uint64_t n = ratelimit_hit(&o->mtu_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
     if (n > 0) {
         output_log_mtu(o, n);
     }
@@ -200,7 +200,7 @@ output_send_failed(struct udp_output *o, int e)
 {
     atomic_fetch_add_explicit(&o->stats.send_errors, 1, memory_order_relaxed);
     o->send_last_errno = e;
-    uint64_t n = udp_ratelimit_hit(&o->send_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
+    uint64_t n = ratelimit_hit(&o->send_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
     if (n > 0) {
         char buf[128];
         log_error(o->who, "cannot send datagram to %s: %s datagrams=%llu", o->c->location,
@@ -220,7 +220,7 @@ output_log_refused(struct udp_output *o, uint64_t n)
 static void
 output_refused(struct udp_output *o)
 {
-    uint64_t n = udp_ratelimit_hit(&o->refused_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
+    uint64_t n = ratelimit_hit(&o->refused_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
     if (n > 0) {
         output_log_refused(o, n);
     }
@@ -262,15 +262,15 @@ udp_output_flush(struct udp_output *o)
 void
 udp_output_log_pending(struct udp_output *o)
 {
-    uint64_t n = udp_ratelimit_flush(&o->mtu_rl);
+    uint64_t n = ratelimit_flush(&o->mtu_rl);
     if (n > 0) {
         output_log_mtu(o, n);
     }
-    n = udp_ratelimit_flush(&o->refused_rl);
+    n = ratelimit_flush(&o->refused_rl);
     if (n > 0) {
         output_log_refused(o, n);
     }
-    n = udp_ratelimit_flush(&o->send_rl);
+    n = ratelimit_flush(&o->send_rl);
     if (n > 0) {
         char buf[128];
         log_error(o->who, "cannot send datagram to %s: %s datagrams=%llu", o->c->location,

@@ -9,7 +9,6 @@
 
 #include "check.h"
 #include "udp/addr.h"
-#include "udp/ratelimit.h"
 
 /* Resolves s and formats it back; "" when resolution fails (why then holds the reason). */
 static const char *
@@ -66,27 +65,10 @@ test_format(void)
                 "[2001:db8::5]:1");
 }
 
-static void
-test_ratelimit(void)
-{
-    struct udp_ratelimit r;
-    memset(&r, 0, sizeof(r));
-    /* The first event reports at once; the next ones are counted for the period. */
-    CHECK_EQ_I64(udp_ratelimit_hit(&r, 2, 1000, 10000), 2);
-    CHECK_EQ_I64(udp_ratelimit_hit(&r, 1, 1001, 10000), 0);
-    CHECK_EQ_I64(udp_ratelimit_hit(&r, 3, 10999, 10000), 0);
-    /* After the period, one report carries everything since the last one. */
-    CHECK_EQ_I64(udp_ratelimit_hit(&r, 1, 11000, 10000), 5);
-    CHECK_EQ_I64(udp_ratelimit_hit(&r, 4, 11001, 10000), 0);
-    CHECK_EQ_I64(udp_ratelimit_flush(&r), 4);
-    CHECK_EQ_I64(udp_ratelimit_flush(&r), 0);
-}
-
 int
 main(void)
 {
     test_resolve();
     test_format();
-    test_ratelimit();
     return CHECK_DONE();
 }
