@@ -1,16 +1,13 @@
 #include "conf/conf_check.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "conf/value.h"
+#include "util/pem.h"
 #include "util/xalloc.h"
-
-/* A PEM bundle larger than this is not a certificate chain plus a key. */
-#define PEM_MAX_BYTES ((size_t)1024 * 1024)
 
 static void
 check_outputs(const struct conf *c, struct conf_errs *errs)
@@ -121,51 +118,17 @@ check_all_binds(const struct conf *c, struct conf_errs *errs)
     free(l);
 }
 
-/* Reads the PEM file whole; returns owned text or NULL with *e set (errno or EFBIG). */
-static char *
-pem_read(const char *path, int *e)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        *e = errno;
-        return NULL;
-    }
-    char *buf = malloc(PEM_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, PEM_MAX_BYTES + 1, f) : 0;
-    *e = buf == NULL ? ENOMEM : ferror(f) ? (errno ? errno : EIO) : n > PEM_MAX_BYTES ? EFBIG : 0;
-    fclose(f);
-    if (*e != 0) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
+/* The same reader as the HTTP relay at start (util/pem.h), so both give the same answer. */
 static void
 check_pem(const struct conf_http *h, struct conf_errs *errs)
 {
-    int e = 0;
-    char *pem = pem_read(h->ssl_combined_pem, &e);
-    if (pem == NULL) {
-        char eb[128];
-        conf_errs_add(errs, h->pem_line, "[http.%s] ssl-combined-pem: cannot read \"%s\": %s",
-                      h->name, h->ssl_combined_pem, ir_strerror(e, eb, sizeof(eb)));
+    struct pem_pair pair;
+    struct ir_err e = {0, ""};
+    if (pem_load_pair(h->ssl_combined_pem, &pair, &e) != 0) {
+        conf_errs_add(errs, h->pem_line, "[http.%s] ssl-combined-pem: %s", h->name, e.msg);
         return;
     }
-    if (strstr(pem, "-----BEGIN CERTIFICATE-----") == NULL) {
-        conf_errs_add(errs, h->pem_line,
-                      "[http.%s] ssl-combined-pem: \"%s\" holds no certificate "
-                      "(-----BEGIN CERTIFICATE-----)",
-                      h->name, h->ssl_combined_pem);
-    }
-    if (strstr(pem, "PRIVATE KEY-----") == NULL) {
-        conf_errs_add(errs, h->pem_line,
-                      "[http.%s] ssl-combined-pem: \"%s\" holds no private key "
-                      "(-----BEGIN ... PRIVATE KEY-----)",
-                      h->name, h->ssl_combined_pem);
-    }
-    free(pem);
+    pem_pair_cleanup(&pair);
 }
 
 int

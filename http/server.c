@@ -39,9 +39,9 @@
 #include "http/h_ping.h"
 #include "http/h_write.h"
 #include "http/reply.h"
-#include "http/tls.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/pem.h"
 #include "util/strconv.h"
 #include "util/xalloc.h"
 
@@ -301,12 +301,15 @@ httpd_new(const struct conf_http *c, struct backend **backends, const struct htt
     h->wctx.stats = &h->stats;
     pthread_mutex_init(&h->mu, NULL);
     clock_cond_init(&h->idle);
-    if (c->ssl_combined_pem != NULL &&
-        tls_load_combined_pem(c->ssl_combined_pem, &h->tls_cert, &h->tls_key, err) != 0) {
-        err->line = c->line;
+    struct pem_pair pem = {NULL, NULL};
+    struct ir_err pe = {0, ""};
+    if (c->ssl_combined_pem != NULL && pem_load_pair(c->ssl_combined_pem, &pem, &pe) != 0) {
+        ir_err_set(err, c->pem_line, "[http.%s] ssl-combined-pem: %s", c->name, pe.msg);
         httpd_free(h);
         return NULL;
     }
+    h->tls_cert = pem.cert;
+    h->tls_key = pem.key;
     return h;
 }
 
