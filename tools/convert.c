@@ -13,6 +13,7 @@
 
 #include "conf/value.h"
 #include "tools/toml.h"
+#include "util/hostport.h"
 
 #define MAX_FILE_BYTES ((size_t)16 * 1024 * 1024)
 #define INI_MAX_LINE   197 /* what influxdb-relay reads; see influxdb-relay.conf(5) */
@@ -557,13 +558,14 @@ static void
 emit_bind(struct ctx *c, const struct relay *r)
 {
     const struct toml_kv *kv = get_kv(r->it.t, "bind-addr");
-    struct value_addr a;
+    struct hostport a;
     if (kv == NULL || kv->v.type != TOML_STRING || kv->v.str[0] == '\0') {
         report(c, r->it.line,
                "[[%s]] bind-addr is missing or empty (the Go relay would listen "
                "on a random port)",
                r->http ? "http" : "udp");
-    } else if (value_hostport(kv->v.str, true, &a) != VALUE_OK) {
+    } else if (hostport_parse(kv->v.str, strlen(kv->v.str), HOSTPORT_EMPTY_HOST, 0, &a) !=
+               HOSTPORT_OK) {
         char sb[128];
         report(c, kv->line, "bind-addr: invalid address \"%s\" (want HOST:PORT)",
                shown(kv->v.str, sb, sizeof(sb)));
@@ -602,6 +604,7 @@ emit_http_output(struct ctx *c, const struct relay *r, const struct item *o)
     const struct toml_kv *loc = get_kv(t, "location");
     struct value_url u;
     char sb[128];
+    char rb[300];
     fprintf(c->out, "\n[http.%s.output.%s]\n", r->it.ini_name, o->ini_name);
     if (loc == NULL || loc->v.type != TOML_STRING || loc->v.str[0] == '\0') {
         report(c, o->line, "[[http.output]] location is missing or empty");
@@ -609,7 +612,14 @@ emit_http_output(struct ctx *c, const struct relay *r, const struct item *o)
         report(c, loc->line,
                "location: invalid URL \"%s\" (want http://HOST[:PORT]/write or "
                "https://...)",
-               shown(loc->v.str, sb, sizeof(sb)));
+               shown(value_url_redacted(loc->v.str, rb, sizeof(rb)), sb, sizeof(sb)));
+    } else if (u.userinfo_len > 0 || u.fragment_off > 0) {
+        report(c, loc->line,
+               "location: %s is not allowed in \"%s\" (influxdb-relay refuses it: %s)",
+               u.userinfo_len > 0 ? "userinfo" : "a fragment",
+               shown(value_url_redacted(loc->v.str, rb, sizeof(rb)), sb, sizeof(sb)),
+               u.userinfo_len > 0 ? "clients' own credentials are forwarded"
+                                  : "the query would follow it");
     } else {
         emit(c, loc->line, "location", loc->v.str);
     }
@@ -631,11 +641,11 @@ static void
 emit_udp_output(struct ctx *c, const struct relay *r, const struct item *o)
 {
     const struct toml_kv *loc = get_kv(o->t, "location");
-    struct value_addr a;
+    struct hostport a;
     fprintf(c->out, "\n[udp.%s.output.%s]\n", r->it.ini_name, o->ini_name);
     if (loc == NULL || loc->v.type != TOML_STRING || loc->v.str[0] == '\0') {
         report(c, o->line, "[[udp.output]] location is missing or empty");
-    } else if (value_hostport(loc->v.str, false, &a) != VALUE_OK) {
+    } else if (hostport_parse(loc->v.str, strlen(loc->v.str), 0, 0, &a) != HOSTPORT_OK) {
         char sb[128];
         report(c, loc->line, "location: invalid address \"%s\" (want HOST:PORT)",
                shown(loc->v.str, sb, sizeof(sb)));

@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "lp/lp.h"
-#include "udp/addr.h"
 #include "udp/output.h"
 #include "util/clock.h"
+#include "util/hostport.h"
 #include "util/log.h"
 #include "util/ratelimit.h"
 #include "util/xalloc.h"
@@ -64,17 +64,33 @@ struct udp_listener {
     struct ratelimit error_rl;   /* receiving thread only: recvmmsg and memory errors */
 };
 
+static enum lp_prec
+listener_prec(enum conf_precision p)
+{
+    switch (p) {
+    case CONF_PREC_N:
+        return LP_PREC_NS;
+    case CONF_PREC_U:
+        return LP_PREC_US;
+    case CONF_PREC_MS:
+        return LP_PREC_MS;
+    case CONF_PREC_S:
+        return LP_PREC_S;
+    case CONF_PREC_M:
+        return LP_PREC_M;
+    case CONF_PREC_H:
+        return LP_PREC_H;
+    }
+    return LP_PREC_NS;
+}
+
 struct udp_listener *
 udp_listener_new(const struct conf_udp *c, struct ir_err *err)
 {
     struct udp_listener *l = xcalloc(1, sizeof(*l));
     l->c = c;
     l->fd = -1;
-    if (lp_prec_parse(c->precision, strlen(c->precision), &l->prec) != 0) {
-        ir_err_set(err, c->line, "[udp.%s] precision: invalid precision \"%s\"", c->name,
-                   c->precision);
-        goto fail;
-    }
+    l->prec = listener_prec(c->precision);
     l->outputs = xcalloc(c->n_outputs ? c->n_outputs : 1, sizeof(struct udp_output *));
     for (size_t i = 0; i < c->n_outputs; i++) {
         l->outputs[i] = udp_output_new(c->name, &c->outputs[i], err);
@@ -89,27 +105,26 @@ fail:
     return NULL;
 }
 
-/* Creates and binds the socket with its read buffer; logs what the kernel granted. */
+/* Creates and binds the socket with its read buffer (the address was parsed at load; [::]
+ * falls back to 0.0.0.0 on a host without IPv6); logs what the kernel granted. */
 static int
 listener_bind(struct udp_listener *l, struct ir_err *err)
 {
     char why[200];
-    char buf[128];
-    struct udp_addr a;
+    struct hostport_addrs addrs;
     int line = l->c->bind_line > 0 ? l->c->bind_line : l->c->line;
-    if (udp_addr_resolve(l->c->bind_addr, true, &a, why, sizeof(why)) != 0) {
+    if (hostport_resolve(&l->c->bind, true, SOCK_DGRAM, &addrs, why, sizeof(why)) != 0) {
         ir_err_set(err, line, "[udp.%s] bind-addr: cannot resolve \"%s\": %s", l->c->name,
                    l->c->bind_addr, why);
         return -1;
     }
-    l->fd = socket(a.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     int want = l->c->read_buffer > INT_MAX ? INT_MAX : (int)l->c->read_buffer;
-    if (l->fd < 0 ||
-        (want > 0 && setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want)) != 0) ||
-        bind(l->fd, (const struct sockaddr *)&a.ss, a.len) != 0) {
-        int e = errno;
+    struct hostport_listen_opts o = {.socktype = SOCK_DGRAM, .rcvbuf = want, .nonblock = false};
+    size_t which = 0;
+    l->fd = hostport_listen_addrs(&addrs, &o, &which, why, sizeof(why));
+    if (l->fd < 0) {
         ir_err_set(err, line, "[udp.%s] bind-addr: cannot listen on \"%s\": %s", l->c->name,
-                   l->c->bind_addr, ir_strerror(e, buf, sizeof(buf)));
+                   l->c->bind_addr, why);
         return -1;
     }
     int granted = 0;
@@ -138,8 +153,8 @@ listener_report_invalid(struct udp_listener *l, size_t i, uint64_t lines)
     }
     const struct lp_result *r = &l->rb->res[i];
     const struct mmsghdr *m = &l->rb->msgs[i];
-    char from[UDP_ADDR_TEXT];
-    udp_addr_format(m->msg_hdr.msg_name, m->msg_hdr.msg_namelen, from, sizeof(from));
+    char from[HOSTPORT_TEXT];
+    hostport_format(m->msg_hdr.msg_name, m->msg_hdr.msg_namelen, from, sizeof(from));
     /* errors is "unable to parse '<line>': <reason>\n...": log the reason of the first one,
      * never the line itself (it is client data). */
     const char *reason = "invalid line";

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "lp/lp.h"
-#include "udp/addr.h"
 #include "util/clock.h"
+#include "util/hostport.h"
 #include "util/log.h"
 #include "util/ratelimit.h"
 #include "util/xalloc.h"
@@ -38,7 +38,7 @@ struct udp_output {
     const struct conf_udp_output *c; /* borrowed; immutable */
     char who[160];                   /* "relay/output" for logs; immutable after new */
     char section[180];               /* "[udp.relay.output.name]"; immutable after new */
-    struct udp_addr addr;            /* immutable after new */
+    struct hostport_addr addr;       /* immutable after new */
     size_t mtu;                      /* immutable after new, clamped to the family's max */
     int fd;                          /* owned; receiving thread only after open */
     struct udp_output_stats stats;   /* atomic */
@@ -58,12 +58,14 @@ struct udp_output *
 udp_output_new(const char *relay, const struct conf_udp_output *c, struct ir_err *err)
 {
     char why[200];
-    struct udp_addr addr;
-    if (udp_addr_resolve(c->location, false, &addr, why, sizeof(why)) != 0) {
+    struct hostport_addrs addrs;
+    if (hostport_resolve(&c->dest, false, SOCK_DGRAM, &addrs, why, sizeof(why)) != 0) {
         ir_err_set(err, c->line, "[udp.%s.output.%s] location: cannot resolve \"%s\": %s", relay,
                    c->name, c->location, why);
         return NULL;
     }
+    /* The first candidate: a name's first IPv4 address when it has one, as the Go relay. */
+    struct hostport_addr addr = addrs.a[0];
     struct udp_output *o = xcalloc(1, sizeof(*o));
     o->c = c;
     o->addr = addr;

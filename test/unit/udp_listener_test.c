@@ -18,6 +18,17 @@
 #include "check.h"
 #include "udp/listener.h"
 #include "util/clock.h"
+#include "util/hostport.h"
+
+/* s parsed as conf_load() does. */
+static struct hostport
+parsed(const char *s, unsigned flags)
+{
+    struct hostport hp;
+    memset(&hp, 0, sizeof(hp));
+    CHECK(hostport_parse(s, strlen(s), flags, 0, &hp) == HOSTPORT_OK);
+    return hp;
+}
 
 /* A bound receiving socket (an output) or a sending one (the client). */
 struct sock {
@@ -120,7 +131,7 @@ struct rig {
 };
 
 static void
-rig_start(struct rig *g, int family, const char *prec, int64_t mtu0, int64_t mtu1)
+rig_start(struct rig *g, int family, enum conf_precision prec, int64_t mtu0, int64_t mtu1)
 {
     memset(g, 0, sizeof(*g));
     const char *host = family == AF_INET6 ? "[::1]" : "127.0.0.1";
@@ -134,14 +145,16 @@ rig_start(struct rig *g, int family, const char *prec, int64_t mtu0, int64_t mtu
         g->o[i].name = g->names[i];
         g->o[i].line = 10 + i;
         g->o[i].location = g->loc[i];
+        g->o[i].dest = parsed(g->loc[i], 0);
         g->o[i].mtu = mtus[i];
     }
     snprintf(g->names[2], sizeof(g->names[2]), "u1");
     g->c.name = g->names[2];
     g->c.line = 5;
     g->c.bind_addr = g->bind;
+    g->c.bind = parsed(g->bind, HOSTPORT_EMPTY_HOST);
     g->c.read_buffer = 1 << 20;
-    snprintf(g->c.precision, sizeof(g->c.precision), "%s", prec);
+    g->c.precision = prec;
     g->c.outputs = g->o;
     g->c.n_outputs = 2;
     struct ir_err err = {0, ""};
@@ -173,7 +186,7 @@ static void
 test_fan_out(int family)
 {
     struct rig g;
-    rig_start(&g, family, "n", 1024, 1024);
+    rig_start(&g, family, CONF_PREC_N, 1024, 1024);
     const char *a = "cpu,host=a value=1 1000\ncpu,host=b value=2 2000\n";
     const char *b = "mem free=3i 3000\n";
     send_to(family, g.port, a);
@@ -203,7 +216,7 @@ static void
 test_mtu(void)
 {
     struct rig g;
-    rig_start(&g, AF_INET, "n", 64, 4096);
+    rig_start(&g, AF_INET, CONF_PREC_N, 64, 4096);
     char in[2048] = "";
     size_t used = 0;
     for (int i = 0; i < 20; i++) {
@@ -239,7 +252,7 @@ static void
 test_invalid_and_stamp(void)
 {
     struct rig g;
-    rig_start(&g, AF_INET, "s", 1024, 1024);
+    rig_start(&g, AF_INET, CONF_PREC_S, 1024, 1024);
     int64_t before = clock_real_ns() / 1000000000;
     send_to(AF_INET, g.port, "cpu value=1 7\ngarbage\ncpu value=2\n");
     char got[4096];
@@ -273,7 +286,9 @@ test_errors(void)
     char unbindable[] = "192.0.2.1:1";
     char bind[] = "127.0.0.1:1";
     struct conf_udp_output o = {.name = oname, .line = 12, .location = bad_host, .mtu = 1024};
-    struct conf_udp c = {.name = rname, .line = 3, .bind_addr = bind, .precision = "n"};
+    o.dest = parsed(bad_host, 0);
+    struct conf_udp c = {.name = rname, .line = 3, .bind_addr = bind, .precision = CONF_PREC_N};
+    c.bind = parsed(bind, HOSTPORT_EMPTY_HOST);
     c.outputs = &o;
     c.n_outputs = 1;
     struct ir_err err = {0, ""};
@@ -282,7 +297,9 @@ test_errors(void)
     CHECK(strstr(err.msg, "[udp.u1.output.o1] location") != NULL);
     /* A bind that fails reports the relay's line; stop and free stay safe. */
     o.location = good;
+    o.dest = parsed(good, 0);
     c.bind_addr = unbindable;
+    c.bind = parsed(unbindable, HOSTPORT_EMPTY_HOST);
     struct udp_listener *l = udp_listener_new(&c, &err);
     CHECK(l != NULL);
     CHECK(udp_listener_start(l, &err) != 0);
@@ -296,7 +313,7 @@ static void
 test_stop_is_prompt(void)
 {
     struct rig g;
-    rig_start(&g, AF_INET, "n", 1024, 1024);
+    rig_start(&g, AF_INET, CONF_PREC_N, 1024, 1024);
     int64_t t0 = clock_mono_ms();
     udp_listener_stop(g.l);
     udp_listener_stop(g.l);
@@ -326,7 +343,7 @@ static void
 test_output_back_after_refused(void)
 {
     struct rig g;
-    rig_start(&g, AF_INET, "n", 1024, 1024);
+    rig_start(&g, AF_INET, CONF_PREC_N, 1024, 1024);
     int port = g.out[0].port;
     close(g.out[0].fd); /* output 1 goes down */
     for (int i = 0; i < 3; i++) {
