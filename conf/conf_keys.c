@@ -8,9 +8,15 @@
 #include "conf/value.h"
 #include "util/xalloc.h"
 
-#define KIB     1024LL
-#define MIB     (1024LL * 1024LL)
-#define HOUR_MS (3600LL * 1000LL)
+#define KIB 1024LL
+#define MIB (1024LL * 1024LL)
+/* Ranges refuse only values that cannot work, so any value the Go relay accepts for one of its
+ * keys is accepted here. Durations: up to the largest Go duration (math.MaxInt64 ns, in ms),
+ * for our keys as well. Sizes: up to what still fits in int64 bytes (4 x for the
+ * unbuffered queue bound of max-batch-kb). */
+#define DUR_MAX_MS   9223372036854LL
+#define MB_MAX       (INT64_MAX / MIB)
+#define BATCH_KB_MAX (INT64_MAX / 4 / KIB)
 
 /* Ranges are documented in docs/influxdb-relay.conf.5; keep the two in step. */
 static const struct conf_key keys_relay[] = {
@@ -19,7 +25,7 @@ static const struct conf_key keys_relay[] = {
         {"log-format", CONF_V_LOG_FORMAT, offsetof(struct conf, log_json), "text", 0, 0, false, 0,
          0},
         {"shutdown-timeout", CONF_V_DURATION, offsetof(struct conf, shutdown_timeout_ms), "10s", 0,
-         HOUR_MS, false, 0, 0},
+         DUR_MAX_MS, false, 0, 0},
 };
 
 static const struct conf_key keys_http[] = {
@@ -31,7 +37,7 @@ static const struct conf_key keys_http[] = {
          0, false, 0, 0},
         /* No default here: conf_load() sets the largest output timeout + 1s. */
         {"write-timeout", CONF_V_DURATION, offsetof(struct conf_http, write_timeout_ms), NULL, 1,
-         2 * HOUR_MS, false, 0, 0},
+         DUR_MAX_MS, false, 0, 0},
         {"write-consistency", CONF_V_CONSISTENCY, offsetof(struct conf_http, write_consistency),
          "one", 0, 0, false, 0, 0},
         {"max-body-mb", CONF_V_SIZE_MB, offsetof(struct conf_http, max_body_bytes), "32", 1, 4096,
@@ -44,13 +50,13 @@ static const struct conf_key keys_http_output[] = {
         {"location", CONF_V_URL, offsetof(struct conf_http_output, location), NULL, 0, 0, true, 0,
          0},
         {"timeout", CONF_V_DURATION, offsetof(struct conf_http_output, timeout_ms), "10s", 1,
-         HOUR_MS, false, 0, 0},
+         DUR_MAX_MS, false, 0, 0},
         {"buffer-size-mb", CONF_V_SIZE_MB, offsetof(struct conf_http_output, buffer_bytes), "0", 0,
-         65536, false, 0, 0},
+         MB_MAX, false, 0, 0},
         {"max-batch-kb", CONF_V_SIZE_KB, offsetof(struct conf_http_output, max_batch_bytes), "512",
-         1, 65536, false, 0, 0},
+         1, BATCH_KB_MAX, false, 0, 0},
         {"max-delay-interval", CONF_V_DURATION, offsetof(struct conf_http_output, max_delay_ms),
-         "10s", 1, HOUR_MS, false, 0, 0},
+         "10s", 1, DUR_MAX_MS, false, 0, 0},
         {"skip-tls-verification", CONF_V_BOOL,
          offsetof(struct conf_http_output, skip_tls_verification), "false", 0, 0, false, 0, 0},
 };
@@ -58,7 +64,7 @@ static const struct conf_key keys_http_output[] = {
 static const struct conf_key keys_udp[] = {
         {"bind-addr", CONF_V_BIND, offsetof(struct conf_udp, bind_addr), NULL, 0, 0, true,
          offsetof(struct conf_udp, bind_line), offsetof(struct conf_udp, bind)},
-        {"read-buffer", CONF_V_INT, offsetof(struct conf_udp, read_buffer), "0", 0, 1024 * MIB,
+        {"read-buffer", CONF_V_INT, offsetof(struct conf_udp, read_buffer), "0", 0, INT64_MAX,
          false, 0, 0},
         {"precision", CONF_V_PRECISION, offsetof(struct conf_udp, precision), "n", 0, 0, false, 0,
          0},
@@ -67,7 +73,8 @@ static const struct conf_key keys_udp[] = {
 static const struct conf_key keys_udp_output[] = {
         {"location", CONF_V_HOSTPORT, offsetof(struct conf_udp_output, location), NULL, 0, 0, true,
          0, offsetof(struct conf_udp_output, dest)},
-        {"mtu", CONF_V_INT, offsetof(struct conf_udp_output, mtu), "1024", 64, 65507, false, 0, 0},
+        {"mtu", CONF_V_INT, offsetof(struct conf_udp_output, mtu), "1024", 64, INT64_MAX, false, 0,
+         0},
 };
 
 struct table {

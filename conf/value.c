@@ -167,7 +167,11 @@ value_duration_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ms)
     if (ns < 0) {
         return VALUE_NEGATIVE;
     }
-    int64_t v = ns / 1000000 + (ns % 1000000 != 0);
+    /* Rounded up, but rounding never pushes a value out of the range. */
+    int64_t v = ns / 1000000;
+    if (ns % 1000000 != 0 && v < max_ms) {
+        v++;
+    }
     if (v < min_ms || v > max_ms) {
         return VALUE_RANGE;
     }

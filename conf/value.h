@@ -27,8 +27,8 @@ enum value_status {
  * or "0". Overflow of int64 nanoseconds -> VALUE_RANGE. */
 enum value_status value_duration_ns(const char *s, int64_t *ns) IR_VALUE_WARN_UNUSED;
 
-/* A non-negative Go duration in milliseconds, rounded up (so 1us -> 1ms), checked against
- * [min_ms, max_ms]. Negative -> VALUE_NEGATIVE. */
+/* A non-negative Go duration in milliseconds, rounded up (so 1us -> 1ms) unless that would
+ * exceed max_ms, checked against [min_ms, max_ms]. Negative -> VALUE_NEGATIVE. */
 enum value_status value_duration_ms(const char *s, int64_t min_ms, int64_t max_ms,
                                     int64_t *ms) IR_VALUE_WARN_UNUSED;
 

@@ -1,5 +1,6 @@
 #include "http/h_write.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -261,7 +262,7 @@ write_answer(struct h_write *w, struct rdv_answer *a, const struct lp_result *re
     if (a->timed_out || a->status == 503) {
         /* Nothing was kept (the write was withdrawn): retrying is safe. */
         int64_t s = (w->x->conf->write_timeout_ms + 999) / 1000;
-        r->retry_after_s = s < 1 ? 1 : (unsigned)s;
+        r->retry_after_s = s < 1 ? 1 : s > UINT_MAX ? UINT_MAX : (unsigned)s;
     }
 }
 

@@ -6,6 +6,7 @@
  * FILE:LINE: message on stderr, nothing on stdout, exit 1. libc only. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +20,14 @@
 #define INI_MAX_LINE   197 /* what influxdb-relay reads; see influxdb-relay.conf(5) */
 
 /* The ranges of influxdb-relay.conf(5), for clamping. */
-#define TIMEOUT_MAX_MS  (3600LL * 1000)
-#define DELAY_MAX_MS    (3600LL * 1000)
-#define BUFFER_MAX_MB   65536
-#define BATCH_MAX_KB    65536
-#define READ_BUFFER_MAX (1024LL * 1024 * 1024)
+/* The ranges of influxdb-relay.conf(5): durations up to the largest Go duration (in ms),
+ * sizes up to what fits in int64 bytes. */
+#define DURATION_MAX_MS 9223372036854LL
+#define BUFFER_MAX_MB   (INT64_MAX / (1024 * 1024))
+#define BATCH_MAX_KB    (INT64_MAX / 4 / 1024)
+#define READ_BUFFER_MAX INT64_MAX
 #define MTU_MIN         64
-#define MTU_MAX         65507
+#define MTU_MAX         INT64_MAX
 
 struct item {
     const struct toml_value *t; /* borrowed from the TOML tree */
@@ -532,7 +534,7 @@ emit_duration(struct ctx *c, const struct toml_value *t, const char *key, bool m
     }
     /* <= 0 is "no timeout" to Go's HTTP client, but "retry at once" to its retry buffer. */
     bool timeout = strcmp(key, "timeout") == 0;
-    if (ns <= 0 || ns > max_ms * 1000000) {
+    if (ns <= 0 || ns / 1000000 > max_ms) {
         value_format_ms(ns > 0 || timeout ? max_ms : 1, buf, sizeof(buf));
         warn(c, kv->line, "%s = \"%s\" %s: written as %s", key, kv->v.str,
              ns > 0    ? "is above the largest value"
@@ -623,14 +625,14 @@ emit_http_output(struct ctx *c, const struct relay *r, const struct item *o)
     } else {
         emit(c, loc->line, "location", loc->v.str);
     }
-    emit_duration(c, t, "timeout", true, TIMEOUT_MAX_MS);
+    emit_duration(c, t, "timeout", true, DURATION_MAX_MS);
     const struct toml_value *buf = get(t, "buffer-size-mb");
     bool buffered = buf != NULL && buf->type == TOML_INT && buf->i > 0;
     if (buf != NULL && buf->type == TOML_INT) {
         emit_clamped(c, t, "buffer-size-mb", 0, 0, BUFFER_MAX_MB);
     }
     emit_clamped(c, t, "max-batch-kb", 512, 1, BATCH_MAX_KB);
-    emit_duration(c, t, "max-delay-interval", buffered, DELAY_MAX_MS);
+    emit_duration(c, t, "max-delay-interval", buffered, DURATION_MAX_MS);
     const struct toml_value *skip = get(t, "skip-tls-verification");
     if (skip != NULL && skip->type == TOML_BOOL) {
         fprintf(c->out, "skip-tls-verification = %s\n", skip->b ? "true" : "false");

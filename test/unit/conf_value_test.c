@@ -74,6 +74,16 @@ test_duration_ms(void)
     CHECK_EQ_I64(value_duration_ms("-0", 0, 3600000, &ms), VALUE_OK);
     CHECK_EQ_I64(value_duration_ms("10x", 0, 3600000, &ms), VALUE_INVALID);
     CHECK_EQ_I64(value_duration_ms("9999999999h", 0, 3600000, &ms), VALUE_RANGE);
+    /* Rounding up never leaves the range: 1h + 1ns is 1h when 1h is the most. */
+    CHECK_EQ_I64(value_duration_ms("1h0m0.000000001s", 0, 3600000, &ms), VALUE_OK);
+    CHECK_EQ_I64(ms, 3600000);
+    /* Go's largest duration, and the largest ms value written back, both parse. */
+    CHECK_EQ_I64(value_duration_ms("2562047h47m16.854775807s", 1, 9223372036854, &ms), VALUE_OK);
+    CHECK_EQ_I64(ms, 9223372036854);
+    char b[40];
+    CHECK_STREQ(value_format_ms(9223372036854, b, sizeof(b)), "2562047h47m16.854s");
+    CHECK_EQ_I64(value_duration_ms(b, 1, 9223372036854, &ms), VALUE_OK);
+    CHECK_EQ_I64(value_duration_ms("2562047h47m16.854775808s", 1, 9223372036854, &ms), VALUE_RANGE);
 }
 
 static void
