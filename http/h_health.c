@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "udp/listener.h"
 #include "util/dbuf.h"
 #include "util/json.h"
 
@@ -72,14 +73,34 @@ render_backend(struct dbuf *b, const struct backend_snapshot *s)
     dbuf_char(b, '}');
 }
 
+static void
+render_udp(struct dbuf *b, const struct h_health_udp *udp, size_t n_udp)
+{
+    json_key(b, "udp");
+    dbuf_char(b, '[');
+    for (size_t i = 0; i < n_udp; i++) {
+        dbuf_str(b, i > 0 ? ",{\"relay\":" : "{\"relay\":");
+        json_str(b, udp[i].name != NULL ? udp[i].name : "", JSON_ESC_MINIMAL);
+        json_key(b, "receiver");
+        json_str(b, udp[i].receiving ? "up" : "down", JSON_ESC_MINIMAL);
+        dbuf_char(b, '}');
+    }
+    dbuf_char(b, ']');
+}
+
 char *
 h_health_render_snapshots(const struct conf_http *c, const struct backend_snapshot *s, size_t n,
-                          int *status, size_t *len)
+                          const struct h_health_udp *udp, size_t n_udp, int *status, size_t *len)
 {
     enum h_health_status verdict = h_health_status_of(c, s, n);
+    for (size_t i = 0; i < n_udp; i++) {
+        if (!udp[i].receiving && verdict == H_HEALTH_OK) {
+            verdict = H_HEALTH_DEGRADED;
+        }
+    }
     struct dbuf b;
     dbuf_init(&b, DBUF_NO_BOUND);
-    dbuf_reserve(&b, 0, 256 + n * 512);
+    dbuf_reserve(&b, 0, 256 + n * 512 + n_udp * 64);
     dbuf_str(&b, "{\"status\":");
     json_str(&b, status_names[verdict], JSON_ESC_MINIMAL);
     json_key(&b, "relay");
@@ -92,7 +113,11 @@ h_health_render_snapshots(const struct conf_http *c, const struct backend_snapsh
         }
         render_backend(&b, &s[i]);
     }
-    dbuf_str(&b, "]}\n");
+    dbuf_char(&b, ']');
+    if (n_udp > 0) {
+        render_udp(&b, udp, n_udp);
+    }
+    dbuf_str(&b, "}\n");
     *status = verdict == H_HEALTH_DOWN ? 503 : 200;
     return dbuf_finish(&b, len);
 }
@@ -102,16 +127,25 @@ h_health_render(const struct httpd *h, int *status, size_t *len)
 {
     struct backend *const *bs = NULL;
     size_t n = httpd_backends(h, &bs);
+    const struct httpd_world *w = httpd_world_of(h);
+    size_t n_udp = w != NULL ? w->n_udp : 0;
     struct backend_snapshot *snaps = calloc(n ? n : 1, sizeof(*snaps));
-    if (snaps == NULL) {
-        *len = 0;
-        *status = 503;
-        return NULL;
+    struct h_health_udp *udp = calloc(n_udp ? n_udp : 1, sizeof(*udp));
+    char *out = NULL;
+    *len = 0;
+    *status = 503;
+    if (snaps != NULL && udp != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            backend_snapshot(bs[i], &snaps[i]);
+        }
+        for (size_t i = 0; i < n_udp; i++) {
+            const struct udp_stats *st = udp_listener_stats(w->udp[i]);
+            udp[i].name = udp_listener_name(w->udp[i]);
+            udp[i].receiving = atomic_load_explicit(&st->receiver_up, memory_order_relaxed) != 0;
+        }
+        out = h_health_render_snapshots(httpd_conf(h), snaps, n, udp, n_udp, status, len);
     }
-    for (size_t i = 0; i < n; i++) {
-        backend_snapshot(bs[i], &snaps[i]);
-    }
-    char *out = h_health_render_snapshots(httpd_conf(h), snaps, n, status, len);
     free(snaps);
+    free(udp);
     return out;
 }

@@ -416,6 +416,19 @@ render_udp_relays(struct dbuf *b, const struct h_metrics_view *v)
         kv[3] = "mtu";
         sample_u64(b, "udp_lines_dropped_total", kv, load(&st->lines_dropped_mtu));
     }
+    family(b, "udp_receive_errors_total", "counter",
+           "Failed receives on the relay's socket (the relay backs off and keeps receiving).");
+    for (size_t u = 0; u < v->n_udp; u++) {
+        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), NULL};
+        sample_u64(b, "udp_receive_errors_total", kv,
+                   load(&udp_listener_stats(v->udp[u])->receive_errors));
+    }
+    family(b, "udp_receiver_up", "gauge",
+           "1 while the relay's receiving thread runs, 0 when it has stopped.");
+    for (size_t u = 0; u < v->n_udp; u++) {
+        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), NULL};
+        sample_u64(b, "udp_receiver_up", kv, load(&udp_listener_stats(v->udp[u])->receiver_up));
+    }
 }
 
 /* Per-output UDP counters of struct udp_output_stats. send_errors is not in the INTERFACE table:

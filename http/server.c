@@ -456,3 +456,9 @@ httpd_conf(const struct httpd *h)
 {
     return h->c;
 }
+
+const struct httpd_world *
+httpd_world_of(const struct httpd *h)
+{
+    return h->world;
+}

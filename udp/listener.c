@@ -33,12 +33,21 @@
  * returns ENOTCONN for an unbound-peer UDP socket but still marks it shut down and wakes a
  * recvmmsg() blocked on it (which then returns at once, also when entered later), so the thread
  * sees the flag within one batch: no timeout, no polling. The main thread then joins it and
- * closes the socket. */
+ * closes the socket.
+ *
+ * Receive errors: the thread never ends because of one. Each failed recvmmsg() is counted
+ * (receive_errors) and logged, rate-limited with the count; then the thread waits before the
+ * next try, 1 ms doubling to RECV_BACKOFF_MAX_MS while the errors persist (reset by a success),
+ * on a condvar the stop broadcasts, so a persistent error neither busy-loops nor delays a stop.
+ * Only a socket that can never work again (EBADF, ENOTSOCK) ends the thread: logged as an
+ * error, and receiver_up drops to 0 for /metrics and /health. */
 
 #define RECV_BATCH     64
 #define RECV_DGRAM_MAX 65536 /* above the largest UDP payload: nothing is ever truncated */
 /* Repeated invalid datagrams log at most once per period, with a count. */
 #define LISTENER_LOG_PERIOD_MS 10000
+/* The longest wait between two receives that keep failing. */
+#define RECV_BACKOFF_MAX_MS 1000
 
 /* Receive buffers and per-datagram results of one recvmmsg(). */
 struct recv_batch {
@@ -62,6 +71,11 @@ struct udp_listener {
     struct recv_batch *rb;       /* owned; receiving thread only after start */
     struct ratelimit invalid_rl; /* receiving thread only */
     struct ratelimit error_rl;   /* receiving thread only: recvmmsg and memory errors */
+    int64_t backoff_ms;          /* receiving thread only: next wait after a failed receive */
+    pthread_mutex_t mu;          /* guards nothing but the backoff wait */
+    pthread_cond_t wake;         /* broadcast by stop */
+    int (*fault)(void *ctx);     /* immutable after start: tests' error injection, or NULL */
+    void *fault_ctx;             /* immutable after start */
 };
 
 static enum lp_prec
@@ -90,6 +104,8 @@ udp_listener_new(const struct conf_udp *c, struct ir_err *err)
     struct udp_listener *l = xcalloc(1, sizeof(*l));
     l->c = c;
     l->fd = -1;
+    pthread_mutex_init(&l->mu, NULL);
+    clock_cond_init(&l->wake);
     l->prec = listener_prec(c->precision);
     l->outputs = xcalloc(c->n_outputs ? c->n_outputs : 1, sizeof(struct udp_output *));
     for (size_t i = 0; i < c->n_outputs; i++) {
@@ -235,7 +251,27 @@ listener_forward(struct udp_listener *l, size_t n)
     atomic_fetch_add_explicit(&l->stats.lines_dropped_mtu, mtu_dropped, memory_order_relaxed);
 }
 
-/* One recvmmsg(). Returns the number of datagrams, 0 to try again, -1 when the thread must end. */
+/* Waits backoff_ms (doubling it for next time, up to RECV_BACKOFF_MAX_MS), or less when a stop
+ * comes: the wait is on a condvar udp_listener_stop() broadcasts, never a sleep. */
+static void
+listener_backoff(struct udp_listener *l)
+{
+    l->backoff_ms = l->backoff_ms <= 0 ? 1 : l->backoff_ms;
+    struct timespec ts;
+    clock_deadline(&ts, l->backoff_ms);
+    pthread_mutex_lock(&l->mu);
+    while (!atomic_load(&l->stopping)) {
+        if (pthread_cond_timedwait(&l->wake, &l->mu, &ts) == ETIMEDOUT) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    l->backoff_ms =
+            l->backoff_ms * 2 > RECV_BACKOFF_MAX_MS ? RECV_BACKOFF_MAX_MS : l->backoff_ms * 2;
+}
+
+/* One recvmmsg(). Returns the number of datagrams, 0 to try again, -1 when the thread must end
+ * (stop, or a socket that can never work again). */
 static int
 listener_receive(struct udp_listener *l)
 {
@@ -245,22 +281,26 @@ listener_receive(struct udp_listener *l)
         rb->msgs[i].msg_hdr.msg_flags = 0;
         rb->msgs[i].msg_len = 0;
     }
-    int n = recvmmsg(l->fd, rb->msgs, RECV_BATCH, MSG_WAITFORONE, NULL);
-    int e = n < 0 ? errno : 0;
+    int e = l->fault != NULL ? l->fault(l->fault_ctx) : 0;
+    int n = e != 0 ? -1 : recvmmsg(l->fd, rb->msgs, RECV_BATCH, MSG_WAITFORONE, NULL);
+    e = n < 0 && e == 0 ? errno : e;
     if (atomic_load(&l->stopping)) {
         return -1;
     }
     if (n >= 0 || e == EINTR) {
+        l->backoff_ms = n >= 0 ? 0 : l->backoff_ms;
         return n >= 0 ? n : 0;
     }
-    if (e == ENOMEM || e == ENOBUFS || e == EAGAIN) {
-        listener_report_error(l, "receive failed", e);
-        return 0;
+    atomic_fetch_add_explicit(&l->stats.receive_errors, 1, memory_order_relaxed);
+    if (e == EBADF || e == ENOTSOCK) {
+        char buf[128];
+        log_error(l->c->name, "receive failed, relay stopped receiving: %s",
+                  ir_strerror(e, buf, sizeof(buf)));
+        return -1;
     }
-    char buf[128];
-    log_error(l->c->name, "receive failed, relay stopped receiving: %s",
-              ir_strerror(e, buf, sizeof(buf)));
-    return -1;
+    listener_report_error(l, "receive failed", e);
+    listener_backoff(l);
+    return 0;
 }
 
 static void *
@@ -275,9 +315,14 @@ listener_run(void *arg)
         listener_parse(l, (size_t)n);
         listener_forward(l, (size_t)n);
     }
+    atomic_store(&l->stats.receiver_up, 0);
     uint64_t pending = ratelimit_flush(&l->invalid_rl);
     if (pending > 0) {
         log_warn(l->c->name, "invalid lines dropped lines=%llu", (unsigned long long)pending);
+    }
+    pending = ratelimit_flush(&l->error_rl);
+    if (pending > 0) {
+        log_error(l->c->name, "receive failed count=%llu", (unsigned long long)pending);
     }
     for (size_t k = 0; k < l->n_outputs; k++) {
         udp_output_log_pending(l->outputs[k]);
@@ -315,8 +360,10 @@ udp_listener_start(struct udp_listener *l, struct ir_err *err)
         l->rb = recv_batch_new();
     }
     atomic_store(&l->stopping, false);
+    atomic_store(&l->stats.receiver_up, 1);
     int rc = pthread_create(&l->thread, NULL, listener_run, l);
     if (rc != 0) {
+        atomic_store(&l->stats.receiver_up, 0);
         char buf[128];
         ir_err_set(err, l->c->line, "[udp.%s] cannot start the receiving thread: %s", l->c->name,
                    ir_strerror(rc, buf, sizeof(buf)));
@@ -339,6 +386,9 @@ udp_listener_stop(struct udp_listener *l)
         return;
     }
     atomic_store(&l->stopping, true);
+    pthread_mutex_lock(&l->mu);
+    pthread_cond_broadcast(&l->wake); /* a receiver backing off after errors */
+    pthread_mutex_unlock(&l->mu);
     /* Fails with ENOTCONN on an unconnected UDP socket, yet wakes the receiver (see DESIGN). */
     (void)shutdown(l->fd, SHUT_RD);
     pthread_join(l->thread, NULL);
@@ -364,7 +414,16 @@ udp_listener_free(struct udp_listener *l)
         free(l->rb->bufs);
         free(l->rb);
     }
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->wake);
     free(l);
+}
+
+void
+udp_listener_inject_fault(struct udp_listener *l, int (*fault)(void *ctx), void *ctx)
+{
+    l->fault = fault;
+    l->fault_ctx = ctx;
 }
 
 const char *

@@ -40,11 +40,13 @@ FAMILIES = {
     "influxdb_relay_start_time_seconds": ("gauge", set()),
     "influxdb_relay_build_info": ("gauge", {"version"}),
 }
-# Not in the INTERFACE table; documented in docs/operations.md (the bound for "queue > 80 %", and
-# datagrams lost in sendmmsg).
+# Not in the INTERFACE table; documented in docs/operations.md (the bound for "queue > 80 %",
+# datagrams lost in sendmmsg, failed receives and a stopped UDP receiver).
 EXTRA_FAMILIES = {
     "influxdb_relay_backend_queue_capacity_bytes": ("gauge", {"relay", "backend"}),
     "influxdb_relay_udp_send_errors_total": ("counter", {"relay", "backend"}),
+    "influxdb_relay_udp_receive_errors_total": ("counter", {"relay"}),
+    "influxdb_relay_udp_receiver_up": ("gauge", {"relay"}),
 }
 
 DROP_REASONS = ("buffer_full", "rejected", "withdrawn", "shutdown")

@@ -5,10 +5,12 @@ fragment or with userinfo are refused by --check-config and by the converter, th
 never shown."""
 
 import os
+import socket
 import subprocess
 import unittest
 
-from harness import CONVERT_BIN, RelayTestCase, free_port, http_request, run_relay
+import prom
+from harness import CONVERT_BIN, RelayTestCase, free_port, http_request, run_relay, wait_until
 
 
 class GoRangesTest(RelayTestCase):
@@ -31,6 +33,29 @@ class GoRangesTest(RelayTestCase):
         self.assertEqual(status, 503, body)
         # ceil(2000000h) in seconds is above 2^32: the header is capped, not wrapped.
         self.assertEqual(headers.get("retry-after"), "4294967295")
+
+
+class UdpReceiverTest(RelayTestCase):
+    """Issue 17 item 10: the UDP receiver's state in /metrics and /health (the error paths,
+    injected, are in unit.udp_listener)."""
+
+    def test_receiver_up_in_metrics_and_health(self):
+        m = self.mock()
+        port = free_port()
+        udp = free_port(socket.SOCK_DGRAM)
+        sink = free_port(socket.SOCK_DGRAM)
+        conf = ("[http.r1]\nbind-addr = 127.0.0.1:%d\n[http.r1.output.b1]\nlocation = %s\n"
+                "[udp.u1]\nbind-addr = 127.0.0.1:%d\n[udp.u1.output.o1]\n"
+                "location = 127.0.0.1:%d\n" % (port, m.url, udp, sink))
+        r = self.relay(conf, wait_ports=[port])
+        wait_until(lambda: r._alive() and "listening on udp" in r.log(), what="udp listener")
+        s = prom.scrape(port)
+        self.assertEqual(s.get("influxdb_relay_udp_receiver_up", relay="u1"), 1)
+        self.assertEqual(s.get("influxdb_relay_udp_receive_errors_total", relay="u1"), 0)
+        status, _, body = http_request(port, "GET", "/health")
+        self.assertEqual(status, 200)
+        self.assertTrue(body.endswith(b',"udp":[{"relay":"u1","receiver":"up"}]}\n'), body)
+        self.assertTrue(body.startswith(b'{"status":"ok",'), body)
 
 
 class UrlChecksTest(RelayTestCase):

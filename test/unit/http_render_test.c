@@ -97,12 +97,14 @@ test_metrics(void)
     CHECK_HAS(t, "\ninfluxdb_relay_backend_send_duration_seconds_bucket{relay=\"r1\","
                  "backend=\"b1\",le=\"0.001\"} 1\n");
     CHECK_HAS(t, "\n# TYPE influxdb_relay_udp_lines_dropped_total counter\n");
+    CHECK_HAS(t, "\n# TYPE influxdb_relay_udp_receive_errors_total counter\n");
+    CHECK_HAS(t, "\n# TYPE influxdb_relay_udp_receiver_up gauge\n");
     CHECK_HAS(t, "\ninfluxdb_relay_start_time_seconds 1700000000.500\n");
     CHECK_HAS(t, "\ninfluxdb_relay_build_info{version=\"" IR_VERSION "\"} 1\n");
     /* Every family once, every line ends with a newline, no empty line. */
     CHECK_EQ_I64(count_of(t, "# TYPE influxdb_relay_backend_state "), 1);
     CHECK_EQ_I64(count_of(t, "# TYPE "), count_of(t, "# HELP "));
-    CHECK_EQ_I64(count_of(t, "# TYPE "), 25);
+    CHECK_EQ_I64(count_of(t, "# TYPE "), 27);
     CHECK(len > 0 && t[len - 1] == '\n' && strstr(t, "\n\n") == NULL);
     free(t);
 }
@@ -149,7 +151,7 @@ test_health(void)
 
     int status = 0;
     size_t len = 0;
-    char *t = h_health_render_snapshots(&c, s, 2, &status, &len);
+    char *t = h_health_render_snapshots(&c, s, 2, NULL, 0, &status, &len);
     CHECK_EQ_I64(status, 503);
     CHECK(t != NULL && strlen(t) == len);
     CHECK_HAS(t, "{\"status\":\"down\",\"relay\":\"r1\",\"backends\":[{\"name\":\"b1\","
@@ -160,9 +162,30 @@ test_health(void)
     CHECK(len > 4 && strcmp(t + len - 4, "}]}\n") == 0);
     free(t);
     s[0].state = BACKEND_UP;
-    t = h_health_render_snapshots(&c, s, 2, &status, &len);
+    t = h_health_render_snapshots(&c, s, 2, NULL, 0, &status, &len);
     CHECK_EQ_I64(status, 200);
     CHECK(strncmp(t, "{\"status\":\"degraded\",", 21) == 0);
+    free(t);
+    /* UDP receivers: listed; one that stopped turns "ok" into "degraded", never "down". */
+    s[1].state = BACKEND_UP;
+    struct h_health_udp u[2] = {{"u1", true}, {"u2", true}};
+    t = h_health_render_snapshots(&c, s, 2, u, 2, &status, &len);
+    CHECK_EQ_I64(status, 200);
+    CHECK(strncmp(t, "{\"status\":\"ok\",", 15) == 0);
+    const char *tail = "}],\"udp\":[{\"relay\":\"u1\",\"receiver\":\"up\"},"
+                       "{\"relay\":\"u2\",\"receiver\":\"up\"}]}\n";
+    CHECK(len > strlen(tail) && strcmp(t + len - strlen(tail), tail) == 0);
+    free(t);
+    u[1].receiving = false;
+    t = h_health_render_snapshots(&c, s, 2, u, 2, &status, &len);
+    CHECK_EQ_I64(status, 200);
+    CHECK(strncmp(t, "{\"status\":\"degraded\",", 21) == 0);
+    CHECK_HAS(t, "{\"relay\":\"u2\",\"receiver\":\"down\"}]}\n");
+    free(t);
+    s[0].state = BACKEND_DOWN;
+    s[1].state = BACKEND_DOWN;
+    t = h_health_render_snapshots(&c, s, 2, u, 2, &status, &len);
+    CHECK_EQ_I64(status, 503);
     free(t);
 }
 

@@ -130,8 +130,10 @@ struct rig {
     int port;
 };
 
+/* A relay started with fault(ctx) run before each receive (NULL: none). */
 static void
-rig_start(struct rig *g, int family, enum conf_precision prec, int64_t mtu0, int64_t mtu1)
+rig_start_fault(struct rig *g, int family, enum conf_precision prec, int64_t mtu0, int64_t mtu1,
+                int (*fault)(void *), void *ctx)
 {
     memset(g, 0, sizeof(*g));
     const char *host = family == AF_INET6 ? "[::1]" : "127.0.0.1";
@@ -160,7 +162,16 @@ rig_start(struct rig *g, int family, enum conf_precision prec, int64_t mtu0, int
     struct ir_err err = {0, ""};
     g->l = udp_listener_new(&g->c, &err);
     CHECK(g->l != NULL);
+    if (fault != NULL) {
+        udp_listener_inject_fault(g->l, fault, ctx);
+    }
     CHECK(udp_listener_start(g->l, &err) == 0);
+}
+
+static void
+rig_start(struct rig *g, int family, enum conf_precision prec, int64_t mtu0, int64_t mtu1)
+{
+    rig_start_fault(g, family, prec, mtu0, mtu1, NULL, NULL);
 }
 
 static void
@@ -362,6 +373,77 @@ test_output_back_after_refused(void)
     rig_stop(&g);
 }
 
+/* Errors injected before the receives: the first `left` ones fail with err. */
+struct faults {
+    _Atomic int left;
+    int err;
+    _Atomic int calls;
+};
+
+static int
+inject(void *ctx)
+{
+    struct faults *f = ctx;
+    atomic_fetch_add(&f->calls, 1);
+    if (atomic_load(&f->left) > 0) {
+        atomic_fetch_sub(&f->left, 1);
+        return f->err;
+    }
+    return 0;
+}
+
+/* Failed receives are counted, backed off (never a busy loop), and the relay keeps receiving;
+ * a stop during a backoff wait is not delayed by it. */
+static void
+test_receive_errors(void)
+{
+    struct faults f = {5, EIO, 0};
+    struct rig g;
+    rig_start_fault(&g, AF_INET, CONF_PREC_N, 1024, 1024, inject, &f);
+    const struct udp_stats *st = udp_listener_stats(g.l);
+    CHECK_EQ_I64(wait_counter(&st->receive_errors, 5), 5);
+    send_to(AF_INET, g.port, "cpu value=1 1\n");
+    char got[256];
+    size_t max = 0;
+    CHECK_EQ_I64(recv_all(&g.out[0], got, sizeof(got), 14, &max), 1);
+    CHECK_STREQ(got, "cpu value=1 1\n");
+    CHECK_EQ_I64(atomic_load(&st->receiver_up), 1);
+    CHECK_EQ_I64(atomic_load(&st->receive_errors), 5);
+    /* A persistent error: the waits double from 1 ms, so 8 failures take at least
+     * 1 + 2 + ... + 64 = 127 ms (a lower bound that load cannot break). */
+    atomic_store(&f.left, 1000000);
+    send_to(AF_INET, g.port, "cpu value=2 2\n"); /* wakes the receive blocked in recvmmsg */
+    int64_t t0 = clock_mono_ms();
+    for (int i = 0; i < 400 && atomic_load(&st->receive_errors) < 5 + 8; i++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(atomic_load(&st->receive_errors) >= 5 + 8);
+    CHECK(clock_mono_ms() - t0 >= 127);
+    CHECK(atomic_load(&f.calls) < 5 + 1 + 8 + 4); /* no extra tries between the waits */
+    CHECK_EQ_I64(atomic_load(&st->receiver_up), 1);
+    rig_stop(&g);
+    CHECK_EQ_I64(atomic_load(&st->receiver_up), 0);
+}
+
+/* A socket that can never work again ends the receiver, and receiver_up shows it. */
+static void
+test_receiver_dies(void)
+{
+    struct faults f = {1, EBADF, 0};
+    struct rig g;
+    rig_start_fault(&g, AF_INET, CONF_PREC_N, 1024, 1024, inject, &f);
+    const struct udp_stats *st = udp_listener_stats(g.l);
+    for (int i = 0; i < 400 && atomic_load(&st->receiver_up) != 0; i++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK_EQ_I64(atomic_load(&st->receiver_up), 0);
+    CHECK_EQ_I64(atomic_load(&st->receive_errors), 1);
+    udp_listener_stop(g.l); /* joins the ended thread */
+    rig_stop(&g);
+}
+
 static bool
 have_ipv6(void)
 {
@@ -391,5 +473,7 @@ main(void)
     test_errors();
     test_stop_is_prompt();
     test_output_back_after_refused();
+    test_receive_errors();
+    test_receiver_dies();
     return CHECK_DONE();
 }
