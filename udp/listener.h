@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+#include "udp/output.h"
 #include "util/err.h"
 
 struct udp_listener;
@@ -41,17 +42,10 @@ struct udp_stats {
     _Atomic uint64_t receive_errors;
     _Atomic uint64_t receiver_up;
 };
-/* Per output. send_errors counts datagrams sendmmsg refused (lost). */
-struct udp_output_stats {
-    _Atomic uint64_t datagrams_sent;
-    _Atomic uint64_t points_sent;
-    _Atomic uint64_t lines_dropped_mtu;
-    _Atomic uint64_t send_errors;
-};
 /* Any thread. The relay's name (borrowed from the conf). */
 const char *udp_listener_name(const struct udp_listener *l);
 const struct udp_stats *udp_listener_stats(const struct udp_listener *l);
-/* Output i's name and counters, i < the number of outputs; NULL past the end. */
+/* Output i's name and counters (udp/output.h), i < the number of outputs; NULL past the end. */
 const struct udp_output_stats *udp_listener_output(const struct udp_listener *l, size_t i,
                                                    const char **name);
 
