@@ -1,8 +1,9 @@
-/* GET /metrics. Families come out in the order of INTERFACE.md section 8, each with # HELP and
- * # TYPE and all its series together (every relay of the process), because the exposition format
- * wants a family's samples contiguous. Backends are snapshotted once per scrape, so the state and
- * queue gauges of one scrape agree with each other. Every configured backend has all its series
- * from start-up; request series appear with their first request (a code label has no zero). */
+/* GET /metrics. Families come out grouped as docs/operations.md section 1 lists them, each with #
+ * HELP and # TYPE and all its series together (every relay of the process), because the exposition
+ * format wants a family's samples contiguous. Backends are snapshotted once per scrape, so the
+ * state and queue gauges of one scrape agree with each other. Every configured backend has all its
+ * series from start-up; request series appear with their first request (a code label has no zero).
+ */
 #include "http/h_metrics.h"
 
 #include <assert.h>
@@ -431,8 +432,8 @@ render_udp_relays(struct dbuf *b, const struct h_metrics_view *v)
     }
 }
 
-/* Per-output UDP counters of struct udp_output_stats. send_errors is not in the INTERFACE table:
- * datagrams the kernel refused are lost, and an operator should see it. */
+/* Per-output UDP counters of struct udp_output_stats. send_errors is ours (the Go relay has no
+ * such metric): datagrams the kernel refused are lost, and an operator should see it. */
 static const struct counter_at udp_output_counters[] = {
         {"udp_datagrams_sent_total", "Datagrams sent.",
          offsetof(struct udp_output_stats, datagrams_sent)},

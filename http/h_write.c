@@ -232,7 +232,7 @@ h_write_feed(struct h_write *w, const char *data, size_t len)
     }
 }
 
-/* Turns the backends' verdict into the client's answer (INTERFACE.md "Partial writes"). */
+/* Turns the backends' verdict into the client's answer (influxdb-relay(8), "Partial writes"). */
 static void
 write_answer(struct h_write *w, struct rdv_answer *a, const struct lp_result *res, struct reply *r)
 {

@@ -1,5 +1,5 @@
 /* influxdb-relay-convert FILE.toml > FILE.ini: converts a Go influxdb-relay configuration to
- * the INI of influxdb-relay.conf(5) (INTERFACE.md section 3). Keeps relay and output order,
+ * the INI of influxdb-relay.conf(5) (influxdb-relay-convert(1)). Keeps relay and output order,
  * names, keys and values; writes the Go relay's meaning where its value differs from ours
  * (defaults it substitutes, its "us" precision) with a warning. Invalid or missing names
  * become unique valid ones, with a warning. Anything else it cannot convert is an error:

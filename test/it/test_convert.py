@@ -1,4 +1,4 @@
-"""it.convert: build/influxdb-relay-convert (INTERFACE.md section 3).
+"""it.convert: build/influxdb-relay-convert (influxdb-relay-convert(1)).
 
 Golden fixtures in test/convert/ (the Go relay's sample configs, the README's examples, hard
 TOML cases): NAME.toml -> exactly NAME.ini on stdout and NAME.stderr (warnings) on stderr, and
