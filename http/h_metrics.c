@@ -1,9 +1,9 @@
-/* GET /metrics. Families come out grouped as docs/operations.md section 1 lists them, each with #
- * HELP and # TYPE and all its series together (every relay of the process), because the exposition
- * format wants a family's samples contiguous. Backends are snapshotted once per scrape, so the
- * state and queue gauges of one scrape agree with each other. Every configured backend has all its
- * series from start-up; request series appear with their first request (a code label has no zero).
- */
+/* GET /metrics. Families come out grouped as docs/operations.md section 1 lists them, each with
+ * its HELP and TYPE lines and all its series together (every relay of the process), because the
+ * exposition format wants a family's samples contiguous. Backends are snapshotted once per
+ * scrape, so the state and queue gauges of one scrape agree with each other. Every configured
+ * backend has all its series from start-up; request series appear with their first request (a
+ * code label has no zero). */
 #include "http/h_metrics.h"
 
 #include <assert.h>
