@@ -23,8 +23,8 @@
 /* The ranges of influxdb-relay.conf(5): durations up to the largest Go duration (in ms),
  * sizes up to what fits in int64 bytes. */
 #define DURATION_MAX_MS 9223372036854LL
-#define BUFFER_MAX_MB   (INT64_MAX / (1024 * 1024))
-#define BATCH_MAX_KB    (INT64_MAX / 4 / 1024)
+#define BUFFER_MAX_MB   (INT64_MAX / (1024LL * 1024LL))
+#define BATCH_MAX_KB    (INT64_MAX / 4 / 1024LL)
 #define READ_BUFFER_MAX INT64_MAX
 #define MTU_MIN         64
 #define MTU_MAX         INT64_MAX

@@ -34,11 +34,21 @@ ascii_is_plain(unsigned char c, enum json_esc how)
     return how != JSON_ESC_GO || (c != '<' && c != '>' && c != '&');
 }
 
+/* Copies the n bytes of s (no NUL) to out; returns n. */
+static size_t
+put(char *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = s[i];
+    }
+    return n;
+}
+
 static size_t
 put_u00(char *out, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
-    memcpy(out, "\\u00", 4);
+    put(out, "\\u00", 4);
     out[4] = hex[c >> 4];
     out[5] = hex[c & 0xf];
     return 6;
@@ -58,7 +68,7 @@ escape_ascii(unsigned char c, enum json_esc how, char *out)
     }
     if (how == JSON_ESC_GO && (c == '\n' || c == '\r' || c == '\t')) {
         out[0] = '\\';
-        out[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        out[1] = (char)(c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
         return 2;
     }
     return put_u00(out, c);
@@ -74,14 +84,12 @@ json_escape_one(const char *s, size_t n, enum json_esc how, char *out, size_t *u
     }
     size_t len = utf8_seq_len(u, n);
     if (len == 0) {
-        memcpy(out, "\\ufffd", 6);
-        return 6;
+        return put(out, "\\ufffd", 6);
     }
     *used = len;
     if (how == JSON_ESC_GO && len == 3 && u[0] == 0xe2 && u[1] == 0x80 && (u[2] & 0xfe) == 0xa8) {
         /* U+2028 and U+2029, which Go escapes for JavaScript. */
-        memcpy(out, u[2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
-        return 6;
+        return put(out, u[2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
     }
     memcpy(out, s, len);
     return len;
