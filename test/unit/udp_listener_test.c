@@ -422,8 +422,9 @@ test_receive_errors(void)
     CHECK(clock_mono_ms() - t0 >= 127);
     CHECK(atomic_load(&f.calls) < 5 + 1 + 8 + 4); /* no extra tries between the waits */
     CHECK_EQ_I64(atomic_load(&st->receiver_up), 1);
-    rig_stop(&g);
+    udp_listener_stop(g.l); /* wakes the backoff wait */
     CHECK_EQ_I64(atomic_load(&st->receiver_up), 0);
+    rig_stop(&g);
 }
 
 /* A socket that can never work again ends the receiver, and receiver_up shows it. */
