@@ -4,54 +4,10 @@ has not: the fallback itself is unit-tested in unit.util_hostport with injected 
 a host name binds its IPv4 address first, as the Go relay does."""
 
 import socket
-import threading
 import unittest
 
 from harness import RelayTestCase, free_port, http_request, wait_until
-
-
-def have_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-class Sink:
-    """A UDP output on 127.0.0.1 recording the datagrams it receives."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.grams = []
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopping:
-            try:
-                data = self.sock.recv(70000)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.grams.append(data)
-
-    def data(self):
-        with self.lock:
-            return b"".join(self.grams)
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(timeout=2)
-        self.sock.close()
+from test_udp import UdpSink, have_ipv6  # no test class: importing runs none of test_udp
 
 
 class ListenTest(RelayTestCase):
@@ -83,7 +39,7 @@ class ListenTest(RelayTestCase):
         self.assertEqual(status, 204)
 
     def test_udp_empty_host_receives_on_ipv4_loopback(self):
-        sink = Sink()
+        sink = UdpSink()
         self.addCleanup(sink.close)
         port = free_port(socket.SOCK_DGRAM)
         conf = ("[udp.u1]\nbind-addr = :%d\n[udp.u1.output.o1]\nlocation = 127.0.0.1:%d\n"
