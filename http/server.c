@@ -16,7 +16,6 @@
 #include "http/server.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -26,9 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,7 +39,6 @@
 #include "util/hostport.h"
 #include "util/log.h"
 #include "util/pem.h"
-#include "util/strconv.h"
 #include "util/xalloc.h"
 
 #define HTTPD_IDLE_TIMEOUT_S 75u
