@@ -72,7 +72,7 @@ def make_body(tmp, lines):
     ts = 1700000000000000000
     with open(path, "w") as f:
         for i in range(lines):
-            # About 85 bytes a line, as in FACTS.md.
+            # About 85 bytes a line, a typical telegraf cpu line.
             f.write("cpu,host=server%04d,region=eu-west-1 usage_user=%d.5,usage_idle=%di %d\n"
                     % (i % 1000, i % 100, i, ts + i))
     return path

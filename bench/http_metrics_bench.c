@@ -53,7 +53,7 @@ render_health(const void *arg, size_t *len)
 {
     const struct health_arg *h = arg;
     int status = 0;
-    return h_health_render_snapshots(h->c, h->s, h->n, &status, len);
+    return h_health_render_snapshots(h->c, h->s, h->n, NULL, 0, &status, len);
 }
 
 int

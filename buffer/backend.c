@@ -66,6 +66,7 @@
 #include "buffer/queue.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 #include "util/xalloc.h"
 
 #define BATCH_MAX_WRITES   8192
@@ -94,8 +95,7 @@ struct sender {
     char last_error[256];
     uint64_t peak_bytes; /* largest backlog since the last malloc_trim() */
     uint64_t rng;
-    int64_t last_reject_log_ms;
-    uint64_t rejects_unlogged;
+    struct ratelimit reject_rl; /* rejected-write log lines */
 };
 
 struct backend {
@@ -452,18 +452,14 @@ on_rejected(struct backend *b, const struct post_result *res)
     report_all(b, 1, RDV_REJECTED, res);
     free_batch(b, 1);
     atomic_fetch_add_explicit(&b->stats.dropped_rejected, 1, memory_order_relaxed);
-    struct sender *s = &b->s;
-    int64_t now = clock_mono_ms();
-    if (b->buffered && now - s->last_reject_log_ms >= REJECT_LOG_MS) {
+    uint64_t n =
+            b->buffered ? ratelimit_hit(&b->s.reject_rl, 1, clock_mono_ms(), REJECT_LOG_MS) : 0;
+    if (n > 0) {
         char why[201];
         log_safe(why, sizeof(why), res->body);
         log_warn(b->who,
                  "write rejected by backend, dropped status=%d reason=\"%s\" also_dropped=%llu",
-                 res->status, why, (unsigned long long)s->rejects_unlogged);
-        s->last_reject_log_ms = now;
-        s->rejects_unlogged = 0;
-    } else {
-        s->rejects_unlogged++;
+                 res->status, why, (unsigned long long)(n - 1));
     }
     mark_reachable(b);
 }

@@ -3,12 +3,16 @@
 # relay's, so swapping packages is drop-in:
 #   /usr/bin/influxdb-relay, /usr/bin/influxdb-relay-convert,
 #   /etc/influxdb-relay/influxdb-relay.conf (conffile / %config(noreplace)),
-#   /lib/systemd/system/influxdb-relay.service, man pages under /usr/share/man.
-# Packages are built from a tree configured with CMAKE_INSTALL_PREFIX=/usr (with another prefix
-# the config and unit move under that prefix, for local installs). scripts/package-test.sh builds
-# both packages the release way and checks them:
+#   /lib/systemd/system/influxdb-relay.service, man pages and docs under /usr/share.
+# The packages come out the same whatever CMAKE_INSTALL_PREFIX the tree was configured with
+# (the default /usr/local included): CPack installs with CPACK_PACKAGING_INSTALL_PREFIX=/usr,
+# every destination is relative to the install-time prefix, and the config and the unit are
+# placed by an install script that reads that prefix (cmake/install-system-files.cmake.in).
+# CMAKE_INSTALL_PREFIX only matters to a local `cmake --install` (with another prefix than /usr
+# the config and unit go under that prefix). scripts/package-test.sh builds the packages the
+# release way with the default prefix and with another one, and checks them:
 #   cmake -S . -B build-pkg -DCMAKE_BUILD_TYPE=Release -DRELAY_WERROR=OFF \
-#       -DCMAKE_INSTALL_PREFIX=/usr && cmake --build build-pkg && cd build-pkg && cpack -G DEB
+#       && cmake --build build-pkg && cd build-pkg && cpack -G DEB
 
 include(GNUInstallDirs)
 
@@ -18,20 +22,15 @@ set(IR_PKG_MAINTAINER
 set(IR_PKG_SRC ${CMAKE_SOURCE_DIR}/packaging)
 set(IR_PKG_OUT ${CMAKE_BINARY_DIR}/packaging)
 
-# GNUInstallDirs maps sysconfdir to /etc when the prefix is /usr; systemd units follow the same
-# rule (/lib/systemd/system is where Debian 12 puts them; on merged-/usr RPM systems /lib is a
-# symlink to /usr/lib).
-set(IR_CONF_DIR ${CMAKE_INSTALL_FULL_SYSCONFDIR}/${IR_PKG_NAME})
-if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
-    set(IR_UNIT_DIR /lib/systemd/system)
-else()
-    set(IR_UNIT_DIR ${CMAKE_INSTALL_PREFIX}/lib/systemd/system)
-endif()
+# The package paths of the config and the unit (fixed: packages always install under /usr).
+set(IR_PKG_PREFIX /usr)
+set(IR_CONF_DIR /etc/${IR_PKG_NAME})
+set(IR_UNIT_DIR /lib/systemd/system)
 set(IR_DOC_DIR ${CMAKE_INSTALL_DATADIR}/doc/${IR_PKG_NAME})
 
-install(FILES ${IR_PKG_SRC}/relay.ini.example DESTINATION ${IR_CONF_DIR}
-    RENAME ${IR_PKG_NAME}.conf)
-install(FILES ${IR_PKG_SRC}/systemd/influxdb-relay.service DESTINATION ${IR_UNIT_DIR})
+configure_file(${CMAKE_SOURCE_DIR}/cmake/install-system-files.cmake.in
+    ${IR_PKG_OUT}/install-system-files.cmake @ONLY)
+install(SCRIPT ${IR_PKG_OUT}/install-system-files.cmake)
 
 # Man pages and the Debian changelog are installed compressed with gzip -9n: Debian policy and
 # lintian want maximum compression, and -n (no name, no timestamp) keeps the package
@@ -68,7 +67,9 @@ endforeach()
 add_custom_target(ir_packaging_files ALL DEPENDS ${IR_GZ_OUTPUTS})
 
 install(FILES ${IR_PKG_SRC}/deb/copyright DESTINATION ${IR_DOC_DIR})
-install(FILES ${CMAKE_SOURCE_DIR}/docs/deployment.md DESTINATION ${IR_DOC_DIR} OPTIONAL)
+# The operator's documentation the man pages refer to.
+install(FILES ${CMAKE_SOURCE_DIR}/docs/deployment.md ${CMAKE_SOURCE_DIR}/docs/operations.md
+    ${CMAKE_SOURCE_DIR}/docs/queue-and-retry.md DESTINATION ${IR_DOC_DIR})
 if(EXISTS ${CMAKE_SOURCE_DIR}/docs/deploy)
     install(DIRECTORY ${CMAKE_SOURCE_DIR}/docs/deploy/ DESTINATION ${IR_DOC_DIR}/examples
         FILES_MATCHING PATTERN "*.conf" PATTERN "*.cfg")
@@ -88,7 +89,7 @@ server, buffering and retrying in order for servers that are down. Behind a
 load balancer, two relays and two InfluxDB servers make writes and queries
 highly available. It replaces the Go influxdb-relay: same paths, same
 configuration keys (as INI), same log lines and HTTP answers.")
-set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
+set(CPACK_PACKAGING_INSTALL_PREFIX ${IR_PKG_PREFIX})
 set(CPACK_STRIP_FILES TRUE)
 # Not relocatable: the config and unit paths are fixed, and the unit names /usr/bin.
 set(CPACK_PACKAGE_RELOCATABLE OFF)

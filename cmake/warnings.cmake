@@ -1,4 +1,4 @@
-# Warning set of STYLE.md section 11, on every target.
+# The warning set of docs/ARCHITECTURE.md ("Rules of the code"), on every target.
 add_compile_options(-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
     -Wformat=2 -Wvla -Wundef -Wwrite-strings -Wpointer-arith -Wcast-qual
     -Wimplicit-fallthrough)

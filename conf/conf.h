@@ -10,9 +10,20 @@
 #include <stdint.h>
 
 #include "util/err.h"
+#include "util/hostport.h"
 #include "util/log.h"
 
 enum conf_consistency { CONF_CONSISTENCY_ONE, CONF_CONSISTENCY_ALL, CONF_CONSISTENCY_ANY };
+
+/* Timestamp precision of a UDP relay (ns and us are written n and u). */
+enum conf_precision {
+    CONF_PREC_N,
+    CONF_PREC_U,
+    CONF_PREC_MS,
+    CONF_PREC_S,
+    CONF_PREC_M,
+    CONF_PREC_H,
+};
 
 /* One [http.R.output.B] section. */
 struct conf_http_output {
@@ -30,7 +41,8 @@ struct conf_http_output {
 struct conf_http {
     char *name;
     int line;
-    char *bind_addr;          /* "host:port" or "[v6]:port" as written */
+    char *bind_addr;          /* "host:port" or "[v6]:port" as written (for messages) */
+    struct hostport bind;     /* bind_addr parsed at load */
     char *ssl_combined_pem;   /* NULL = plain HTTP */
     char *default_rp;         /* NULL = none */
     int64_t write_timeout_ms; /* default: largest output timeout + 1s */
@@ -47,18 +59,20 @@ struct conf_http {
 struct conf_udp_output {
     char *name;
     int line;
-    char *location; /* "host:port" or "[v6]:port" as written; resolved at start */
-    int64_t mtu;    /* default 1024 */
+    char *location;       /* "host:port" or "[v6]:port" as written (for messages) */
+    struct hostport dest; /* location parsed at load; resolved by service_new() */
+    int64_t mtu;          /* default 1024 */
 };
 
 /* One [udp.R] section. */
 struct conf_udp {
     char *name;
     int line;
-    char *bind_addr;
-    int64_t read_buffer; /* bytes, 0 = system default */
-    char precision[3];   /* canonical: "n", "u", "ms", "s", "m", "h" (ns->n, us->u) */
-    int bind_line;       /* line of bind-addr, 0 if missing */
+    char *bind_addr;      /* as written (for messages) */
+    struct hostport bind; /* bind_addr parsed at load */
+    int64_t read_buffer;  /* bytes, 0 = system default */
+    enum conf_precision precision;
+    int bind_line; /* line of bind-addr, 0 if missing */
     struct conf_udp_output *outputs;
     size_t n_outputs;
 };

@@ -1,16 +1,12 @@
 #include "conf/conf_check.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "conf/value.h"
+#include "util/pem.h"
 #include "util/xalloc.h"
-
-/* A PEM bundle larger than this is not a certificate chain plus a key. */
-#define PEM_MAX_BYTES ((size_t)1024 * 1024)
 
 static void
 check_outputs(const struct conf *c, struct conf_errs *errs)
@@ -56,26 +52,21 @@ check_names(const struct conf *c, struct conf_errs *errs)
 }
 
 static bool
-is_wildcard(const char *h, size_t n)
+is_wildcard(const struct hostport *a)
 {
-    return n == 0 || (n == 7 && memcmp(h, "0.0.0.0", 7) == 0) ||
-           (n == 2 && memcmp(h, "::", 2) == 0);
+    return a->kind == HOSTPORT_ANY || strcmp(a->host, "0.0.0.0") == 0 || strcmp(a->host, "::") == 0;
 }
 
-/* Whether two bind addresses collide: same port, and the same host or a wildcard host. */
+/* Whether two bind addresses (parsed at load) collide: same port, and the same host or a
+ * wildcard host. */
 static bool
-binds_collide(const char *a, const char *b)
+binds_collide(const char *a_text, const struct hostport *a, const char *b_text,
+              const struct hostport *b)
 {
-    struct value_addr x;
-    struct value_addr y;
-    if (a == NULL || b == NULL || value_hostport(a, true, &x) != VALUE_OK ||
-        value_hostport(b, true, &y) != VALUE_OK || x.port != y.port) {
+    if (a_text == NULL || b_text == NULL || a->port != b->port) {
         return false;
     }
-    if (is_wildcard(a + x.host_off, x.host_len) || is_wildcard(b + y.host_off, y.host_len)) {
-        return true;
-    }
-    return x.host_len == y.host_len && strncasecmp(a + x.host_off, b + y.host_off, x.host_len) == 0;
+    return is_wildcard(a) || is_wildcard(b) || strcasecmp(a->host, b->host) == 0;
 }
 
 /* One listener, for the bind-address check across both protocols. */
@@ -83,7 +74,8 @@ struct listener {
     const char *proto;
     const char *name;
     int line;
-    const char *bind;
+    const char *bind; /* as written, NULL when missing */
+    const struct hostport *hp;
     int bind_line;
 };
 
@@ -92,7 +84,8 @@ check_binds(const struct listener *l, size_t n, struct conf_errs *errs)
 {
     for (size_t j = 1; j < n; j++) {
         for (size_t i = 0; i < j; i++) {
-            if (strcmp(l[i].proto, l[j].proto) != 0 || !binds_collide(l[i].bind, l[j].bind)) {
+            if (strcmp(l[i].proto, l[j].proto) != 0 ||
+                !binds_collide(l[i].bind, l[i].hp, l[j].bind, l[j].hp)) {
                 continue;
             }
             conf_errs_add(errs, l[j].bind_line,
@@ -111,61 +104,28 @@ check_all_binds(const struct conf *c, struct conf_errs *errs)
     struct listener *l = xcalloc(n ? n : 1, sizeof(*l));
     for (size_t i = 0; i < c->n_http; i++) {
         const struct conf_http *h = &c->http[i];
-        l[i] = (struct listener){"http", h->name, h->line, h->bind_addr, h->bind_line};
+        l[i] = (struct listener){"http", h->name, h->line, h->bind_addr, &h->bind, h->bind_line};
     }
     for (size_t i = 0; i < c->n_udp; i++) {
         const struct conf_udp *u = &c->udp[i];
-        l[c->n_http + i] = (struct listener){"udp", u->name, u->line, u->bind_addr, u->bind_line};
+        l[c->n_http + i] =
+                (struct listener){"udp", u->name, u->line, u->bind_addr, &u->bind, u->bind_line};
     }
     check_binds(l, n, errs);
     free(l);
 }
 
-/* Reads the PEM file whole; returns owned text or NULL with *e set (errno or EFBIG). */
-static char *
-pem_read(const char *path, int *e)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        *e = errno;
-        return NULL;
-    }
-    char *buf = malloc(PEM_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, PEM_MAX_BYTES + 1, f) : 0;
-    *e = buf == NULL ? ENOMEM : ferror(f) ? (errno ? errno : EIO) : n > PEM_MAX_BYTES ? EFBIG : 0;
-    fclose(f);
-    if (*e != 0) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
+/* The same reader as the HTTP relay at start (util/pem.h), so both give the same answer. */
 static void
 check_pem(const struct conf_http *h, struct conf_errs *errs)
 {
-    int e = 0;
-    char *pem = pem_read(h->ssl_combined_pem, &e);
-    if (pem == NULL) {
-        char eb[128];
-        conf_errs_add(errs, h->pem_line, "[http.%s] ssl-combined-pem: cannot read \"%s\": %s",
-                      h->name, h->ssl_combined_pem, ir_strerror(e, eb, sizeof(eb)));
+    struct pem_pair pair;
+    struct ir_err e = {0, ""};
+    if (pem_load_pair(h->ssl_combined_pem, &pair, &e) != 0) {
+        conf_errs_add(errs, h->pem_line, "[http.%s] ssl-combined-pem: %s", h->name, e.msg);
         return;
     }
-    if (strstr(pem, "-----BEGIN CERTIFICATE-----") == NULL) {
-        conf_errs_add(errs, h->pem_line,
-                      "[http.%s] ssl-combined-pem: \"%s\" holds no certificate "
-                      "(-----BEGIN CERTIFICATE-----)",
-                      h->name, h->ssl_combined_pem);
-    }
-    if (strstr(pem, "PRIVATE KEY-----") == NULL) {
-        conf_errs_add(errs, h->pem_line,
-                      "[http.%s] ssl-combined-pem: \"%s\" holds no private key "
-                      "(-----BEGIN ... PRIVATE KEY-----)",
-                      h->name, h->ssl_combined_pem);
-    }
-    free(pem);
+    pem_pair_cleanup(&pair);
 }
 
 int

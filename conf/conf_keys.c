@@ -8,62 +8,73 @@
 #include "conf/value.h"
 #include "util/xalloc.h"
 
-#define KIB     1024LL
-#define MIB     (1024LL * 1024LL)
-#define HOUR_MS (3600LL * 1000LL)
+#define KIB 1024LL
+#define MIB (1024LL * 1024LL)
+/* Ranges refuse only values that cannot work, so any value the Go relay accepts for one of its
+ * keys is accepted here. Durations: up to the largest Go duration (math.MaxInt64 ns, in ms),
+ * for our keys as well. Sizes: up to what still fits in int64 bytes (4 x for the
+ * unbuffered queue bound of max-batch-kb). */
+#define DUR_MAX_MS   9223372036854LL
+#define MB_MAX       (INT64_MAX / MIB)
+#define BATCH_KB_MAX (INT64_MAX / 4 / KIB)
 
 /* Ranges are documented in docs/influxdb-relay.conf.5; keep the two in step. */
 static const struct conf_key keys_relay[] = {
-        {"log-level", CONF_V_LOG_LEVEL, offsetof(struct conf, log_level), "info", 0, 0, false, 0},
-        {"log-format", CONF_V_LOG_FORMAT, offsetof(struct conf, log_json), "text", 0, 0, false, 0},
+        {"log-level", CONF_V_LOG_LEVEL, offsetof(struct conf, log_level), "info", 0, 0, false, 0,
+         0},
+        {"log-format", CONF_V_LOG_FORMAT, offsetof(struct conf, log_json), "text", 0, 0, false, 0,
+         0},
         {"shutdown-timeout", CONF_V_DURATION, offsetof(struct conf, shutdown_timeout_ms), "10s", 0,
-         HOUR_MS, false, 0},
+         DUR_MAX_MS, false, 0, 0},
 };
 
 static const struct conf_key keys_http[] = {
         {"bind-addr", CONF_V_BIND, offsetof(struct conf_http, bind_addr), NULL, 0, 0, true,
-         offsetof(struct conf_http, bind_line)},
+         offsetof(struct conf_http, bind_line), offsetof(struct conf_http, bind)},
         {"ssl-combined-pem", CONF_V_STRING, offsetof(struct conf_http, ssl_combined_pem), NULL, 0,
-         0, false, offsetof(struct conf_http, pem_line)},
+         0, false, offsetof(struct conf_http, pem_line), 0},
         {"default-retention-policy", CONF_V_STRING, offsetof(struct conf_http, default_rp), NULL, 0,
-         0, false, 0},
+         0, false, 0, 0},
         /* No default here: conf_load() sets the largest output timeout + 1s. */
         {"write-timeout", CONF_V_DURATION, offsetof(struct conf_http, write_timeout_ms), NULL, 1,
-         2 * HOUR_MS, false, 0},
+         DUR_MAX_MS, false, 0, 0},
         {"write-consistency", CONF_V_CONSISTENCY, offsetof(struct conf_http, write_consistency),
-         "one", 0, 0, false, 0},
+         "one", 0, 0, false, 0, 0},
         {"max-body-mb", CONF_V_SIZE_MB, offsetof(struct conf_http, max_body_bytes), "32", 1, 4096,
-         false, 0},
+         false, 0, 0},
         {"max-connections", CONF_V_INT, offsetof(struct conf_http, max_connections), "1024", 1,
-         65536, false, 0},
+         65536, false, 0, 0},
 };
 
 static const struct conf_key keys_http_output[] = {
-        {"location", CONF_V_URL, offsetof(struct conf_http_output, location), NULL, 0, 0, true, 0},
+        {"location", CONF_V_URL, offsetof(struct conf_http_output, location), NULL, 0, 0, true, 0,
+         0},
         {"timeout", CONF_V_DURATION, offsetof(struct conf_http_output, timeout_ms), "10s", 1,
-         HOUR_MS, false, 0},
+         DUR_MAX_MS, false, 0, 0},
         {"buffer-size-mb", CONF_V_SIZE_MB, offsetof(struct conf_http_output, buffer_bytes), "0", 0,
-         65536, false, 0},
+         MB_MAX, false, 0, 0},
         {"max-batch-kb", CONF_V_SIZE_KB, offsetof(struct conf_http_output, max_batch_bytes), "512",
-         1, 65536, false, 0},
+         1, BATCH_KB_MAX, false, 0, 0},
         {"max-delay-interval", CONF_V_DURATION, offsetof(struct conf_http_output, max_delay_ms),
-         "10s", 1, HOUR_MS, false, 0},
+         "10s", 1, DUR_MAX_MS, false, 0, 0},
         {"skip-tls-verification", CONF_V_BOOL,
-         offsetof(struct conf_http_output, skip_tls_verification), "false", 0, 0, false, 0},
+         offsetof(struct conf_http_output, skip_tls_verification), "false", 0, 0, false, 0, 0},
 };
 
 static const struct conf_key keys_udp[] = {
         {"bind-addr", CONF_V_BIND, offsetof(struct conf_udp, bind_addr), NULL, 0, 0, true,
-         offsetof(struct conf_udp, bind_line)},
-        {"read-buffer", CONF_V_INT, offsetof(struct conf_udp, read_buffer), "0", 0, 1024 * MIB,
-         false, 0},
-        {"precision", CONF_V_PRECISION, offsetof(struct conf_udp, precision), "n", 0, 0, false, 0},
+         offsetof(struct conf_udp, bind_line), offsetof(struct conf_udp, bind)},
+        {"read-buffer", CONF_V_INT, offsetof(struct conf_udp, read_buffer), "0", 0, INT64_MAX,
+         false, 0, 0},
+        {"precision", CONF_V_PRECISION, offsetof(struct conf_udp, precision), "n", 0, 0, false, 0,
+         0},
 };
 
 static const struct conf_key keys_udp_output[] = {
         {"location", CONF_V_HOSTPORT, offsetof(struct conf_udp_output, location), NULL, 0, 0, true,
+         0, offsetof(struct conf_udp_output, dest)},
+        {"mtu", CONF_V_INT, offsetof(struct conf_udp_output, mtu), "1024", 64, INT64_MAX, false, 0,
          0},
-        {"mtu", CONF_V_INT, offsetof(struct conf_udp_output, mtu), "1024", 64, 65507, false, 0},
 };
 
 struct table {
@@ -83,7 +94,10 @@ static const char *const log_levels[] = {"error", "warn", "info", "debug"};
 static const char *const log_formats[] = {"text", "json"};
 static const char *const consistencies[] = {"one", "all", "any"};
 static const char *const precisions[] = {"n", "ns", "u", "us", "ms", "s", "m", "h"};
-static const char *const precisions_canon[] = {"n", "n", "u", "u", "ms", "s", "m", "h"};
+static const enum conf_precision precision_values[] = {
+        CONF_PREC_N,  CONF_PREC_N, CONF_PREC_U, CONF_PREC_U,
+        CONF_PREC_MS, CONF_PREC_S, CONF_PREC_M, CONF_PREC_H,
+};
 
 const struct conf_key *
 conf_keys_table(enum conf_section_kind kind, size_t *n)
@@ -184,39 +198,80 @@ set_enum(const struct conf_key *k, void *dst, const char *v, char *why, size_t w
     if (k->type == CONF_V_LOG_FORMAT) {
         *(bool *)dst = i == 1;
     } else if (k->type == CONF_V_PRECISION) {
-        snprintf((char *)dst, 3, "%s", precisions_canon[i]);
+        *(enum conf_precision *)dst = precision_values[i];
     } else {
         *(int *)dst = i;
     }
     return 0;
 }
 
-/* Checks a string-valued key; 0 if v is acceptable for its type. */
+/* A backend URL: well formed, without userinfo or fragment. 0, or -1 with why filled; a
+ * password in the URL is never shown. */
 static int
-check_string(const struct conf_key *k, const char *v, char *why, size_t why_len)
+check_url(const char *v, char *why, size_t why_len)
 {
-    struct value_addr a;
+    char shown[300];
+    value_url_redacted(v, shown, sizeof(shown));
     struct value_url u;
-    enum value_status st = VALUE_OK;
-    const char *want = "";
+    enum value_status st = value_url(v, &u);
+    if (st == VALUE_RANGE) {
+        snprintf(why, why_len, "port out of range (1 to 65535) in \"%s\"", shown);
+    } else if (st != VALUE_OK) {
+        snprintf(why, why_len, "invalid URL \"%s\" (want http://HOST[:PORT]/PATH or https://...)",
+                 shown);
+    } else if (u.userinfo_len > 0) {
+        /* The redacted userinfo: shown from the same offset up to its '@'. */
+        const char *at = strchr(shown + u.userinfo_off, '@');
+        int n = at != NULL ? (int)(at + 1 - (shown + u.userinfo_off)) : 0;
+        snprintf(why, why_len,
+                 "userinfo is not allowed in \"%s\" (remove \"%.*s\"; the relay forwards each "
+                 "client's own credentials: u, p and Authorization)",
+                 shown, n, shown + u.userinfo_off);
+    } else if (u.fragment_off > 0) {
+        snprintf(why, why_len,
+                 "fragment \"%s\" is not allowed in \"%s\" (the query the relay appends would "
+                 "follow it and never reach the backend: remove it)",
+                 v + u.fragment_off, v);
+    } else {
+        return 0;
+    }
+    return -1;
+}
+
+/* A HOST:PORT key: parsed once, into base + k->addr_off. 0, or -1 with why filled. */
+static int
+set_hostport(const struct conf_key *k, void *base, const char *v, char *why, size_t why_len)
+{
+    struct hostport hp;
+    unsigned flags = k->type == CONF_V_BIND ? HOSTPORT_EMPTY_HOST : 0;
+    enum hostport_status st = hostport_parse(v, strlen(v), flags, 0, &hp);
+    if (st == HOSTPORT_RANGE) {
+        snprintf(why, why_len, "port out of range (1 to 65535) in \"%s\"", v);
+    } else if (st != HOSTPORT_OK) {
+        snprintf(why, why_len, "invalid address \"%s\" (want HOST:PORT or [IPV6]:PORT)", v);
+    } else {
+        *(struct hostport *)((char *)base + k->addr_off) = hp;
+        return 0;
+    }
+    return -1;
+}
+
+/* Checks a string-valued key (and parses an address into its typed field); 0 if v is
+ * acceptable for its type. */
+static int
+check_string(const struct conf_key *k, void *base, const char *v, char *why, size_t why_len)
+{
     if (v[0] == '\0') {
         snprintf(why, why_len, "empty value");
         return -1;
     }
     if (k->type == CONF_V_URL) {
-        st = value_url(v, &u);
-        want = "want http://HOST[:PORT]/PATH or https://...";
-    } else if (k->type == CONF_V_BIND || k->type == CONF_V_HOSTPORT) {
-        st = value_hostport(v, k->type == CONF_V_BIND, &a);
-        want = "want HOST:PORT or [IPV6]:PORT";
+        return check_url(v, why, why_len);
     }
-    if (st == VALUE_RANGE) {
-        snprintf(why, why_len, "port out of range (1 to 65535) in \"%s\"", v);
-    } else if (st != VALUE_OK) {
-        snprintf(why, why_len, "invalid %s \"%s\" (%s)", k->type == CONF_V_URL ? "URL" : "address",
-                 v, want);
+    if (k->type == CONF_V_BIND || k->type == CONF_V_HOSTPORT) {
+        return set_hostport(k, base, v, why, why_len);
     }
-    return st == VALUE_OK ? 0 : -1;
+    return 0;
 }
 
 int
@@ -244,7 +299,7 @@ conf_key_set(const struct conf_key *k, void *base, const char *value, char *why,
     case CONF_V_URL:
     case CONF_V_BIND:
     case CONF_V_HOSTPORT:
-        if (check_string(k, value, why, why_len) != 0) {
+        if (check_string(k, base, value, why, why_len) != 0) {
             return -1;
         }
         free(*(char **)dst);

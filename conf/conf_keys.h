@@ -26,13 +26,13 @@ enum conf_vtype {
     CONF_V_SIZE_MB,     /* decimal MiB -> int64_t bytes; min/max in MiB */
     CONF_V_BOOL,        /* true|false -> bool */
     CONF_V_STRING,      /* non-empty -> char * (owned) */
-    CONF_V_URL,         /* http(s)://HOST[:PORT]/... -> char * */
-    CONF_V_BIND,        /* HOST:PORT, empty host allowed -> char * */
-    CONF_V_HOSTPORT,    /* HOST:PORT -> char * */
+    CONF_V_URL,         /* http(s)://HOST[:PORT]/..., no userinfo, no fragment -> char * */
+    CONF_V_BIND,        /* HOST:PORT, empty host allowed -> char * + struct hostport at addr_off */
+    CONF_V_HOSTPORT,    /* HOST:PORT -> char * + struct hostport at addr_off */
     CONF_V_LOG_LEVEL,   /* debug|info|warn|error -> enum log_level */
     CONF_V_LOG_FORMAT,  /* text|json -> bool (true = json) */
     CONF_V_CONSISTENCY, /* one|all|any -> enum conf_consistency */
-    CONF_V_PRECISION,   /* n|ns|u|us|ms|s|m|h -> char[3], canonical */
+    CONF_V_PRECISION,   /* n|ns|u|us|ms|s|m|h -> enum conf_precision */
 };
 
 #define CONF_KEYS_MAX 16 /* the most keys of any table */
@@ -46,6 +46,7 @@ struct conf_key {
     int64_t max;
     bool required;
     size_t line_off; /* offset of an int that records the key's line; 0 = not recorded */
+    size_t addr_off; /* CONF_V_BIND, CONF_V_HOSTPORT: offset of the parsed struct hostport */
 };
 
 /* The table of a section kind; *n gets its length. */

@@ -12,7 +12,7 @@
 #include "conf/value.h"
 #include "util/xalloc.h"
 
-/* How this uses inih (Debian's libinih 55, see STYLE.md section 8): inih alone gives no line
+/* How this uses inih (Debian's libinih 55, see docs/ARCHITECTURE.md): inih alone gives no line
  * numbers, never reports a section without keys, truncates section names over 49 characters
  * and splits lines over 198. So our reader hands inih one physical line at a time and does
  * everything line-based itself: it counts lines, strips leading blanks (which also keeps

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/hostport.h"
+
 /* Durations follow Go's time.ParseDuration exactly (same units, same overflow rules), so a
  * value copied from a Go relay config means the same here. */
 struct dur_unit {
@@ -165,7 +167,11 @@ value_duration_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ms)
     if (ns < 0) {
         return VALUE_NEGATIVE;
     }
-    int64_t v = ns / 1000000 + (ns % 1000000 != 0);
+    /* Rounded up, but rounding never pushes a value out of the range. */
+    int64_t v = ns / 1000000;
+    if (ns % 1000000 != 0 && v < max_ms) {
+        v++;
+    }
     if (v < min_ms || v > max_ms) {
         return VALUE_RANGE;
     }
@@ -264,87 +270,6 @@ value_enum(const char *s, const char *const *names, size_t n, int *out)
     return VALUE_INVALID;
 }
 
-static bool
-is_host_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' ||
-           c == '.' || c == '_';
-}
-
-static bool
-is_v6_char(char c)
-{
-    /* Hex digits, ':' and '.', and a zone after '%' (fe80::1%eth0). */
-    return is_host_char(c) || c == ':' || c == '%';
-}
-
-/* A port in s[0..n): 1-65535, digits only. */
-static enum value_status
-parse_port(const char *s, size_t n, int *port)
-{
-    if (n == 0 || n > 5) {
-        return n == 0 ? VALUE_INVALID : VALUE_RANGE;
-    }
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!is_digit(s[i])) {
-            return VALUE_INVALID;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < 1 || v > 65535) {
-        return VALUE_RANGE;
-    }
-    *port = v;
-    return VALUE_OK;
-}
-
-/* The host part s[0..n) (brackets included for IPv6); sets offset and length without them. */
-static bool
-parse_host(const char *s, size_t n, size_t *off, size_t *len)
-{
-    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
-        for (size_t i = 1; i + 1 < n; i++) {
-            if (!is_v6_char(s[i])) {
-                return false;
-            }
-        }
-        *off = 1;
-        *len = n - 2;
-        return n > 2 && memchr(s + 1, ':', n - 2) != NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!is_host_char(s[i])) {
-            return false;
-        }
-    }
-    *off = 0;
-    *len = n;
-    return true;
-}
-
-enum value_status
-value_hostport(const char *s, bool empty_host_ok, struct value_addr *out)
-{
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL) {
-        return VALUE_INVALID;
-    }
-    size_t hn = (size_t)(colon - s);
-    struct value_addr a = {0, 0, 0};
-    if (!parse_host(s, hn, &a.host_off, &a.host_len)) {
-        return VALUE_INVALID;
-    }
-    if (a.host_len == 0 && !empty_host_ok) {
-        return VALUE_INVALID;
-    }
-    enum value_status st = parse_port(colon + 1, strlen(colon + 1), &a.port);
-    if (st == VALUE_OK) {
-        *out = a;
-    }
-    return st;
-}
-
 /* Length of the scheme prefix "http://" or "https://" (any case), 0 if neither. */
 static size_t
 url_scheme(const char *s, bool *https)
@@ -363,45 +288,57 @@ url_scheme(const char *s, bool *https)
 enum value_status
 value_url(const char *s, struct value_url *out)
 {
-    struct value_url u = {false, 0, 0, 0};
+    struct value_url u;
+    memset(&u, 0, sizeof(u));
     size_t i = url_scheme(s, &u.https);
     if (i == 0) {
         return VALUE_INVALID;
     }
-    size_t auth = i;
-    size_t end = auth + strcspn(s + auth, "/?#");
+    size_t end = i + strcspn(s + i, "/?#");
     for (size_t k = end; s[k] != '\0'; k++) {
         if ((unsigned char)s[k] <= ' ' || s[k] == 0x7f) {
             return VALUE_INVALID;
         }
     }
-    for (size_t k = auth; k < end; k++) {
+    size_t auth = i;
+    for (size_t k = i; k < end; k++) {
         if (s[k] == '@') {
-            auth = k + 1; /* skip user:password@ */
+            auth = k + 1; /* user:password@ */
         }
     }
-    /* The port colon is the last ':' after any IPv6 bracket. */
-    size_t colon = end;
-    for (size_t k = auth; k < end; k++) {
-        if (s[k] == ':') {
-            colon = k;
-        } else if (s[k] == ']') {
-            colon = end;
-        }
+    u.userinfo_off = i;
+    u.userinfo_len = auth - i;
+    enum hostport_status st =
+            hostport_parse(s + auth, end - auth, HOSTPORT_PORT_OPTIONAL, u.https ? 443 : 80, &u.hp);
+    if (st != HOSTPORT_OK) {
+        return st == HOSTPORT_RANGE ? VALUE_RANGE : VALUE_INVALID;
     }
-    u.port = u.https ? 443 : 80;
-    if (colon < end) {
-        enum value_status st = parse_port(s + colon + 1, end - colon - 1, &u.port);
-        if (st != VALUE_OK) {
-            return st;
-        }
-    }
-    if (!parse_host(s + auth, colon - auth, &u.host_off, &u.host_len) || u.host_len == 0) {
-        return VALUE_INVALID;
-    }
-    u.host_off += auth;
+    const char *hash = strchr(s + end, '#');
+    u.fragment_off = hash != NULL ? (size_t)(hash - s) : 0;
     *out = u;
     return VALUE_OK;
+}
+
+const char *
+value_url_redacted(const char *s, char *buf, size_t len)
+{
+    const char *sep = strstr(s, "://");
+    const char *auth = sep != NULL ? sep + 3 : NULL;
+    const char *end = auth != NULL ? auth + strcspn(auth, "/?#") : NULL;
+    const char *at = NULL;
+    for (const char *p = auth; p != NULL && p < end; p++) {
+        if (*p == '@') {
+            at = p;
+        }
+    }
+    const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon == NULL) {
+        snprintf(buf, len, "%s", s);
+    } else {
+        /* As Go's url.URL.Redacted(): the user stays, the password does not. */
+        snprintf(buf, len, "%.*sxxxxx%s", (int)(colon + 1 - s), s, at);
+    }
+    return buf;
 }
 
 bool

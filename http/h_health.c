@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "http/textbuf.h"
+#include "udp/listener.h"
+#include "util/dbuf.h"
+#include "util/json.h"
 
 static const char *const status_names[] = {"ok", "degraded", "down"};
 static const char *const state_names[] = {"up", "down", "draining"};
@@ -34,65 +36,90 @@ h_health_status_of(const struct conf_http *c, const struct backend_snapshot *s, 
 }
 
 static void
-json_key(struct textbuf *b, const char *key)
+json_key(struct dbuf *b, const char *key)
 {
-    textbuf_str(b, ",\"");
-    textbuf_str(b, key);
-    textbuf_str(b, "\":");
+    dbuf_str(b, ",\"");
+    dbuf_str(b, key);
+    dbuf_str(b, "\":");
 }
 
 static void
-json_u64(struct textbuf *b, const char *key, uint64_t v)
+json_u64(struct dbuf *b, const char *key, uint64_t v)
 {
     json_key(b, key);
-    textbuf_u64(b, v);
+    dbuf_u64(b, v);
 }
 
 static void
-render_backend(struct textbuf *b, const struct backend_snapshot *s)
+render_backend(struct dbuf *b, const struct backend_snapshot *s)
 {
     const struct backend_stats *st = s->stats != NULL ? s->stats : &zero_backend_stats;
     unsigned state = (unsigned)s->state <= BACKEND_DRAINING ? (unsigned)s->state : BACKEND_DOWN;
-    textbuf_str(b, "{\"name\":");
-    textbuf_json_str(b, s->name != NULL ? s->name : "");
+    dbuf_str(b, "{\"name\":");
+    json_str(b, s->name != NULL ? s->name : "", JSON_ESC_MINIMAL);
     json_key(b, "state");
-    textbuf_json_str(b, state_names[state]);
+    json_str(b, state_names[state], JSON_ESC_MINIMAL);
     json_u64(b, "queue_bytes", s->queue_bytes);
     json_u64(b, "queue_writes", s->queue_writes);
     json_u64(b, "queue_capacity_bytes", s->capacity_bytes);
     json_key(b, "oldest_queued_age_seconds");
-    textbuf_fixed(b, s->oldest_age_s, 3);
+    dbuf_fixed(b, s->oldest_age_s, 3);
     json_key(b, "last_success_timestamp_seconds");
-    textbuf_fixed(b, (double)atomic_load_explicit(&st->last_success_ns, memory_order_relaxed) / 1e9,
-                  3);
+    dbuf_fixed(b, (double)atomic_load_explicit(&st->last_success_ns, memory_order_relaxed) / 1e9,
+               3);
 #define HEALTH_COUNTER(f, m, h) json_u64(b, #f, atomic_load_explicit(&st->f, memory_order_relaxed));
     BACKEND_COUNTERS(HEALTH_COUNTER)
 #undef HEALTH_COUNTER
-    textbuf_char(b, '}');
+    dbuf_char(b, '}');
+}
+
+static void
+render_udp(struct dbuf *b, const struct h_health_udp *udp, size_t n_udp)
+{
+    json_key(b, "udp");
+    dbuf_char(b, '[');
+    for (size_t i = 0; i < n_udp; i++) {
+        dbuf_str(b, i > 0 ? ",{\"relay\":" : "{\"relay\":");
+        json_str(b, udp[i].name != NULL ? udp[i].name : "", JSON_ESC_MINIMAL);
+        json_key(b, "receiver");
+        json_str(b, udp[i].receiving ? "up" : "down", JSON_ESC_MINIMAL);
+        dbuf_char(b, '}');
+    }
+    dbuf_char(b, ']');
 }
 
 char *
 h_health_render_snapshots(const struct conf_http *c, const struct backend_snapshot *s, size_t n,
-                          int *status, size_t *len)
+                          const struct h_health_udp *udp, size_t n_udp, int *status, size_t *len)
 {
     enum h_health_status verdict = h_health_status_of(c, s, n);
-    struct textbuf b;
-    textbuf_init(&b, 256 + n * 512);
-    textbuf_str(&b, "{\"status\":");
-    textbuf_json_str(&b, status_names[verdict]);
+    for (size_t i = 0; i < n_udp; i++) {
+        if (!udp[i].receiving && verdict == H_HEALTH_OK) {
+            verdict = H_HEALTH_DEGRADED;
+        }
+    }
+    struct dbuf b;
+    dbuf_init(&b, DBUF_NO_BOUND);
+    dbuf_reserve(&b, 0, 256 + n * 512 + n_udp * 64);
+    dbuf_str(&b, "{\"status\":");
+    json_str(&b, status_names[verdict], JSON_ESC_MINIMAL);
     json_key(&b, "relay");
-    textbuf_json_str(&b, c->name);
+    json_str(&b, c->name, JSON_ESC_MINIMAL);
     json_key(&b, "backends");
-    textbuf_char(&b, '[');
+    dbuf_char(&b, '[');
     for (size_t i = 0; i < n; i++) {
         if (i > 0) {
-            textbuf_char(&b, ',');
+            dbuf_char(&b, ',');
         }
         render_backend(&b, &s[i]);
     }
-    textbuf_str(&b, "]}\n");
+    dbuf_char(&b, ']');
+    if (n_udp > 0) {
+        render_udp(&b, udp, n_udp);
+    }
+    dbuf_str(&b, "}\n");
     *status = verdict == H_HEALTH_DOWN ? 503 : 200;
-    return textbuf_finish(&b, len);
+    return dbuf_finish(&b, len);
 }
 
 char *
@@ -100,16 +127,25 @@ h_health_render(const struct httpd *h, int *status, size_t *len)
 {
     struct backend *const *bs = NULL;
     size_t n = httpd_backends(h, &bs);
+    const struct httpd_world *w = httpd_world_of(h);
+    size_t n_udp = w != NULL ? w->n_udp : 0;
     struct backend_snapshot *snaps = calloc(n ? n : 1, sizeof(*snaps));
-    if (snaps == NULL) {
-        *len = 0;
-        *status = 503;
-        return NULL;
+    struct h_health_udp *udp = calloc(n_udp ? n_udp : 1, sizeof(*udp));
+    char *out = NULL;
+    *len = 0;
+    *status = 503;
+    if (snaps != NULL && udp != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            backend_snapshot(bs[i], &snaps[i]);
+        }
+        for (size_t i = 0; i < n_udp; i++) {
+            const struct udp_stats *st = udp_listener_stats(w->udp[i]);
+            udp[i].name = udp_listener_name(w->udp[i]);
+            udp[i].receiving = atomic_load_explicit(&st->receiver_up, memory_order_relaxed) != 0;
+        }
+        out = h_health_render_snapshots(httpd_conf(h), snaps, n, udp, n_udp, status, len);
     }
-    for (size_t i = 0; i < n; i++) {
-        backend_snapshot(bs[i], &snaps[i]);
-    }
-    char *out = h_health_render_snapshots(httpd_conf(h), snaps, n, status, len);
     free(snaps);
+    free(udp);
     return out;
 }

@@ -1,13 +1,14 @@
-/* GET /health: JSON state of one HTTP relay's backends for load balancers (INTERFACE.md
- * section 8). "ok" (200) when every backend is up, "degraded" (200) when some are not but the
- * relay can still take writes, "down" (503) when it cannot. A backend takes writes when it is up
- * or draining; a down backend's buffer holds writes for later but cannot earn the client a 204.
- * So with write-consistency = one or any: down when no backend is up or draining; with "all"
- * (every backend must accept): down as soon as one is down. docs/operations.md explains.
- * Called from MHD connection threads; reads backend snapshots only. */
+/* GET /health: JSON state of one HTTP relay's backends for load balancers (docs/operations.md
+ * section 3), and of the process's UDP receivers. "ok" (200) when every backend is up, "degraded"
+ * (200) when some are not but the relay can still take writes, "down" (503) when it cannot. A
+ * backend takes writes when it is up or draining; a down backend's buffer holds writes for later
+ * but cannot earn the client a 204. So with write-consistency = one or any: down when no backend is
+ * up or draining; with "all" (every backend must accept): down as soon as one is down.
+ * docs/operations.md explains. Called from MHD connection threads; reads backend snapshots only. */
 #ifndef IR_HTTP_H_HEALTH_H
 #define IR_HTTP_H_HEALTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "buffer/backend.h"
@@ -25,9 +26,18 @@ char *h_health_render(const struct httpd *h, int *status, size_t *len);
 enum h_health_status h_health_status_of(const struct conf_http *c, const struct backend_snapshot *s,
                                         size_t n);
 
-/* Renders the body for relay c and its n snapshots (borrowed); same result and ownership as
+/* One UDP relay of the process, as /health shows it. */
+struct h_health_udp {
+    const char *name; /* borrowed */
+    bool receiving;   /* its receiving thread runs (udp_stats.receiver_up) */
+};
+
+/* Renders the body for relay c and its n snapshots, plus the n_udp UDP relays of the process
+ * (all borrowed; udp may be NULL when n_udp is 0): a UDP relay that stopped receiving turns "ok"
+ * into "degraded" (HTTP writes still work; datagrams are lost). Same result and ownership as
  * h_health_render(). Any thread. */
 char *h_health_render_snapshots(const struct conf_http *c, const struct backend_snapshot *s,
-                                size_t n, int *status, size_t *len);
+                                size_t n, const struct h_health_udp *udp, size_t n_udp, int *status,
+                                size_t *len);
 
 #endif

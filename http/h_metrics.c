@@ -1,8 +1,9 @@
-/* GET /metrics. Families come out in the order of INTERFACE.md section 8, each with # HELP and
- * # TYPE and all its series together (every relay of the process), because the exposition format
- * wants a family's samples contiguous. Backends are snapshotted once per scrape, so the state and
- * queue gauges of one scrape agree with each other. Every configured backend has all its series
- * from start-up; request series appear with their first request (a code label has no zero). */
+/* GET /metrics. Families come out grouped as docs/operations.md section 1 lists them, each with
+ * its HELP and TYPE lines and all its series together (every relay of the process), because the
+ * exposition format wants a family's samples contiguous. Backends are snapshotted once per
+ * scrape, so the state and queue gauges of one scrape agree with each other. Every configured
+ * backend has all its series from start-up; request series appear with their first request (a
+ * code label has no zero). */
 #include "http/h_metrics.h"
 
 #include <assert.h>
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/textbuf.h"
+#include "util/dbuf.h"
 #include "util/err.h"
 #include "util/histo.h"
 
@@ -35,73 +36,73 @@ load(const _Atomic uint64_t *a)
 /* Label values escape backslash, double quote and newline (exposition format 0.0.4). Names are
  * [A-Za-z0-9_-] (conf/ checks them), so the common case is one copy. */
 static void
-label_value(struct textbuf *b, const char *s)
+label_value(struct dbuf *b, const char *s)
 {
     if (s == NULL) {
         return;
     }
     size_t plain = strcspn(s, "\\\"\n");
-    textbuf_add(b, s, plain);
+    dbuf_append(b, s, plain);
     for (const char *p = s + plain; *p != '\0'; p++) {
         if (*p == '\\' || *p == '"') {
             char esc[2] = {'\\', *p};
-            textbuf_add(b, esc, 2);
+            dbuf_append(b, esc, 2);
         } else if (*p == '\n') {
-            textbuf_add(b, "\\n", 2);
+            dbuf_append(b, "\\n", 2);
         } else {
-            textbuf_char(b, *p);
+            dbuf_char(b, *p);
         }
     }
 }
 
 static void
-family(struct textbuf *b, const char *name, const char *type, const char *help)
+family(struct dbuf *b, const char *name, const char *type, const char *help)
 {
-    textbuf_str(b, "# HELP " PREFIX);
-    textbuf_str(b, name);
-    textbuf_char(b, ' ');
-    textbuf_str(b, help);
-    textbuf_str(b, "\n# TYPE " PREFIX);
-    textbuf_str(b, name);
-    textbuf_char(b, ' ');
-    textbuf_str(b, type);
-    textbuf_char(b, '\n');
+    dbuf_str(b, "# HELP " PREFIX);
+    dbuf_str(b, name);
+    dbuf_char(b, ' ');
+    dbuf_str(b, help);
+    dbuf_str(b, "\n# TYPE " PREFIX);
+    dbuf_str(b, name);
+    dbuf_char(b, ' ');
+    dbuf_str(b, type);
+    dbuf_char(b, '\n');
 }
 
 /* Writes "PREFIX name suffix{k="v",...} " ; kv is a NULL-terminated list of key, value. */
 static void
-series(struct textbuf *b, const char *name, const char *suffix, const char *const *kv)
+series(struct dbuf *b, const char *name, const char *suffix, const char *const *kv)
 {
-    textbuf_str(b, PREFIX);
-    textbuf_str(b, name);
-    textbuf_str(b, suffix);
+    dbuf_str(b, PREFIX);
+    dbuf_str(b, name);
+    dbuf_str(b, suffix);
     for (size_t i = 0; kv[i] != NULL; i += 2) {
-        textbuf_char(b, i == 0 ? '{' : ',');
-        textbuf_str(b, kv[i]);
-        textbuf_str(b, "=\"");
+        dbuf_char(b, i == 0 ? '{' : ',');
+        dbuf_str(b, kv[i]);
+        dbuf_str(b, "=\"");
         label_value(b, kv[i + 1]);
-        textbuf_char(b, '"');
+        dbuf_char(b, '"');
         if (kv[i + 2] == NULL) {
-            textbuf_char(b, '}');
+            dbuf_char(b, '}');
         }
     }
-    textbuf_char(b, ' ');
+    dbuf_char(b, ' ');
 }
 
 static void
-sample_u64(struct textbuf *b, const char *name, const char *const *kv, uint64_t v)
+sample_u64(struct dbuf *b, const char *name, const char *const *kv, uint64_t v)
 {
     series(b, name, "", kv);
-    textbuf_u64(b, v);
-    textbuf_char(b, '\n');
+    dbuf_u64(b, v);
+    dbuf_char(b, '\n');
 }
 
 static void
-sample_fixed(struct textbuf *b, const char *name, const char *const *kv, double v)
+sample_fixed(struct dbuf *b, const char *name, const char *const *kv, double v)
 {
     series(b, name, "", kv);
-    textbuf_fixed(b, v, 3);
-    textbuf_char(b, '\n');
+    dbuf_fixed(b, v, 3);
+    dbuf_char(b, '\n');
 }
 
 /* The le label of each finite bucket of util/histo.h, as "%g" prints its bound (a table, not a
@@ -127,7 +128,7 @@ le_names_match(void)
 /* One histogram series set: cumulative _bucket{le} lines, +Inf equal to _count, _sum, _count.
  * kv holds the series' labels with two free slots before the final NULL for "le". */
 static void
-histogram(struct textbuf *b, const char *name, const char **kv, size_t at, const struct histo *h)
+histogram(struct dbuf *b, const char *name, const char **kv, size_t at, const struct histo *h)
 {
     uint64_t cum = 0;
     kv[at] = "le";
@@ -136,23 +137,23 @@ histogram(struct textbuf *b, const char *name, const char **kv, size_t at, const
         cum += load(&h->bucket[i]);
         kv[at + 1] = le_names[i];
         series(b, name, "_bucket", kv);
-        textbuf_u64(b, cum);
-        textbuf_char(b, '\n');
+        dbuf_u64(b, cum);
+        dbuf_char(b, '\n');
     }
     /* An observation in flight may have bumped its bucket but not yet count. */
     uint64_t count = load(&h->count);
     count = count < cum ? cum : count;
     kv[at + 1] = "+Inf";
     series(b, name, "_bucket", kv);
-    textbuf_u64(b, count);
-    textbuf_char(b, '\n');
+    dbuf_u64(b, count);
+    dbuf_char(b, '\n');
     kv[at] = NULL;
     series(b, name, "_sum", kv);
-    textbuf_fixed(b, (double)load(&h->sum_us) / 1e6, 6);
-    textbuf_char(b, '\n');
+    dbuf_fixed(b, (double)load(&h->sum_us) / 1e6, 6);
+    dbuf_char(b, '\n');
     series(b, name, "_count", kv);
-    textbuf_u64(b, count);
-    textbuf_char(b, '\n');
+    dbuf_u64(b, count);
+    dbuf_char(b, '\n');
 }
 
 static const struct httpd_stats *
@@ -163,7 +164,7 @@ relay_stats(const struct h_metrics_relay *r)
 
 /* The http_requests_total series of one relay's endpoint: one per status code seen. */
 static void
-render_endpoint_requests(struct textbuf *b, const char *relay, const struct httpd_stats *st, int ep)
+render_endpoint_requests(struct dbuf *b, const char *relay, const struct httpd_stats *st, int ep)
 {
     for (int code = 0; code < HTTPD_MAX_CODE; code++) {
         uint64_t n = load(&st->requests[ep][code]);
@@ -178,7 +179,7 @@ render_endpoint_requests(struct textbuf *b, const char *relay, const struct http
 }
 
 static void
-render_requests(struct textbuf *b, const struct h_metrics_view *v)
+render_requests(struct dbuf *b, const struct h_metrics_view *v)
 {
     family(b, "http_requests_total", "counter", "Requests answered, by endpoint and status code.");
     for (size_t r = 0; r < v->n_http; r++) {
@@ -205,7 +206,7 @@ static const struct counter_at relay_counters[] = {
 };
 
 static void
-render_http(struct textbuf *b, const struct h_metrics_view *v)
+render_http(struct dbuf *b, const struct h_metrics_view *v)
 {
     render_requests(b, v);
     for (size_t c = 0; c < IR_ARRAY_LEN(relay_counters); c++) {
@@ -288,37 +289,37 @@ snap_stats(const struct backend_snapshot *s)
 }
 
 static void
-backend_value_write(struct textbuf *b, const struct backend_snapshot *s,
+backend_value_write(struct dbuf *b, const struct backend_snapshot *s,
                     const struct backend_value *bv)
 {
     switch (bv->kind) {
     case VALUE_COUNTER:
-        textbuf_u64(b, load((const _Atomic uint64_t *)((const char *)snap_stats(s) + bv->off)));
+        dbuf_u64(b, load((const _Atomic uint64_t *)((const char *)snap_stats(s) + bv->off)));
         break;
     case VALUE_QUEUE_BYTES:
-        textbuf_u64(b, s->queue_bytes);
+        dbuf_u64(b, s->queue_bytes);
         break;
     case VALUE_QUEUE_WRITES:
-        textbuf_u64(b, s->queue_writes);
+        dbuf_u64(b, s->queue_writes);
         break;
     case VALUE_CAPACITY:
-        textbuf_u64(b, s->capacity_bytes);
+        dbuf_u64(b, s->capacity_bytes);
         break;
     case VALUE_OLDEST_AGE:
-        textbuf_fixed(b, s->oldest_age_s, 3);
+        dbuf_fixed(b, s->oldest_age_s, 3);
         break;
     case VALUE_LAST_SUCCESS: {
         int64_t ns = atomic_load_explicit(&snap_stats(s)->last_success_ns, memory_order_relaxed);
-        textbuf_fixed(b, (double)ns / 1e9, 3);
+        dbuf_fixed(b, (double)ns / 1e9, 3);
         break;
     }
     }
-    textbuf_char(b, '\n');
+    dbuf_char(b, '\n');
 }
 
 /* One sample of bv per backend; a drop reason adds its reason label. */
 static void
-backend_samples(struct textbuf *b, const struct h_metrics_view *v, const struct backend_value *bv)
+backend_samples(struct dbuf *b, const struct h_metrics_view *v, const struct backend_value *bv)
 {
     const char *name = bv->is_drop ? "backend_dropped_writes_total" : bv->name;
     assert(!bv->is_drop || strncmp(bv->field, DROP_PREFIX, strlen(DROP_PREFIX)) == 0);
@@ -338,14 +339,14 @@ backend_samples(struct textbuf *b, const struct h_metrics_view *v, const struct 
 }
 
 static void
-backend_family(struct textbuf *b, const struct h_metrics_view *v, const struct backend_value *bv)
+backend_family(struct dbuf *b, const struct h_metrics_view *v, const struct backend_value *bv)
 {
     family(b, bv->name, bv->type, bv->help);
     backend_samples(b, v, bv);
 }
 
 static void
-render_backend_state(struct textbuf *b, const struct h_metrics_view *v)
+render_backend_state(struct dbuf *b, const struct h_metrics_view *v)
 {
     family(b, "backend_state", "gauge",
            "1 for the backend's current state (up, down, draining), 0 for the others.");
@@ -362,7 +363,7 @@ render_backend_state(struct textbuf *b, const struct h_metrics_view *v)
 }
 
 static void
-render_backends(struct textbuf *b, const struct h_metrics_view *v)
+render_backends(struct dbuf *b, const struct h_metrics_view *v)
 {
     render_backend_state(b, v);
     for (size_t g = 0; g < IR_ARRAY_LEN(backend_gauges); g++) {
@@ -393,7 +394,7 @@ render_backends(struct textbuf *b, const struct h_metrics_view *v)
 }
 
 static void
-render_udp_relays(struct textbuf *b, const struct h_metrics_view *v)
+render_udp_relays(struct dbuf *b, const struct h_metrics_view *v)
 {
     family(b, "udp_datagrams_received_total", "counter", "Datagrams received.");
     for (size_t u = 0; u < v->n_udp; u++) {
@@ -416,10 +417,23 @@ render_udp_relays(struct textbuf *b, const struct h_metrics_view *v)
         kv[3] = "mtu";
         sample_u64(b, "udp_lines_dropped_total", kv, load(&st->lines_dropped_mtu));
     }
+    family(b, "udp_receive_errors_total", "counter",
+           "Failed receives on the relay's socket (the relay backs off and keeps receiving).");
+    for (size_t u = 0; u < v->n_udp; u++) {
+        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), NULL};
+        sample_u64(b, "udp_receive_errors_total", kv,
+                   load(&udp_listener_stats(v->udp[u])->receive_errors));
+    }
+    family(b, "udp_receiver_up", "gauge",
+           "1 while the relay's receiving thread runs, 0 when it has stopped.");
+    for (size_t u = 0; u < v->n_udp; u++) {
+        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), NULL};
+        sample_u64(b, "udp_receiver_up", kv, load(&udp_listener_stats(v->udp[u])->receiver_up));
+    }
 }
 
-/* Per-output UDP counters of struct udp_output_stats. send_errors is not in the INTERFACE table:
- * datagrams the kernel refused are lost, and an operator should see it. */
+/* Per-output UDP counters of struct udp_output_stats. send_errors is ours (the Go relay has no
+ * such metric): datagrams the kernel refused are lost, and an operator should see it. */
 static const struct counter_at udp_output_counters[] = {
         {"udp_datagrams_sent_total", "Datagrams sent.",
          offsetof(struct udp_output_stats, datagrams_sent)},
@@ -429,7 +443,7 @@ static const struct counter_at udp_output_counters[] = {
 };
 
 static void
-render_udp_outputs(struct textbuf *b, const struct h_metrics_view *v, const struct counter_at *oc)
+render_udp_outputs(struct dbuf *b, const struct h_metrics_view *v, const struct counter_at *oc)
 {
     family(b, oc->name, "counter", oc->help);
     for (size_t u = 0; u < v->n_udp; u++) {
@@ -447,7 +461,7 @@ render_udp_outputs(struct textbuf *b, const struct h_metrics_view *v, const stru
 }
 
 static void
-render_process(struct textbuf *b, const struct h_metrics_view *v)
+render_process(struct dbuf *b, const struct h_metrics_view *v)
 {
     const char *none[] = {NULL};
     family(b, "start_time_seconds", "gauge", "Process start, unix time.");
@@ -465,9 +479,10 @@ h_metrics_render_view(const struct h_metrics_view *v, size_t *len)
         n_backends += v->http[r].n_backends;
     }
     assert(le_names_match());
-    struct textbuf b;
+    struct dbuf b;
     /* About 2.7 KiB of text per backend; the buffer doubles if the guess is short. */
-    textbuf_init(&b, 8192 + n_backends * 3072 + v->n_udp * 1024);
+    dbuf_init(&b, DBUF_NO_BOUND);
+    dbuf_reserve(&b, 0, 8192 + n_backends * 3072 + v->n_udp * 1024);
     render_http(&b, v);
     render_backends(&b, v);
     render_udp_relays(&b, v);
@@ -475,7 +490,7 @@ h_metrics_render_view(const struct h_metrics_view *v, size_t *len)
         render_udp_outputs(&b, v, &udp_output_counters[c]);
     }
     render_process(&b, v);
-    return textbuf_finish(&b, len);
+    return dbuf_finish(&b, len);
 }
 
 char *

@@ -1,6 +1,7 @@
-/* GET /metrics: Prometheus text exposition 0.0.4 of every relay of the process (INTERFACE.md
- * section 8). Called from MHD connection threads; reads atomics and backend snapshots only, so
- * any number of scrapes may run at once. The whole text is rendered into one malloc'd block. */
+/* GET /metrics: Prometheus text exposition 0.0.4 of every relay of the process
+ * (docs/operations.md section 1). Called from MHD connection threads; reads atomics and backend
+ * snapshots only, so any number of scrapes may run at once. The whole text is rendered into one
+ * malloc'd block. */
 #ifndef IR_HTTP_H_METRICS_H
 #define IR_HTTP_H_METRICS_H
 

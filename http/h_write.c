@@ -1,5 +1,6 @@
 #include "http/h_write.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,10 +9,10 @@
 
 #include "buffer/payload.h"
 #include "buffer/rdv.h"
-#include "http/body.h"
 #include "http/inflate.h"
 #include "lp/lp.h"
 #include "util/clock.h"
+#include "util/dbuf.h"
 #include "util/log.h"
 #include "util/strconv.h"
 #include "util/xalloc.h"
@@ -19,7 +20,7 @@
 struct h_write {
     const struct h_write_ctx *x; /* borrowed */
     struct reply refused;        /* status != 0: decided before the body ended; discard the rest */
-    struct body body;
+    struct dbuf body;
     struct inflate_gz *gz; /* owned, NULL unless Content-Encoding: gzip */
     size_t raw_len;        /* bytes received on the wire (compressed for gzip) */
     enum lp_prec prec;
@@ -165,7 +166,7 @@ h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply 
     struct h_write *w = xcalloc(1, sizeof(*w));
     w->x = x;
     size_t max = (size_t)x->conf->max_body_bytes;
-    body_init(&w->body, max);
+    dbuf_init(&w->body, max);
     int64_t announced = write_announced(c);
     bool too_big = (uint64_t)announced > max;
     if (too_big && write_answer_early(c, (uint64_t)announced, max)) {
@@ -189,7 +190,7 @@ h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply 
         }
     } else if (announced > 0) {
         /* Known size: one allocation of exactly that much. */
-        if (body_reserve(&w->body, 0, (size_t)announced) != BODY_OK) {
+        if (dbuf_reserve(&w->body, 0, (size_t)announced) != DBUF_OK) {
             reply_error(&w->refused, 503, "out of memory");
             return w;
         }
@@ -208,30 +209,30 @@ h_write_feed(struct h_write *w, const char *data, size_t len)
     }
     size_t max = w->body.max;
     w->raw_len += len;
-    enum body_status bst = BODY_OK;
+    enum dbuf_status bst = DBUF_OK;
     if (w->raw_len > max) {
         /* Compressed or not, the wire bytes obey the bound too. */
-        bst = BODY_TOO_BIG;
+        bst = DBUF_TOO_BIG;
     } else if (w->gz != NULL) {
         enum inflate_status ist = inflate_feed(w->gz, data, len, &w->body);
-        bst = ist == INFLATE_TOO_BIG ? BODY_TOO_BIG : ist == INFLATE_NOMEM ? BODY_NOMEM : BODY_OK;
+        bst = ist == INFLATE_TOO_BIG ? DBUF_TOO_BIG : ist == INFLATE_NOMEM ? DBUF_NOMEM : DBUF_OK;
         if (ist == INFLATE_CORRUPT) {
             reply_error(&w->refused, 400, inflate_error(w->gz));
         }
     } else {
-        bst = body_append(&w->body, data, len);
+        bst = dbuf_append(&w->body, data, len);
     }
-    if (bst == BODY_TOO_BIG) {
+    if (bst == DBUF_TOO_BIG) {
         reply_error(&w->refused, 413, "http: request body too large");
-    } else if (bst == BODY_NOMEM) {
+    } else if (bst == DBUF_NOMEM) {
         reply_error(&w->refused, 503, "out of memory");
     }
     if (w->refused.status != 0) {
-        body_cleanup(&w->body);
+        dbuf_cleanup(&w->body);
     }
 }
 
-/* Turns the backends' verdict into the client's answer (INTERFACE.md "Partial writes"). */
+/* Turns the backends' verdict into the client's answer (influxdb-relay(8), "Partial writes"). */
 static void
 write_answer(struct h_write *w, struct rdv_answer *a, const struct lp_result *res, struct reply *r)
 {
@@ -261,7 +262,7 @@ write_answer(struct h_write *w, struct rdv_answer *a, const struct lp_result *re
     if (a->timed_out || a->status == 503) {
         /* Nothing was kept (the write was withdrawn): retrying is safe. */
         int64_t s = (w->x->conf->write_timeout_ms + 999) / 1000;
-        r->retry_after_s = s < 1 ? 1 : (unsigned)s;
+        r->retry_after_s = s < 1 ? 1 : s > UINT_MAX ? UINT_MAX : (unsigned)s;
     }
 }
 
@@ -292,9 +293,9 @@ write_process(struct h_write *w, struct reply *r)
 {
     struct httpd_stats *st = w->x->stats;
     atomic_fetch_add_explicit(&st->bytes_received, w->body.len, memory_order_relaxed);
-    body_terminate_line(&w->body);
+    dbuf_terminate_line(&w->body);
     struct lp_result res = {0};
-    const char *in = w->body.buf != NULL ? w->body.buf : "";
+    const char *in = w->body.p != NULL ? w->body.p : "";
     if (lp_process(in, w->body.len, w->prec, clock_real_ns(), &res) != 0) {
         reply_error(r, 503, "out of memory");
         goto out;
@@ -310,7 +311,7 @@ write_process(struct h_write *w, struct reply *r)
         goto out;
     }
     /* The payload takes lp's output buffer, or the body itself when lp changed nothing. */
-    char *buf = res.buf != NULL ? res.buf : body_take(&w->body);
+    char *buf = res.buf != NULL ? res.buf : dbuf_take(&w->body);
     res.buf = NULL;
     struct payload *p = payload_new(buf, res.data, res.len, res.points, w->query, w->auth);
     w->query = NULL;
@@ -341,7 +342,7 @@ h_write_free(struct h_write *w)
         return;
     }
     reply_cleanup(&w->refused);
-    body_cleanup(&w->body);
+    dbuf_cleanup(&w->body);
     inflate_free(w->gz);
     free(w->query);
     free(w->auth);

@@ -1,7 +1,8 @@
 /* POST /write: reads the body whole (bounded, gzip inflated), validates and stamps it through lp/,
  * fans one payload out to every backend of the relay and waits on a rendezvous for the answer
- * (INTERFACE.md section 4). One struct h_write per request, created on the first access-handler
- * call and freed in MHD's request-completed callback; used by its MHD connection thread only. */
+ * (influxdb-relay(8), HTTP API). One struct h_write per request, created on the first
+ * access-handler call and freed in MHD's request-completed callback; used by its MHD connection
+ * thread only. */
 #ifndef IR_HTTP_H_WRITE_H
 #define IR_HTTP_H_WRITE_H
 

@@ -57,17 +57,17 @@ inflate_fail(struct inflate_gz *z, enum inflate_status st, const char *msg)
 /* One inflate() call into the body's free room, or into a scratch byte when the body is full (so a
  * stream whose output ends exactly at the bound still reads its trailer). */
 static int
-inflate_step(struct inflate_gz *z, struct body *out, enum inflate_status *st)
+inflate_step(struct inflate_gz *z, struct dbuf *out, enum inflate_status *st)
 {
-    enum body_status bst = BODY_OK;
-    size_t room = body_room(out, &bst);
+    size_t room = 0;
+    char *at = dbuf_room(out, &room);
     unsigned char scratch[1];
-    if (bst == BODY_NOMEM) {
+    if (out->status == DBUF_NOMEM) {
         *st = INFLATE_NOMEM;
         return Z_MEM_ERROR;
     }
     bool full = room == 0;
-    z->zs.next_out = full ? scratch : (unsigned char *)out->buf + out->len;
+    z->zs.next_out = full ? scratch : (unsigned char *)at;
     z->zs.avail_out = full ? 1 : (room > UINT_MAX ? UINT_MAX : (unsigned)room);
     unsigned before = z->zs.avail_out;
     int rc = inflate(&z->zs, Z_NO_FLUSH);
@@ -77,13 +77,13 @@ inflate_step(struct inflate_gz *z, struct body *out, enum inflate_status *st)
         return Z_BUF_ERROR;
     }
     if (!full) {
-        out->len += produced;
+        dbuf_commit(out, produced);
     }
     return rc;
 }
 
 enum inflate_status
-inflate_feed(struct inflate_gz *z, const char *in, size_t len, struct body *out)
+inflate_feed(struct inflate_gz *z, const char *in, size_t len, struct dbuf *out)
 {
     if (z->status != INFLATE_OK) {
         return z->status;

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "http/body.h"
+#include "util/dbuf.h"
 #include "util/err.h"
 
 enum inflate_status {
@@ -24,7 +24,7 @@ struct inflate_gz *inflate_new(void);
 /* Inflates in[0..len) and appends the output to out. After a status other than INFLATE_OK the
  * stream is finished: later calls return the same status. */
 enum inflate_status inflate_feed(struct inflate_gz *z, const char *in, size_t len,
-                                 struct body *out) IR_WARN_UNUSED;
+                                 struct dbuf *out) IR_WARN_UNUSED;
 /* The body is complete: INFLATE_CORRUPT unless the last gzip member ended (truncated stream). */
 enum inflate_status inflate_finish(struct inflate_gz *z) IR_WARN_UNUSED;
 /* Why the stream is corrupt, worded like Go's gzip reader as influxd reports it

@@ -44,8 +44,4 @@ void reply_cleanup(struct reply *r);
  * Returns MHD_YES, or MHD_NO when MHD could not take it (MHD then closes the connection). */
 enum MHD_Result reply_queue(struct MHD_Connection *c, struct reply *r);
 
-/* Appends the JSON string escape of s[0..len) (without quotes) to out, which must have room for
- * 6 * len bytes. Returns the number of bytes written. Pure. */
-size_t reply_json_escape(char *out, const char *s, size_t len);
-
 #endif

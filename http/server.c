@@ -16,7 +16,6 @@
 #include "http/server.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -26,9 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,10 +35,10 @@
 #include "http/h_ping.h"
 #include "http/h_write.h"
 #include "http/reply.h"
-#include "http/tls.h"
 #include "util/clock.h"
+#include "util/hostport.h"
 #include "util/log.h"
-#include "util/strconv.h"
+#include "util/pem.h"
 #include "util/xalloc.h"
 
 #define HTTPD_IDLE_TIMEOUT_S 75u
@@ -301,87 +297,16 @@ httpd_new(const struct conf_http *c, struct backend **backends, const struct htt
     h->wctx.stats = &h->stats;
     pthread_mutex_init(&h->mu, NULL);
     clock_cond_init(&h->idle);
-    if (c->ssl_combined_pem != NULL &&
-        tls_load_combined_pem(c->ssl_combined_pem, &h->tls_cert, &h->tls_key, err) != 0) {
-        err->line = c->line;
+    struct pem_pair pem = {NULL, NULL};
+    struct ir_err pe = {0, ""};
+    if (c->ssl_combined_pem != NULL && pem_load_pair(c->ssl_combined_pem, &pem, &pe) != 0) {
+        ir_err_set(err, c->pem_line, "[http.%s] ssl-combined-pem: %s", c->name, pe.msg);
         httpd_free(h);
         return NULL;
     }
+    h->tls_cert = pem.cert;
+    h->tls_key = pem.key;
     return h;
-}
-
-/* Resolves "host:port" / "[v6]:port" / ":port" (every address, both families). */
-static int
-httpd_resolve(const char *bind_addr, struct sockaddr_storage *ss, socklen_t *sslen, char *why,
-              size_t why_len)
-{
-    char host[256];
-    const char *colon = strrchr(bind_addr, ':');
-    size_t hlen = colon != NULL ? (size_t)(colon - bind_addr) : 0;
-    int64_t port = 0;
-    if (colon == NULL || hlen >= sizeof(host) || strconv_i64z(colon + 1, 0, 65535, &port) != 0) {
-        snprintf(why, why_len, "invalid address");
-        return -1;
-    }
-    if (hlen >= 2 && bind_addr[0] == '[' && bind_addr[hlen - 1] == ']') {
-        memcpy(host, bind_addr + 1, hlen - 2);
-        host[hlen - 2] = '\0';
-    } else {
-        memcpy(host, bind_addr, hlen);
-        host[hlen] = '\0';
-    }
-    char service[8];
-    snprintf(service, sizeof(service), "%d", (int)port);
-    struct addrinfo hints = {0};
-    hints.ai_family = host[0] == '\0' ? AF_INET6 : AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host[0] == '\0' ? NULL : host, service, &hints, &res);
-    if (rc != 0) {
-        snprintf(why, why_len, "%s", gai_strerror(rc));
-        return -1;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *sslen = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
-/* Creates, binds and listens; returns the socket or -1 with why filled. */
-static int
-httpd_listen(const char *bind_addr, char *why, size_t why_len)
-{
-    struct sockaddr_storage ss;
-    socklen_t sslen = 0;
-    if (httpd_resolve(bind_addr, &ss, &sslen, why, why_len) != 0) {
-        return -1;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
-    int one = 1;
-    int zero = 0;
-    if (fd < 0) {
-        goto fail;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (ss.ss_family == AF_INET6) {
-        /* Only the wildcard ":port" listens on both families. */
-        bool any = IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &zero : &one, sizeof(int));
-    }
-    if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 ||
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        goto fail;
-    }
-    return fd;
-fail:;
-    int e = errno;
-    ir_strerror(e, why, why_len);
-    if (fd >= 0) {
-        close(fd);
-    }
-    return -1;
 }
 
 /* Hands the bound socket to a new MHD daemon; NULL when MHD refuses. */
@@ -422,7 +347,8 @@ httpd_start(struct httpd *h, struct ir_err *err)
         ir_err_set(err, h->c->line, "[http.%s] libmicrohttpd was built without TLS", h->c->name);
         return -1;
     }
-    h->listen_fd = httpd_listen(h->c->bind_addr, why, sizeof(why));
+    struct hostport_listen_opts lo = {.socktype = SOCK_STREAM, .rcvbuf = 0, .nonblock = true};
+    h->listen_fd = hostport_listen(&h->c->bind, &lo, NULL, why, sizeof(why));
     if (h->listen_fd < 0) {
         ir_err_set(err, h->c->line, "[http.%s] cannot listen on %s: %s", h->c->name,
                    h->c->bind_addr, why);
@@ -524,4 +450,10 @@ const struct conf_http *
 httpd_conf(const struct httpd *h)
 {
     return h->c;
+}
+
+const struct httpd_world *
+httpd_world_of(const struct httpd *h)
+{
+    return h->world;
 }

@@ -44,5 +44,7 @@ size_t httpd_backends(const struct httpd *h, struct backend *const **out);
 const struct httpd_stats *httpd_stats(const struct httpd *h);
 /* The relay's configuration section (borrowed, immutable after start). Any thread. */
 const struct conf_http *httpd_conf(const struct httpd *h);
+/* Every relay of the process (borrowed, immutable after start), for /health. Any thread. */
+const struct httpd_world *httpd_world_of(const struct httpd *h);
 
 #endif

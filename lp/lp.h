@@ -39,7 +39,7 @@ int64_t lp_prec_from_ns(int64_t now_ns, enum lp_prec p);
  *   - points == 0, dropped == 0 (empty body, blank lines, comments): nothing to forward; 204.
  *   - points == 0, dropped > 0: 400 {"error":"<errors>"}, nothing forwarded.
  *   - points > 0, dropped > 0: forward data; when the backends' verdict is 2xx answer
- *     400 {"error":"partial write: <errors> dropped=<N>"} (INTERFACE.md: N = r->dropped;
+ *     400 {"error":"partial write: <errors> dropped=<N>"} (influxdb-relay(8): N = r->dropped;
  *     influxd 1.6.7 itself always prints dropped=0).
  *   The string goes through Go's encoding/json rules: '"' and '\\' backslash-escaped; '\n',
  *   '\r', '\t' as \n \r \t; other bytes < 0x20 as \u00XX; '<' '>' '&' as \u003c \u003e \u0026;

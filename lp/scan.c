@@ -347,7 +347,7 @@ scan_tags(const char *b, size_t i, size_t n, struct lp_scratch *s, struct lp_poi
         }
         i++;
     }
-    /* influxd 1.6.7 panics (500) on exactly 100, 200, 400... tags; INTERFACE.md: valid. */
+    /* influxd 1.6.7 panics (500) on exactly 100, 200, 400... tags; they are valid lines. */
     if (!sorted) {
         check_unsorted_tags(b, first, i, ntags, s, pt);
     } else if (dup) {

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Builds the .deb and the .rpm the release way (Release, RELAY_WERROR=OFF, -O2 with Debian's
-# hardening flags, prefix /usr) and checks them: contents, conffile / %config(noreplace),
+# hardening flags, the default CMAKE_INSTALL_PREFIX: packages must not depend on it, so they are
+# built again from the tree configured with another prefix and must list the same files) and
+# checks them: contents, conffile / %config(noreplace),
 # dependencies (shlibdeps, rpm autoreq), lintian (no errors). Then installs the .deb on this
 # machine with apt-get and checks files, user and unit (systemd-analyze verify), runs the
 # installed relay with --check-config and as the service user on the installed config, checks
@@ -52,14 +54,31 @@ ldflags=$(dpkg-buildflags --get LDFLAGS)
 step "configure $bdir (Release, CFLAGS: $cflags)"
 rm -rf "$bdir"
 cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DRELAY_WERROR=OFF \
-    -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_C_FLAGS="$cflags" -DCMAKE_C_FLAGS_RELEASE="-DNDEBUG" \
+    -DCMAKE_C_FLAGS="$cflags" -DCMAKE_C_FLAGS_RELEASE="-DNDEBUG" \
     -DCMAKE_EXE_LINKER_FLAGS="$ldflags" >/dev/null
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$bdir/CMakeCache.txt")
+[ "$prefix" = /usr/local ] || fail "the build tree's prefix is $prefix, want the default /usr/local"
 cmake --build "$bdir" -j2 >/dev/null
 (cd "$bdir" && cpack -G DEB >/dev/null && cpack -G RPM >/dev/null) ||
     fail "cpack failed (rerun: cd $bdir && cpack -G DEB / -G RPM)"
 deb=$(ls "$src/$bdir"/${pkg}_*.deb)
 rpm=$(ls "$src/$bdir"/${pkg}-*.rpm)
 step "built $(basename "$deb") ($(stat -c %s "$deb") bytes), $(basename "$rpm") ($(stat -c %s "$rpm") bytes)"
+
+# The same packages from the tree configured with another prefix (the binaries are unchanged:
+# only the install scripts are regenerated), then back to the default.
+cmake -S . -B "$bdir" -DCMAKE_INSTALL_PREFIX=/opt/influxdb-relay >/dev/null
+other="$src/$bdir/other-prefix"
+(cd "$bdir" && cpack -G DEB -B "$other" >/dev/null && cpack -G RPM -B "$other" >/dev/null) ||
+    fail "cpack failed with CMAKE_INSTALL_PREFIX=/opt/influxdb-relay"
+cmake -S . -B "$bdir" -UCMAKE_INSTALL_PREFIX >/dev/null
+[ "$(dpkg-deb -c "$deb" | awk '{print $1, $6}')" = \
+    "$(dpkg-deb -c "$(ls "$other"/${pkg}_*.deb)" | awk '{print $1, $6}')" ] ||
+    fail "the .deb depends on CMAKE_INSTALL_PREFIX"
+[ "$(rpm -qpl "$rpm")" = "$(rpm -qpl "$(ls "$other"/${pkg}-*.rpm)")" ] ||
+    fail "the .rpm depends on CMAKE_INSTALL_PREFIX"
+rm -rf "$other"
+step "packages built from /usr/local (default) and /opt/influxdb-relay prefixes list the same files"
 
 # The hardening the flags promise, read from the binary itself.
 bin="$src/$bdir/influxdb-relay"
@@ -77,7 +96,9 @@ expected="./usr/bin/influxdb-relay
 ./usr/share/man/man8/influxdb-relay.8.gz
 ./usr/share/man/man5/influxdb-relay.conf.5.gz
 ./usr/share/doc/influxdb-relay/copyright
-./usr/share/doc/influxdb-relay/changelog.gz"
+./usr/share/doc/influxdb-relay/changelog.gz
+./usr/share/doc/influxdb-relay/operations.md
+./usr/share/doc/influxdb-relay/queue-and-retry.md"
 step "deb contents:"
 dpkg-deb -c "$deb" | awk '{print "    " $1, $2, $6}'
 for f in $expected; do

@@ -1,6 +1,6 @@
-/* A tiny unit-test helper (STYLE.md section 11): CHECK, CHECK_EQ_I64, CHECK_STREQ print
- * "file:line: failed: expr" and count the failure; CHECK_DONE() is main's return value
- * (0 when every check passed, 1 otherwise). Header only; one test executable per module. */
+/* A tiny unit-test helper (docs/ARCHITECTURE.md, "Rules of the code"): CHECK, CHECK_EQ_I64,
+ * CHECK_STREQ print "file:line: failed: expr" and count the failure; CHECK_DONE() is main's return
+ * value (0 when every check passed, 1 otherwise). Header only; one test executable per module. */
 #ifndef IR_TEST_CHECK_H
 #define IR_TEST_CHECK_H
 

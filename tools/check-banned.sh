@@ -1,5 +1,6 @@
 #!/bin/sh
-# Fails when a banned function (STYLE.md section 4) is called in the C sources.
+# Fails when a banned function (docs/ARCHITECTURE.md, "Rules of the code") is called in the
+# C sources.
 # Usage: tools/check-banned.sh [SRC_DIR]
 cd "${1:-$(dirname "$0")/..}" || exit 2
 banned='atoi|atol|strtok|sprintf|vsprintf|strcpy|strcat|gets|strerror|localtime|gmtime|rand|signal|sleep|usleep|pthread_cancel'
@@ -7,7 +8,7 @@ hits=$(grep -nE "(^|[^A-Za-z0-9_.>])($banned)[[:space:]]*\(" \
     $(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*') \
     | grep -vE '^[^:]+:[0-9]+:[[:space:]]*(/\*|\*)' )
 if [ -n "$hits" ]; then
-    echo "banned functions (STYLE.md section 4):"
+    echo "banned functions (docs/ARCHITECTURE.md, \"Rules of the code\"):"
     echo "$hits"
     exit 1
 fi

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Every header compiles on its own (STYLE.md section 2): a one-line .c per header.
+# Every header compiles on its own (docs/ARCHITECTURE.md, "Rules of the code"): a one-line
+# .c per header.
 # Usage: tools/check-headers.sh SRC_DIR CC CFLAGS...
 src=$1; cc=$2; shift 2
 cd "$src" || exit 2

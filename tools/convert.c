@@ -1,11 +1,12 @@
 /* influxdb-relay-convert FILE.toml > FILE.ini: converts a Go influxdb-relay configuration to
- * the INI of influxdb-relay.conf(5) (INTERFACE.md section 3). Keeps relay and output order,
+ * the INI of influxdb-relay.conf(5) (influxdb-relay-convert(1)). Keeps relay and output order,
  * names, keys and values; writes the Go relay's meaning where its value differs from ours
  * (defaults it substitutes, its "us" precision) with a warning. Invalid or missing names
  * become unique valid ones, with a warning. Anything else it cannot convert is an error:
  * FILE:LINE: message on stderr, nothing on stdout, exit 1. libc only. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,18 +14,20 @@
 
 #include "conf/value.h"
 #include "tools/toml.h"
+#include "util/hostport.h"
 
 #define MAX_FILE_BYTES ((size_t)16 * 1024 * 1024)
 #define INI_MAX_LINE   197 /* what influxdb-relay reads; see influxdb-relay.conf(5) */
 
 /* The ranges of influxdb-relay.conf(5), for clamping. */
-#define TIMEOUT_MAX_MS  (3600LL * 1000)
-#define DELAY_MAX_MS    (3600LL * 1000)
-#define BUFFER_MAX_MB   65536
-#define BATCH_MAX_KB    65536
-#define READ_BUFFER_MAX (1024LL * 1024 * 1024)
+/* The ranges of influxdb-relay.conf(5): durations up to the largest Go duration (in ms),
+ * sizes up to what fits in int64 bytes. */
+#define DURATION_MAX_MS 9223372036854LL
+#define BUFFER_MAX_MB   (INT64_MAX / (1024LL * 1024LL))
+#define BATCH_MAX_KB    (INT64_MAX / 4 / 1024LL)
+#define READ_BUFFER_MAX INT64_MAX
 #define MTU_MIN         64
-#define MTU_MAX         65507
+#define MTU_MAX         INT64_MAX
 
 struct item {
     const struct toml_value *t; /* borrowed from the TOML tree */
@@ -531,7 +534,7 @@ emit_duration(struct ctx *c, const struct toml_value *t, const char *key, bool m
     }
     /* <= 0 is "no timeout" to Go's HTTP client, but "retry at once" to its retry buffer. */
     bool timeout = strcmp(key, "timeout") == 0;
-    if (ns <= 0 || ns > max_ms * 1000000) {
+    if (ns <= 0 || ns / 1000000 > max_ms) {
         value_format_ms(ns > 0 || timeout ? max_ms : 1, buf, sizeof(buf));
         warn(c, kv->line, "%s = \"%s\" %s: written as %s", key, kv->v.str,
              ns > 0    ? "is above the largest value"
@@ -557,13 +560,14 @@ static void
 emit_bind(struct ctx *c, const struct relay *r)
 {
     const struct toml_kv *kv = get_kv(r->it.t, "bind-addr");
-    struct value_addr a;
+    struct hostport a;
     if (kv == NULL || kv->v.type != TOML_STRING || kv->v.str[0] == '\0') {
         report(c, r->it.line,
                "[[%s]] bind-addr is missing or empty (the Go relay would listen "
                "on a random port)",
                r->http ? "http" : "udp");
-    } else if (value_hostport(kv->v.str, true, &a) != VALUE_OK) {
+    } else if (hostport_parse(kv->v.str, strlen(kv->v.str), HOSTPORT_EMPTY_HOST, 0, &a) !=
+               HOSTPORT_OK) {
         char sb[128];
         report(c, kv->line, "bind-addr: invalid address \"%s\" (want HOST:PORT)",
                shown(kv->v.str, sb, sizeof(sb)));
@@ -602,6 +606,7 @@ emit_http_output(struct ctx *c, const struct relay *r, const struct item *o)
     const struct toml_kv *loc = get_kv(t, "location");
     struct value_url u;
     char sb[128];
+    char rb[300];
     fprintf(c->out, "\n[http.%s.output.%s]\n", r->it.ini_name, o->ini_name);
     if (loc == NULL || loc->v.type != TOML_STRING || loc->v.str[0] == '\0') {
         report(c, o->line, "[[http.output]] location is missing or empty");
@@ -609,18 +614,25 @@ emit_http_output(struct ctx *c, const struct relay *r, const struct item *o)
         report(c, loc->line,
                "location: invalid URL \"%s\" (want http://HOST[:PORT]/write or "
                "https://...)",
-               shown(loc->v.str, sb, sizeof(sb)));
+               shown(value_url_redacted(loc->v.str, rb, sizeof(rb)), sb, sizeof(sb)));
+    } else if (u.userinfo_len > 0 || u.fragment_off > 0) {
+        report(c, loc->line,
+               "location: %s is not allowed in \"%s\" (influxdb-relay refuses it: %s)",
+               u.userinfo_len > 0 ? "userinfo" : "a fragment",
+               shown(value_url_redacted(loc->v.str, rb, sizeof(rb)), sb, sizeof(sb)),
+               u.userinfo_len > 0 ? "clients' own credentials are forwarded"
+                                  : "the query would follow it");
     } else {
         emit(c, loc->line, "location", loc->v.str);
     }
-    emit_duration(c, t, "timeout", true, TIMEOUT_MAX_MS);
+    emit_duration(c, t, "timeout", true, DURATION_MAX_MS);
     const struct toml_value *buf = get(t, "buffer-size-mb");
     bool buffered = buf != NULL && buf->type == TOML_INT && buf->i > 0;
     if (buf != NULL && buf->type == TOML_INT) {
         emit_clamped(c, t, "buffer-size-mb", 0, 0, BUFFER_MAX_MB);
     }
     emit_clamped(c, t, "max-batch-kb", 512, 1, BATCH_MAX_KB);
-    emit_duration(c, t, "max-delay-interval", buffered, DELAY_MAX_MS);
+    emit_duration(c, t, "max-delay-interval", buffered, DURATION_MAX_MS);
     const struct toml_value *skip = get(t, "skip-tls-verification");
     if (skip != NULL && skip->type == TOML_BOOL) {
         fprintf(c->out, "skip-tls-verification = %s\n", skip->b ? "true" : "false");
@@ -631,11 +643,11 @@ static void
 emit_udp_output(struct ctx *c, const struct relay *r, const struct item *o)
 {
     const struct toml_kv *loc = get_kv(o->t, "location");
-    struct value_addr a;
+    struct hostport a;
     fprintf(c->out, "\n[udp.%s.output.%s]\n", r->it.ini_name, o->ini_name);
     if (loc == NULL || loc->v.type != TOML_STRING || loc->v.str[0] == '\0') {
         report(c, o->line, "[[udp.output]] location is missing or empty");
-    } else if (value_hostport(loc->v.str, false, &a) != VALUE_OK) {
+    } else if (hostport_parse(loc->v.str, strlen(loc->v.str), 0, 0, &a) != HOSTPORT_OK) {
         char sb[128];
         report(c, loc->line, "location: invalid address \"%s\" (want HOST:PORT)",
                shown(loc->v.str, sb, sizeof(sb)));

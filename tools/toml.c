@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/dbuf.h"
+
 /* A recursive-descent reader over the whole text. The first problem stops it (TOML has no
  * error recovery worth having); every function returns 0, or -1 once p->err is set.
  * Pointers into a table's kvs or an array's items stay valid only until that container
@@ -23,12 +25,6 @@ struct parser {
     struct toml_value *cur; /* table that key/value lines go to */
 };
 
-struct sbuf {
-    char *p;
-    size_t n;
-    size_t cap;
-};
-
 static void *
 t_realloc(void *p, size_t n)
 {
@@ -39,26 +35,24 @@ t_realloc(void *p, size_t n)
     return q;
 }
 
+/* Strings being read: a util/dbuf bounded by the input's size; out of memory aborts (the tool
+ * reads one small file). */
 static void
-sbuf_add(struct sbuf *b, const char *s, size_t n)
+sbuf_add(struct dbuf *b, const char *s, size_t n)
 {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = t_realloc(b->p, b->cap);
+    if (dbuf_append(b, s, n) != DBUF_OK) {
+        abort();
     }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
 }
 
 static char *
-sbuf_take(struct sbuf *b)
+sbuf_take(struct dbuf *b)
 {
-    if (b->p == NULL) {
-        sbuf_add(b, "", 0);
+    size_t len = 0;
+    char *p = dbuf_finish(b, &len);
+    if (p == NULL) {
+        abort();
     }
-    char *p = b->p;
-    memset(b, 0, sizeof(*b));
     return p;
 }
 
@@ -195,7 +189,7 @@ table_add(struct toml_value *t, char *key, int line, const struct toml_value *v)
 }
 
 static void
-utf8_put(struct sbuf *b, unsigned long c)
+utf8_put(struct dbuf *b, unsigned long c)
 {
     char u[4];
     size_t n = 0;
@@ -219,7 +213,7 @@ utf8_put(struct sbuf *b, unsigned long c)
 
 /* \uXXXX or \UXXXXXXXX after the 'u'/'U' at p->pos. */
 static int
-escape_unicode(struct parser *p, struct sbuf *b)
+escape_unicode(struct parser *p, struct dbuf *b)
 {
     size_t digits = peek(p) == 'u' ? 4 : 8;
     p->pos++;
@@ -245,7 +239,7 @@ escape_unicode(struct parser *p, struct sbuf *b)
 
 /* One escape after a backslash in a basic string (the backslash already consumed). */
 static int
-escape(struct parser *p, struct sbuf *b)
+escape(struct parser *p, struct dbuf *b)
 {
     static const char from[] = "btnfr\"\\";
     static const char to[] = "\b\t\n\f\r\"\\";
@@ -285,7 +279,7 @@ line_ending_backslash(struct parser *p)
 
 /* A string body up to its closing quote(s); the opening quote(s) already consumed. */
 static int
-string_body(struct parser *p, char quote, bool multi, struct sbuf *b)
+string_body(struct parser *p, char quote, bool multi, struct dbuf *b)
 {
     for (;;) {
         char c = peek(p);
@@ -328,13 +322,14 @@ string(struct parser *p, char **out)
     if (multi) {
         eat_newline(p); /* a newline right after the opening quotes is not part of it */
     }
-    struct sbuf b = {NULL, 0, 0};
+    struct dbuf b;
+    dbuf_init(&b, p->len);
     int start = p->line;
     if (string_body(p, quote, multi, &b) != 0) {
         if (at_end(p)) {
             p->err->line = start; /* point at the opening quote, not at the end of the file */
         }
-        free(b.p);
+        dbuf_cleanup(&b);
         return -1;
     }
     *out = sbuf_take(&b); /* holds no NUL: raw control characters and \u0000 are refused */
@@ -366,7 +361,8 @@ key(struct parser *p, char **out)
     if (p->pos == start) {
         return fail(p, "expected a key, got \"%c\"", c >= ' ' ? c : '?');
     }
-    struct sbuf b = {NULL, 0, 0};
+    struct dbuf b;
+    dbuf_init(&b, p->len);
     sbuf_add(&b, p->s + start, p->pos - start);
     *out = sbuf_take(&b);
     return 0;

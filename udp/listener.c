@@ -15,11 +15,11 @@
 #include <unistd.h>
 
 #include "lp/lp.h"
-#include "udp/addr.h"
 #include "udp/output.h"
-#include "udp/ratelimit.h"
 #include "util/clock.h"
+#include "util/hostport.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 #include "util/xalloc.h"
 
 /* DESIGN. The receiving thread loops: one recvmmsg() takes up to RECV_BATCH datagrams
@@ -33,12 +33,21 @@
  * returns ENOTCONN for an unbound-peer UDP socket but still marks it shut down and wakes a
  * recvmmsg() blocked on it (which then returns at once, also when entered later), so the thread
  * sees the flag within one batch: no timeout, no polling. The main thread then joins it and
- * closes the socket. */
+ * closes the socket.
+ *
+ * Receive errors: the thread never ends because of one. Each failed recvmmsg() is counted
+ * (receive_errors) and logged, rate-limited with the count; then the thread waits before the
+ * next try, 1 ms doubling to RECV_BACKOFF_MAX_MS while the errors persist (reset by a success),
+ * on a condvar the stop broadcasts, so a persistent error neither busy-loops nor delays a stop.
+ * Only a socket that can never work again (EBADF, ENOTSOCK) ends the thread: logged as an
+ * error, and receiver_up drops to 0 for /metrics and /health. */
 
 #define RECV_BATCH     64
 #define RECV_DGRAM_MAX 65536 /* above the largest UDP payload: nothing is ever truncated */
 /* Repeated invalid datagrams log at most once per period, with a count. */
 #define LISTENER_LOG_PERIOD_MS 10000
+/* The longest wait between two receives that keep failing. */
+#define RECV_BACKOFF_MAX_MS 1000
 
 /* Receive buffers and per-datagram results of one recvmmsg(). */
 struct recv_batch {
@@ -50,19 +59,44 @@ struct recv_batch {
 };
 
 struct udp_listener {
-    const struct conf_udp *c;        /* borrowed; immutable */
-    enum lp_prec prec;               /* immutable after new */
-    struct udp_output **outputs;     /* owned, in conf order; receiving thread only after start */
-    size_t n_outputs;                /* immutable after new */
-    int fd;                          /* owned; main thread opens and closes it around the thread */
-    pthread_t thread;                /* main thread only */
-    bool running;                    /* main thread only */
-    _Atomic bool stopping;           /* atomic: set by the main thread, read by the receiver */
-    struct udp_stats stats;          /* atomic */
-    struct recv_batch *rb;           /* owned; receiving thread only after start */
-    struct udp_ratelimit invalid_rl; /* receiving thread only */
-    struct udp_ratelimit error_rl;   /* receiving thread only: recvmmsg and memory errors */
+    const struct conf_udp *c;    /* borrowed; immutable */
+    enum lp_prec prec;           /* immutable after new */
+    struct udp_output **outputs; /* owned, in conf order; receiving thread only after start */
+    size_t n_outputs;            /* immutable after new */
+    int fd;                      /* owned; main thread opens and closes it around the thread */
+    pthread_t thread;            /* main thread only */
+    bool running;                /* main thread only */
+    _Atomic bool stopping;       /* atomic: set by the main thread, read by the receiver */
+    struct udp_stats stats;      /* atomic */
+    struct recv_batch *rb;       /* owned; receiving thread only after start */
+    struct ratelimit invalid_rl; /* receiving thread only */
+    struct ratelimit error_rl;   /* receiving thread only: recvmmsg and memory errors */
+    int64_t backoff_ms;          /* receiving thread only: next wait after a failed receive */
+    pthread_mutex_t mu;          /* guards nothing but the backoff wait */
+    pthread_cond_t wake;         /* broadcast by stop */
+    int (*fault)(void *ctx);     /* immutable after start: tests' error injection, or NULL */
+    void *fault_ctx;             /* immutable after start */
 };
+
+static enum lp_prec
+listener_prec(enum conf_precision p)
+{
+    switch (p) {
+    case CONF_PREC_N:
+        return LP_PREC_NS;
+    case CONF_PREC_U:
+        return LP_PREC_US;
+    case CONF_PREC_MS:
+        return LP_PREC_MS;
+    case CONF_PREC_S:
+        return LP_PREC_S;
+    case CONF_PREC_M:
+        return LP_PREC_M;
+    case CONF_PREC_H:
+        return LP_PREC_H;
+    }
+    return LP_PREC_NS;
+}
 
 struct udp_listener *
 udp_listener_new(const struct conf_udp *c, struct ir_err *err)
@@ -70,11 +104,9 @@ udp_listener_new(const struct conf_udp *c, struct ir_err *err)
     struct udp_listener *l = xcalloc(1, sizeof(*l));
     l->c = c;
     l->fd = -1;
-    if (lp_prec_parse(c->precision, strlen(c->precision), &l->prec) != 0) {
-        ir_err_set(err, c->line, "[udp.%s] precision: invalid precision \"%s\"", c->name,
-                   c->precision);
-        goto fail;
-    }
+    pthread_mutex_init(&l->mu, NULL);
+    clock_cond_init(&l->wake);
+    l->prec = listener_prec(c->precision);
     l->outputs = xcalloc(c->n_outputs ? c->n_outputs : 1, sizeof(struct udp_output *));
     for (size_t i = 0; i < c->n_outputs; i++) {
         l->outputs[i] = udp_output_new(c->name, &c->outputs[i], err);
@@ -89,27 +121,26 @@ fail:
     return NULL;
 }
 
-/* Creates and binds the socket with its read buffer; logs what the kernel granted. */
+/* Creates and binds the socket with its read buffer (the address was parsed at load; [::]
+ * falls back to 0.0.0.0 on a host without IPv6); logs what the kernel granted. */
 static int
 listener_bind(struct udp_listener *l, struct ir_err *err)
 {
     char why[200];
-    char buf[128];
-    struct udp_addr a;
+    struct hostport_addrs addrs;
     int line = l->c->bind_line > 0 ? l->c->bind_line : l->c->line;
-    if (udp_addr_resolve(l->c->bind_addr, true, &a, why, sizeof(why)) != 0) {
+    if (hostport_resolve(&l->c->bind, true, SOCK_DGRAM, &addrs, why, sizeof(why)) != 0) {
         ir_err_set(err, line, "[udp.%s] bind-addr: cannot resolve \"%s\": %s", l->c->name,
                    l->c->bind_addr, why);
         return -1;
     }
-    l->fd = socket(a.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     int want = l->c->read_buffer > INT_MAX ? INT_MAX : (int)l->c->read_buffer;
-    if (l->fd < 0 ||
-        (want > 0 && setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want)) != 0) ||
-        bind(l->fd, (const struct sockaddr *)&a.ss, a.len) != 0) {
-        int e = errno;
+    struct hostport_listen_opts o = {.socktype = SOCK_DGRAM, .rcvbuf = want, .nonblock = false};
+    size_t which = 0;
+    l->fd = hostport_listen_addrs(&addrs, &o, &which, why, sizeof(why));
+    if (l->fd < 0) {
         ir_err_set(err, line, "[udp.%s] bind-addr: cannot listen on \"%s\": %s", l->c->name,
-                   l->c->bind_addr, ir_strerror(e, buf, sizeof(buf)));
+                   l->c->bind_addr, why);
         return -1;
     }
     int granted = 0;
@@ -132,14 +163,14 @@ listener_bind(struct udp_listener *l, struct ir_err *err)
 static void
 listener_report_invalid(struct udp_listener *l, size_t i, uint64_t lines)
 {
-    uint64_t n = udp_ratelimit_hit(&l->invalid_rl, lines, clock_mono_ms(), LISTENER_LOG_PERIOD_MS);
+    uint64_t n = ratelimit_hit(&l->invalid_rl, lines, clock_mono_ms(), LISTENER_LOG_PERIOD_MS);
     if (n == 0) {
         return;
     }
     const struct lp_result *r = &l->rb->res[i];
     const struct mmsghdr *m = &l->rb->msgs[i];
-    char from[UDP_ADDR_TEXT];
-    udp_addr_format(m->msg_hdr.msg_name, m->msg_hdr.msg_namelen, from, sizeof(from));
+    char from[HOSTPORT_TEXT];
+    hostport_format(m->msg_hdr.msg_name, m->msg_hdr.msg_namelen, from, sizeof(from));
     /* errors is "unable to parse '<line>': <reason>\n...": log the reason of the first one,
      * never the line itself (it is client data). */
     const char *reason = "invalid line";
@@ -162,7 +193,7 @@ listener_report_invalid(struct udp_listener *l, size_t i, uint64_t lines)
 static void
 listener_report_error(struct udp_listener *l, const char *what, int e)
 {
-    uint64_t n = udp_ratelimit_hit(&l->error_rl, 1, clock_mono_ms(), LISTENER_LOG_PERIOD_MS);
+    uint64_t n = ratelimit_hit(&l->error_rl, 1, clock_mono_ms(), LISTENER_LOG_PERIOD_MS);
     if (n > 0) {
         char buf[128];
         log_error(l->c->name, "%s: %s count=%llu", what, ir_strerror(e, buf, sizeof(buf)),
@@ -220,7 +251,27 @@ listener_forward(struct udp_listener *l, size_t n)
     atomic_fetch_add_explicit(&l->stats.lines_dropped_mtu, mtu_dropped, memory_order_relaxed);
 }
 
-/* One recvmmsg(). Returns the number of datagrams, 0 to try again, -1 when the thread must end. */
+/* Waits backoff_ms (doubling it for next time, up to RECV_BACKOFF_MAX_MS), or less when a stop
+ * comes: the wait is on a condvar udp_listener_stop() broadcasts, never a sleep. */
+static void
+listener_backoff(struct udp_listener *l)
+{
+    l->backoff_ms = l->backoff_ms <= 0 ? 1 : l->backoff_ms;
+    struct timespec ts;
+    clock_deadline(&ts, l->backoff_ms);
+    pthread_mutex_lock(&l->mu);
+    while (!atomic_load(&l->stopping)) {
+        if (pthread_cond_timedwait(&l->wake, &l->mu, &ts) == ETIMEDOUT) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    l->backoff_ms =
+            l->backoff_ms * 2 > RECV_BACKOFF_MAX_MS ? RECV_BACKOFF_MAX_MS : l->backoff_ms * 2;
+}
+
+/* One recvmmsg(). Returns the number of datagrams, 0 to try again, -1 when the thread must end
+ * (stop, or a socket that can never work again). */
 static int
 listener_receive(struct udp_listener *l)
 {
@@ -230,22 +281,26 @@ listener_receive(struct udp_listener *l)
         rb->msgs[i].msg_hdr.msg_flags = 0;
         rb->msgs[i].msg_len = 0;
     }
-    int n = recvmmsg(l->fd, rb->msgs, RECV_BATCH, MSG_WAITFORONE, NULL);
-    int e = n < 0 ? errno : 0;
+    int e = l->fault != NULL ? l->fault(l->fault_ctx) : 0;
+    int n = e != 0 ? -1 : recvmmsg(l->fd, rb->msgs, RECV_BATCH, MSG_WAITFORONE, NULL);
+    e = n < 0 && e == 0 ? errno : e;
     if (atomic_load(&l->stopping)) {
         return -1;
     }
     if (n >= 0 || e == EINTR) {
+        l->backoff_ms = n >= 0 ? 0 : l->backoff_ms;
         return n >= 0 ? n : 0;
     }
-    if (e == ENOMEM || e == ENOBUFS || e == EAGAIN) {
-        listener_report_error(l, "receive failed", e);
-        return 0;
+    atomic_fetch_add_explicit(&l->stats.receive_errors, 1, memory_order_relaxed);
+    if (e == EBADF || e == ENOTSOCK) {
+        char buf[128];
+        log_error(l->c->name, "receive failed, relay stopped receiving: %s",
+                  ir_strerror(e, buf, sizeof(buf)));
+        return -1;
     }
-    char buf[128];
-    log_error(l->c->name, "receive failed, relay stopped receiving: %s",
-              ir_strerror(e, buf, sizeof(buf)));
-    return -1;
+    listener_report_error(l, "receive failed", e);
+    listener_backoff(l);
+    return 0;
 }
 
 static void *
@@ -260,9 +315,14 @@ listener_run(void *arg)
         listener_parse(l, (size_t)n);
         listener_forward(l, (size_t)n);
     }
-    uint64_t pending = udp_ratelimit_flush(&l->invalid_rl);
+    atomic_store(&l->stats.receiver_up, 0);
+    uint64_t pending = ratelimit_flush(&l->invalid_rl);
     if (pending > 0) {
         log_warn(l->c->name, "invalid lines dropped lines=%llu", (unsigned long long)pending);
+    }
+    pending = ratelimit_flush(&l->error_rl);
+    if (pending > 0) {
+        log_error(l->c->name, "receive failed count=%llu", (unsigned long long)pending);
     }
     for (size_t k = 0; k < l->n_outputs; k++) {
         udp_output_log_pending(l->outputs[k]);
@@ -300,8 +360,10 @@ udp_listener_start(struct udp_listener *l, struct ir_err *err)
         l->rb = recv_batch_new();
     }
     atomic_store(&l->stopping, false);
+    atomic_store(&l->stats.receiver_up, 1);
     int rc = pthread_create(&l->thread, NULL, listener_run, l);
     if (rc != 0) {
+        atomic_store(&l->stats.receiver_up, 0);
         char buf[128];
         ir_err_set(err, l->c->line, "[udp.%s] cannot start the receiving thread: %s", l->c->name,
                    ir_strerror(rc, buf, sizeof(buf)));
@@ -324,6 +386,9 @@ udp_listener_stop(struct udp_listener *l)
         return;
     }
     atomic_store(&l->stopping, true);
+    pthread_mutex_lock(&l->mu);
+    pthread_cond_broadcast(&l->wake); /* a receiver backing off after errors */
+    pthread_mutex_unlock(&l->mu);
     /* Fails with ENOTCONN on an unconnected UDP socket, yet wakes the receiver (see DESIGN). */
     (void)shutdown(l->fd, SHUT_RD);
     pthread_join(l->thread, NULL);
@@ -349,7 +414,16 @@ udp_listener_free(struct udp_listener *l)
         free(l->rb->bufs);
         free(l->rb);
     }
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->wake);
     free(l);
+}
+
+void
+udp_listener_inject_fault(struct udp_listener *l, int (*fault)(void *ctx), void *ctx)
+{
+    l->fault = fault;
+    l->fault_ctx = ctx;
 }
 
 const char *

@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "lp/lp.h"
-#include "udp/addr.h"
-#include "udp/ratelimit.h"
 #include "util/clock.h"
+#include "util/hostport.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 #include "util/xalloc.h"
 
 /* Chunks sent per sendmmsg call at most. */
@@ -38,7 +38,7 @@ struct udp_output {
     const struct conf_udp_output *c; /* borrowed; immutable */
     char who[160];                   /* "relay/output" for logs; immutable after new */
     char section[180];               /* "[udp.relay.output.name]"; immutable after new */
-    struct udp_addr addr;            /* immutable after new */
+    struct hostport_addr addr;       /* immutable after new */
     size_t mtu;                      /* immutable after new, clamped to the family's max */
     int fd;                          /* owned; receiving thread only after open */
     struct udp_output_stats stats;   /* atomic */
@@ -47,23 +47,25 @@ struct udp_output {
     struct mmsghdr msgs[OUTPUT_BATCH];
     struct iovec iov[OUTPUT_BATCH];
     size_t points[OUTPUT_BATCH];
-    struct udp_ratelimit mtu_rl;     /* receiving thread only */
-    size_t mtu_last_line_bytes;      /* receiving thread only: the last line dropped */
-    struct udp_ratelimit send_rl;    /* receiving thread only */
-    struct udp_ratelimit refused_rl; /* receiving thread only */
-    int send_last_errno;             /* receiving thread only */
+    struct ratelimit mtu_rl;     /* receiving thread only */
+    size_t mtu_last_line_bytes;  /* receiving thread only: the last line dropped */
+    struct ratelimit send_rl;    /* receiving thread only */
+    struct ratelimit refused_rl; /* receiving thread only */
+    int send_last_errno;         /* receiving thread only */
 };
 
 struct udp_output *
 udp_output_new(const char *relay, const struct conf_udp_output *c, struct ir_err *err)
 {
     char why[200];
-    struct udp_addr addr;
-    if (udp_addr_resolve(c->location, false, &addr, why, sizeof(why)) != 0) {
+    struct hostport_addrs addrs;
+    if (hostport_resolve(&c->dest, false, SOCK_DGRAM, &addrs, why, sizeof(why)) != 0) {
         ir_err_set(err, c->line, "[udp.%s.output.%s] location: cannot resolve \"%s\": %s", relay,
                    c->name, c->location, why);
         return NULL;
     }
+    /* The first candidate: a name's first IPv4 address when it has one, as the Go relay. */
+    struct hostport_addr addr = addrs.a[0];
     struct udp_output *o = xcalloc(1, sizeof(*o));
     o->c = c;
     o->addr = addr;
@@ -146,7 +148,7 @@ output_drop_line(struct udp_output *o, size_t line_len)
 {
     atomic_fetch_add_explicit(&o->stats.lines_dropped_mtu, 1, memory_order_relaxed);
     o->mtu_last_line_bytes = line_len;
-    uint64_t n = udp_ratelimit_hit(&o->mtu_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
+    uint64_t n = ratelimit_hit(&o->mtu_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
     if (n > 0) {
         output_log_mtu(o, n);
     }
@@ -200,7 +202,7 @@ output_send_failed(struct udp_output *o, int e)
 {
     atomic_fetch_add_explicit(&o->stats.send_errors, 1, memory_order_relaxed);
     o->send_last_errno = e;
-    uint64_t n = udp_ratelimit_hit(&o->send_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
+    uint64_t n = ratelimit_hit(&o->send_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
     if (n > 0) {
         char buf[128];
         log_error(o->who, "cannot send datagram to %s: %s datagrams=%llu", o->c->location,
@@ -220,7 +222,7 @@ output_log_refused(struct udp_output *o, uint64_t n)
 static void
 output_refused(struct udp_output *o)
 {
-    uint64_t n = udp_ratelimit_hit(&o->refused_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
+    uint64_t n = ratelimit_hit(&o->refused_rl, 1, clock_mono_ms(), OUTPUT_LOG_PERIOD_MS);
     if (n > 0) {
         output_log_refused(o, n);
     }
@@ -262,15 +264,15 @@ udp_output_flush(struct udp_output *o)
 void
 udp_output_log_pending(struct udp_output *o)
 {
-    uint64_t n = udp_ratelimit_flush(&o->mtu_rl);
+    uint64_t n = ratelimit_flush(&o->mtu_rl);
     if (n > 0) {
         output_log_mtu(o, n);
     }
-    n = udp_ratelimit_flush(&o->refused_rl);
+    n = ratelimit_flush(&o->refused_rl);
     if (n > 0) {
         output_log_refused(o, n);
     }
-    n = udp_ratelimit_flush(&o->send_rl);
+    n = ratelimit_flush(&o->send_rl);
     if (n > 0) {
         char buf[128];
         log_error(o->who, "cannot send datagram to %s: %s datagrams=%llu", o->c->location,

@@ -5,13 +5,23 @@
 #ifndef IR_UDP_OUTPUT_H
 #define IR_UDP_OUTPUT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/conf.h"
-#include "udp/listener.h"
 #include "util/err.h"
 
 struct udp_output;
+
+/* Counters of one output, for /metrics (relaxed atomics; any thread reads them). send_errors
+ * counts datagrams sendmmsg refused (lost). */
+struct udp_output_stats {
+    _Atomic uint64_t datagrams_sent;
+    _Atomic uint64_t points_sent;
+    _Atomic uint64_t lines_dropped_mtu;
+    _Atomic uint64_t send_errors;
+};
 
 /* Main thread: resolves c->location (numeric or host name, IPv4 or IPv6). relay is the relay's
  * name (copied for logs); c is borrowed and must outlive the output. Opens no socket.

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "util/clock.h"
+#include "util/dbuf.h"
+#include "util/json.h"
 
 /* The only file-static state besides relay/main.c: set once before threads start. */
 static _Atomic int log_level_cur = LOG_INFO;
@@ -17,14 +19,16 @@ static _Atomic bool log_json;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-/* One formatted line; longer events are truncated, never split. LINE_RESERVE bytes at the end
- * are kept for closing a JSON object ("\"}") and the newline, so a truncated JSON line is still
+/* One formatted line in a fixed buffer (a log line never allocates); longer events are
+ * truncated, never split. Content stops LINE_RESERVE bytes before the end of the storage: the
+ * reserve closes a JSON object ("\"}") and holds the newline, so a truncated JSON line is still
  * one valid object. */
+#define LINE_SIZE    4096
 #define LINE_RESERVE 4
 struct line {
-    char buf[4096];
-    size_t len;
-    bool full; /* something did not fit */
+    struct dbuf d; /* over buf */
+    bool full;     /* something did not fit */
+    char buf[LINE_SIZE];
 };
 
 void
@@ -43,7 +47,7 @@ log_enabled(enum log_level level)
 static size_t
 line_room(const struct line *l)
 {
-    return l->len + LINE_RESERVE < sizeof(l->buf) ? sizeof(l->buf) - LINE_RESERVE - l->len : 0;
+    return l->d.len + LINE_RESERVE < LINE_SIZE ? LINE_SIZE - LINE_RESERVE - l->d.len : 0;
 }
 
 /* Text: as much of s as fits. */
@@ -54,8 +58,14 @@ line_add(struct line *l, const char *s, size_t n)
         n = line_room(l);
         l->full = true;
     }
-    memcpy(l->buf + l->len, s, n);
-    l->len += n;
+    (void)dbuf_append(&l->d, s, n);
+}
+
+/* A byte of the reserve (closing the line). */
+static void
+line_close(struct line *l, char c)
+{
+    dbuf_char(&l->d, c);
 }
 
 static void
@@ -75,50 +85,18 @@ line_unit(struct line *l, const char *s, size_t n)
     line_add(l, s, n);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), 0 when it is invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
-    if (len == 0 || len > n || s[0] > 0xf4) {
-        return 0;
-    }
-    uint32_t cp = s[0] & (0x7fu >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    bool bad = cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff);
-    return bad ? 0 : len;
-}
-
-/* Appends s[0..n) as the inside of a JSON string: control characters as \u00XX, invalid UTF-8
- * (e.g. a client's bytes in a debug line) as U+FFFD, so every line is valid UTF-8 JSON. */
+/* Appends s[0..n) as the inside of a JSON string (util/json.h, minimal flavour: control
+ * characters as \u00XX, invalid UTF-8 such as a client's bytes in a debug line as U+FFFD), one
+ * whole escape or character at a time, so every line is valid UTF-8 JSON. */
 static void
 line_json(struct line *l, const char *s, size_t n)
 {
-    const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n && !l->full;) {
-        char esc[8];
-        size_t len = 1;
-        if (u[i] == '"' || u[i] == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)u[i];
-            line_unit(l, esc, 2);
-        } else if (u[i] < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", u[i]);
-            line_unit(l, esc, 6);
-        } else if (u[i] < 0x80) {
-            line_unit(l, s + i, 1);
-        } else {
-            len = utf8_len(u + i, n - i);
-            line_unit(l, len ? s + i : "\\ufffd", len ? len : 6);
-            len = len ? len : 1;
-        }
-        i += len;
+        char esc[JSON_ESC_MAX];
+        size_t used = 1;
+        size_t len = json_escape_one(s + i, n - i, JSON_ESC_MINIMAL, esc, &used);
+        line_unit(l, esc, len);
+        i += used;
     }
 }
 
@@ -267,7 +245,7 @@ is_reserved_key(const char *k, size_t n)
 static void
 json_member(struct line *l, const char *msg, const struct token *t)
 {
-    size_t mark = l->len;
+    size_t mark = l->d.len;
     if (l->full) {
         return;
     }
@@ -285,7 +263,7 @@ json_member(struct line *l, const char *msg, const struct token *t)
         line_unit(l, "\"", 1);
     }
     if (l->full) {
-        l->len = mark;
+        l->d.len = mark;
     }
 }
 
@@ -306,14 +284,14 @@ json_fields(struct line *l, const char *msg, size_t from, size_t n)
 static void
 json_name(struct line *l, const char *key, const char *v, size_t n)
 {
-    size_t mark = l->len;
+    size_t mark = l->d.len;
     line_unit(l, ",\"", 2);
     line_str(l, key);
     line_unit(l, "\":\"", 3);
     line_json(l, v, n);
     line_unit(l, "\"", 1);
     if (l->full) {
-        l->len = mark;
+        l->d.len = mark;
     }
 }
 
@@ -343,9 +321,9 @@ emit_json(struct line *l, enum log_level level, const char *relay, const char *b
     /* The message may be cut (at a character boundary), and is then closed in the reserve. */
     line_unit(l, ",\"message\":\"", 12);
     line_json(l, msg, body);
-    l->buf[l->len++] = '"';
+    line_close(l, '"');
     json_fields(l, msg, body, n);
-    l->buf[l->len++] = '}';
+    line_close(l, '}');
 }
 
 /* Text: control characters would split the event over lines; newline and CR are shown as \n and
@@ -384,14 +362,16 @@ emit_text(struct line *l, enum log_level level, const char *relay, bool go, cons
 static void
 emit(enum log_level level, const char *relay, const char *backend, bool go, const char *msg)
 {
-    struct line l = {.len = 0, .full = false};
+    struct line l;
+    dbuf_init_fixed(&l.d, l.buf, sizeof(l.buf));
+    l.full = false;
     if (atomic_load_explicit(&log_json, memory_order_relaxed)) {
         emit_json(&l, level, relay, backend, msg);
     } else {
         emit_text(&l, level, relay, go, msg);
     }
-    l.buf[l.len++] = '\n';
-    ssize_t r = write(STDERR_FILENO, l.buf, l.len);
+    line_close(&l, '\n');
+    ssize_t r = write(STDERR_FILENO, l.d.p, l.d.len);
     (void)r;
 }
 

@@ -1,5 +1,5 @@
-"""The sender side of the HTTP write path (issue #4, INTERFACE.md section 4 "Fan-out, queues,
-rendezvous"): queued writes of one route merge into one backend request up to max-batch-kb
+"""The sender side of the HTTP write path (issue #4, docs/queue-and-retry.md "Batching",
+"Outcomes", "Rendezvous"): queued writes of one route merge into one backend request up to max-batch-kb
 (whole writes, in order), routes never mix, one kept-alive connection per backend, the request
 carries only what it must, and without buffering a failed send is answered, logged and never
 retried."""

@@ -1,4 +1,4 @@
-"""it.cli: the command line of build/influxdb-relay (INTERFACE.md section 1).
+"""it.cli: the command line of build/influxdb-relay (influxdb-relay(8)).
 
 --check-config, --version, --help, usage errors, a missing or unreadable file, every form of
 -config, invalid configs at normal start-up (same FILE:LINE lines, nothing bound), and the

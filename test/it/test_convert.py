@@ -1,4 +1,4 @@
-"""it.convert: build/influxdb-relay-convert (INTERFACE.md section 3).
+"""it.convert: build/influxdb-relay-convert (influxdb-relay-convert(1)).
 
 Golden fixtures in test/convert/ (the Go relay's sample configs, the README's examples, hard
 TOML cases): NAME.toml -> exactly NAME.ini on stdout and NAME.stderr (warnings) on stderr, and
@@ -235,9 +235,11 @@ class TestConvertNames(RelayTestCase):
         out, err = self.run_ok('[[http]]\nname = "a"\nbind-addr = ":1"\noutput = [ { name = "b", '
                                'location = "http://h/w", buffer-size-mb = 1, '
                                'max-delay-interval = "0s", timeout = "-1s" } ]\n')
-        self.assertIn("timeout = 1h\nbuffer-size-mb = 1\nmax-delay-interval = 1ms\n", out)
+        self.assertIn("timeout = 2562047h47m16.854s\nbuffer-size-mb = 1\nmax-delay-interval = 1ms\n",
+                      out)
         self.assertEqual(err.splitlines(), [
-            'in.toml:4: warning: timeout = "-1s" means no limit to the Go relay: written as 1h',
+            'in.toml:4: warning: timeout = "-1s" means no limit to the Go relay: written as '
+            '2562047h47m16.854s',
             'in.toml:4: warning: max-delay-interval = "0s" means retry at once to the Go relay: '
             'written as 1ms',
         ])

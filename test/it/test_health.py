@@ -1,4 +1,4 @@
-"""GET /health (INTERFACE.md section 8): 200 "ok" when every backend of the listener is up, 200
+"""GET /health (docs/operations.md section 3): 200 "ok" when every backend of the listener is up, 200
 "degraded" when some are down but one takes writes, 503 "down" when none does; recovery without
 client writes (probes); each listener lists only its own backends."""
 

@@ -1,4 +1,4 @@
-"""HTTP listener (INTERFACE.md section 4): routes, /ping, JSON errors, body bounds, gzip,
+"""HTTP listener (influxdb-relay(8), HTTP API): routes, /ping, JSON errors, body bounds, gzip,
 keep-alive after errors, clients that stop mid-body, HTTPS and IPv6 listeners."""
 
 import gzip

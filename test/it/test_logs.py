@@ -1,4 +1,4 @@
-"""Logs (INTERFACE.md section 6): the default text format keeps the Go relay's wording, matched by
+"""Logs (influxdb-relay(8) LOGGING, docs/operations.md section 4): the default text format keeps the Go relay's wording, matched by
 the regexes an operator runs on Go relay logs; log-format = json gives one JSON object per line
 with time, level, message, relay, backend and fields; log-level filters."""
 

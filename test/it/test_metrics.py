@@ -1,4 +1,4 @@
-"""GET /metrics (INTERFACE.md section 8): a strict Prometheus text exposition covering every relay
+"""GET /metrics (docs/operations.md section 1): a strict Prometheus text exposition covering every relay
 of the process, every backend's series from start-up, and counters equal to what the test did
 through traffic, a partial write, an outage (retries, buffer_full drops, state down), and a
 recovery (draining, then up, backlog delivered)."""

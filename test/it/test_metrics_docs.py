@@ -1,5 +1,5 @@
 """docs/operations.md stays true to /metrics: every family the relay exports is documented, the
-alert rules are valid YAML and name only metrics that exist, and the INTERFACE table's names are
+alert rules are valid YAML and name only metrics that exist, and the base families' names are
 all exported."""
 
 import os

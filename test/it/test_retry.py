@@ -1,4 +1,4 @@
-"""Retry buffering (issue #5, INTERFACE.md section 4 "Retry buffering"): outages of real influxd
+"""Retry buffering (issue #5, docs/queue-and-retry.md "Retry (buffered)"): outages of real influxd
 (SIGSTOP, SIGKILL + restart on the same port) lose no acknowledged write, the overwrite scenario,
 delivery order across an outage, the documented retry schedule, buffer-full answers, withdraw on
 503, a 4xx inside a merged batch, the down -> up probe, and the shutdown drain/drop report."""

@@ -1,4 +1,4 @@
-"""UDP relay (issue #6, INTERFACE.md section 5): fan-out to mock UDP outputs byte for byte,
+"""UDP relay (issue #6, influxdb-relay.conf(5) [udp.NAME]): fan-out to mock UDP outputs byte for byte,
 MTU splitting, lines over the MTU and invalid lines dropped while the rest goes out, stamping
 in every precision, IPv6, and real influxd UDP listeners as outputs."""
 

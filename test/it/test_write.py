@@ -1,4 +1,4 @@
-"""POST /write against mock backends (INTERFACE.md section 4): what is forwarded (params,
+"""POST /write against mock backends (influxdb-relay(8), HTTP API): what is forwarded (params,
 headers, bytes), partial writes, and the answer rules: first decisive answer, 4xx passthrough,
 all-5xx, none answered, write-timeout, buffer full, write-consistency all/any, https backends."""
 

@@ -42,7 +42,7 @@ test_bound(void)
     payload_unref(p);
 }
 
-/* 1 MiB holds at most 102 writes of 10 KiB (INTERFACE.md). */
+/* 1 MiB holds at most 102 writes of 10 KiB (docs/queue-and-retry.md). */
 static void
 test_bound_10k(void)
 {

@@ -46,7 +46,13 @@ test_defaults(void)
     CHECK_EQ_I64(h->outputs[0].max_delay_ms, 10000);
     CHECK(!h->outputs[0].skip_tls_verification);
     CHECK_EQ_I64(c->n_udp, 1);
-    CHECK_STREQ(c->udp[0].precision, "n");
+    CHECK_EQ_I64(c->udp[0].precision, CONF_PREC_N);
+    CHECK_EQ_I64(c->udp[0].bind.port, 8089);
+    CHECK_EQ_I64(c->udp[0].bind.kind, HOSTPORT_ANY);
+    CHECK_STREQ(c->http[0].bind.host, "127.0.0.1");
+    CHECK_EQ_I64(c->http[0].bind.kind, HOSTPORT_IPV4);
+    CHECK_STREQ(c->udp[0].outputs[0].dest.host, "h");
+    CHECK_EQ_I64(c->udp[0].outputs[0].dest.kind, HOSTPORT_NAME);
     CHECK_EQ_I64(c->udp[0].read_buffer, 0);
     CHECK_EQ_I64(c->udp[0].outputs[0].mtu, 1024);
     conf_free(c);
@@ -79,7 +85,9 @@ test_values(void)
     CHECK_EQ_I64(h->write_timeout_ms, 31000);
     CHECK_EQ_I64(h->max_body_bytes, 1024 * 1024);
     CHECK_EQ_I64(h->write_consistency, CONF_CONSISTENCY_ANY);
-    CHECK_STREQ(c->udp[0].precision, "u");
+    CHECK_EQ_I64(c->udp[0].precision, CONF_PREC_U);
+    CHECK_STREQ(c->http[0].bind.host, "::1");
+    CHECK_EQ_I64(c->http[0].bind.kind, HOSTPORT_IPV6);
     CHECK_EQ_I64(c->log_level, LOG_DEBUG);
     CHECK(c->log_json);
     conf_free(c);

@@ -1,5 +1,5 @@
 /* Unit tests for the /metrics and /health renderers (http/h_metrics.c, http/h_health.c) fed with
- * hand-built views, and for http/textbuf.c. The it tests parse the real output with a strict
+ * hand-built views. The it tests parse the real output with a strict
  * Prometheus parser; these pin the exact lines. */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -8,7 +8,6 @@
 #include "check.h"
 #include "http/h_health.h"
 #include "http/h_metrics.h"
-#include "http/textbuf.h"
 
 static struct httpd_stats relay_stats;
 static struct backend_stats b1_stats;
@@ -98,12 +97,14 @@ test_metrics(void)
     CHECK_HAS(t, "\ninfluxdb_relay_backend_send_duration_seconds_bucket{relay=\"r1\","
                  "backend=\"b1\",le=\"0.001\"} 1\n");
     CHECK_HAS(t, "\n# TYPE influxdb_relay_udp_lines_dropped_total counter\n");
+    CHECK_HAS(t, "\n# TYPE influxdb_relay_udp_receive_errors_total counter\n");
+    CHECK_HAS(t, "\n# TYPE influxdb_relay_udp_receiver_up gauge\n");
     CHECK_HAS(t, "\ninfluxdb_relay_start_time_seconds 1700000000.500\n");
     CHECK_HAS(t, "\ninfluxdb_relay_build_info{version=\"" IR_VERSION "\"} 1\n");
     /* Every family once, every line ends with a newline, no empty line. */
     CHECK_EQ_I64(count_of(t, "# TYPE influxdb_relay_backend_state "), 1);
     CHECK_EQ_I64(count_of(t, "# TYPE "), count_of(t, "# HELP "));
-    CHECK_EQ_I64(count_of(t, "# TYPE "), 25);
+    CHECK_EQ_I64(count_of(t, "# TYPE "), 27);
     CHECK(len > 0 && t[len - 1] == '\n' && strstr(t, "\n\n") == NULL);
     free(t);
 }
@@ -150,7 +151,7 @@ test_health(void)
 
     int status = 0;
     size_t len = 0;
-    char *t = h_health_render_snapshots(&c, s, 2, &status, &len);
+    char *t = h_health_render_snapshots(&c, s, 2, NULL, 0, &status, &len);
     CHECK_EQ_I64(status, 503);
     CHECK(t != NULL && strlen(t) == len);
     CHECK_HAS(t, "{\"status\":\"down\",\"relay\":\"r1\",\"backends\":[{\"name\":\"b1\","
@@ -161,30 +162,31 @@ test_health(void)
     CHECK(len > 4 && strcmp(t + len - 4, "}]}\n") == 0);
     free(t);
     s[0].state = BACKEND_UP;
-    t = h_health_render_snapshots(&c, s, 2, &status, &len);
+    t = h_health_render_snapshots(&c, s, 2, NULL, 0, &status, &len);
     CHECK_EQ_I64(status, 200);
     CHECK(strncmp(t, "{\"status\":\"degraded\",", 21) == 0);
     free(t);
-}
-
-static void
-test_textbuf(void)
-{
-    struct textbuf b;
-    textbuf_init(&b, 0);
-    for (int i = 0; i < 100000; i++) {
-        textbuf_str(&b, "0123456789");
-    }
-    textbuf_json_str(&b, "q\"b\\c\x01");
-    textbuf_i64(&b, -42);
-    textbuf_u64(&b, UINT64_MAX);
-    size_t len = 0;
-    char *t = textbuf_finish(&b, &len);
-    CHECK(t != NULL);
-    CHECK_EQ_I64(len, 1000000 + 15 + 3 + 20);
-    CHECK_STREQ(t + 1000000, "\"q\\\"b\\\\c\\u0001\"-4218446744073709551615");
+    /* UDP receivers: listed; one that stopped turns "ok" into "degraded", never "down". */
+    s[1].state = BACKEND_UP;
+    struct h_health_udp u[2] = {{"u1", true}, {"u2", true}};
+    t = h_health_render_snapshots(&c, s, 2, u, 2, &status, &len);
+    CHECK_EQ_I64(status, 200);
+    CHECK(strncmp(t, "{\"status\":\"ok\",", 15) == 0);
+    const char *tail = "}],\"udp\":[{\"relay\":\"u1\",\"receiver\":\"up\"},"
+                       "{\"relay\":\"u2\",\"receiver\":\"up\"}]}\n";
+    CHECK(len > strlen(tail) && strcmp(t + len - strlen(tail), tail) == 0);
     free(t);
-    textbuf_cleanup(&b);
+    u[1].receiving = false;
+    t = h_health_render_snapshots(&c, s, 2, u, 2, &status, &len);
+    CHECK_EQ_I64(status, 200);
+    CHECK(strncmp(t, "{\"status\":\"degraded\",", 21) == 0);
+    CHECK_HAS(t, "{\"relay\":\"u2\",\"receiver\":\"down\"}]}\n");
+    free(t);
+    s[0].state = BACKEND_DOWN;
+    s[1].state = BACKEND_DOWN;
+    t = h_health_render_snapshots(&c, s, 2, u, 2, &status, &len);
+    CHECK_EQ_I64(status, 503);
+    free(t);
 }
 
 int
@@ -192,6 +194,5 @@ main(void)
 {
     test_metrics();
     test_health();
-    test_textbuf();
     return CHECK_DONE();
 }

@@ -18,6 +18,17 @@
 #include "check.h"
 #include "udp/listener.h"
 #include "util/clock.h"
+#include "util/hostport.h"
+
+/* s parsed as conf_load() does. */
+static struct hostport
+parsed(const char *s, unsigned flags)
+{
+    struct hostport hp;
+    memset(&hp, 0, sizeof(hp));
+    CHECK(hostport_parse(s, strlen(s), flags, 0, &hp) == HOSTPORT_OK);
+    return hp;
+}
 
 /* A bound receiving socket (an output) or a sending one (the client). */
 struct sock {
@@ -119,8 +130,10 @@ struct rig {
     int port;
 };
 
+/* A relay started with fault(ctx) run before each receive (NULL: none). */
 static void
-rig_start(struct rig *g, int family, const char *prec, int64_t mtu0, int64_t mtu1)
+rig_start_fault(struct rig *g, int family, enum conf_precision prec, int64_t mtu0, int64_t mtu1,
+                int (*fault)(void *), void *ctx)
 {
     memset(g, 0, sizeof(*g));
     const char *host = family == AF_INET6 ? "[::1]" : "127.0.0.1";
@@ -134,20 +147,31 @@ rig_start(struct rig *g, int family, const char *prec, int64_t mtu0, int64_t mtu
         g->o[i].name = g->names[i];
         g->o[i].line = 10 + i;
         g->o[i].location = g->loc[i];
+        g->o[i].dest = parsed(g->loc[i], 0);
         g->o[i].mtu = mtus[i];
     }
     snprintf(g->names[2], sizeof(g->names[2]), "u1");
     g->c.name = g->names[2];
     g->c.line = 5;
     g->c.bind_addr = g->bind;
+    g->c.bind = parsed(g->bind, HOSTPORT_EMPTY_HOST);
     g->c.read_buffer = 1 << 20;
-    snprintf(g->c.precision, sizeof(g->c.precision), "%s", prec);
+    g->c.precision = prec;
     g->c.outputs = g->o;
     g->c.n_outputs = 2;
     struct ir_err err = {0, ""};
     g->l = udp_listener_new(&g->c, &err);
     CHECK(g->l != NULL);
+    if (fault != NULL) {
+        udp_listener_inject_fault(g->l, fault, ctx);
+    }
     CHECK(udp_listener_start(g->l, &err) == 0);
+}
+
+static void
+rig_start(struct rig *g, int family, enum conf_precision prec, int64_t mtu0, int64_t mtu1)
+{
+    rig_start_fault(g, family, prec, mtu0, mtu1, NULL, NULL);
 }
 
 static void
@@ -173,7 +197,7 @@ static void
 test_fan_out(int family)
 {
     struct rig g;
-    rig_start(&g, family, "n", 1024, 1024);
+    rig_start(&g, family, CONF_PREC_N, 1024, 1024);
     const char *a = "cpu,host=a value=1 1000\ncpu,host=b value=2 2000\n";
     const char *b = "mem free=3i 3000\n";
     send_to(family, g.port, a);
@@ -203,7 +227,7 @@ static void
 test_mtu(void)
 {
     struct rig g;
-    rig_start(&g, AF_INET, "n", 64, 4096);
+    rig_start(&g, AF_INET, CONF_PREC_N, 64, 4096);
     char in[2048] = "";
     size_t used = 0;
     for (int i = 0; i < 20; i++) {
@@ -239,7 +263,7 @@ static void
 test_invalid_and_stamp(void)
 {
     struct rig g;
-    rig_start(&g, AF_INET, "s", 1024, 1024);
+    rig_start(&g, AF_INET, CONF_PREC_S, 1024, 1024);
     int64_t before = clock_real_ns() / 1000000000;
     send_to(AF_INET, g.port, "cpu value=1 7\ngarbage\ncpu value=2\n");
     char got[4096];
@@ -273,7 +297,9 @@ test_errors(void)
     char unbindable[] = "192.0.2.1:1";
     char bind[] = "127.0.0.1:1";
     struct conf_udp_output o = {.name = oname, .line = 12, .location = bad_host, .mtu = 1024};
-    struct conf_udp c = {.name = rname, .line = 3, .bind_addr = bind, .precision = "n"};
+    o.dest = parsed(bad_host, 0);
+    struct conf_udp c = {.name = rname, .line = 3, .bind_addr = bind, .precision = CONF_PREC_N};
+    c.bind = parsed(bind, HOSTPORT_EMPTY_HOST);
     c.outputs = &o;
     c.n_outputs = 1;
     struct ir_err err = {0, ""};
@@ -282,7 +308,9 @@ test_errors(void)
     CHECK(strstr(err.msg, "[udp.u1.output.o1] location") != NULL);
     /* A bind that fails reports the relay's line; stop and free stay safe. */
     o.location = good;
+    o.dest = parsed(good, 0);
     c.bind_addr = unbindable;
+    c.bind = parsed(unbindable, HOSTPORT_EMPTY_HOST);
     struct udp_listener *l = udp_listener_new(&c, &err);
     CHECK(l != NULL);
     CHECK(udp_listener_start(l, &err) != 0);
@@ -296,7 +324,7 @@ static void
 test_stop_is_prompt(void)
 {
     struct rig g;
-    rig_start(&g, AF_INET, "n", 1024, 1024);
+    rig_start(&g, AF_INET, CONF_PREC_N, 1024, 1024);
     int64_t t0 = clock_mono_ms();
     udp_listener_stop(g.l);
     udp_listener_stop(g.l);
@@ -326,7 +354,7 @@ static void
 test_output_back_after_refused(void)
 {
     struct rig g;
-    rig_start(&g, AF_INET, "n", 1024, 1024);
+    rig_start(&g, AF_INET, CONF_PREC_N, 1024, 1024);
     int port = g.out[0].port;
     close(g.out[0].fd); /* output 1 goes down */
     for (int i = 0; i < 3; i++) {
@@ -342,6 +370,78 @@ test_output_back_after_refused(void)
     const struct udp_output_stats *os = udp_listener_output(g.l, 0, NULL);
     CHECK_EQ_I64(atomic_load(&os->send_errors), 0);
     CHECK_EQ_I64(wait_counter(&os->datagrams_sent, 4), 4);
+    rig_stop(&g);
+}
+
+/* Errors injected before the receives: the first `left` ones fail with err. */
+struct faults {
+    _Atomic int left;
+    int err;
+    _Atomic int calls;
+};
+
+static int
+inject(void *ctx)
+{
+    struct faults *f = ctx;
+    atomic_fetch_add(&f->calls, 1);
+    if (atomic_load(&f->left) > 0) {
+        atomic_fetch_sub(&f->left, 1);
+        return f->err;
+    }
+    return 0;
+}
+
+/* Failed receives are counted, backed off (never a busy loop), and the relay keeps receiving;
+ * a stop during a backoff wait is not delayed by it. */
+static void
+test_receive_errors(void)
+{
+    struct faults f = {5, EIO, 0};
+    struct rig g;
+    rig_start_fault(&g, AF_INET, CONF_PREC_N, 1024, 1024, inject, &f);
+    const struct udp_stats *st = udp_listener_stats(g.l);
+    CHECK_EQ_I64(wait_counter(&st->receive_errors, 5), 5);
+    send_to(AF_INET, g.port, "cpu value=1 1\n");
+    char got[256];
+    size_t max = 0;
+    CHECK_EQ_I64(recv_all(&g.out[0], got, sizeof(got), 14, &max), 1);
+    CHECK_STREQ(got, "cpu value=1 1\n");
+    CHECK_EQ_I64(atomic_load(&st->receiver_up), 1);
+    CHECK_EQ_I64(atomic_load(&st->receive_errors), 5);
+    /* A persistent error: the waits double from 1 ms, so 8 failures take at least
+     * 1 + 2 + ... + 64 = 127 ms (a lower bound that load cannot break). */
+    atomic_store(&f.left, 1000000);
+    send_to(AF_INET, g.port, "cpu value=2 2\n"); /* wakes the receive blocked in recvmmsg */
+    int64_t t0 = clock_mono_ms();
+    for (int i = 0; i < 400 && atomic_load(&st->receive_errors) < 5 + 8; i++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(atomic_load(&st->receive_errors) >= 5 + 8);
+    CHECK(clock_mono_ms() - t0 >= 127);
+    CHECK(atomic_load(&f.calls) < 5 + 1 + 8 + 4); /* no extra tries between the waits */
+    CHECK_EQ_I64(atomic_load(&st->receiver_up), 1);
+    udp_listener_stop(g.l); /* wakes the backoff wait */
+    CHECK_EQ_I64(atomic_load(&st->receiver_up), 0);
+    rig_stop(&g);
+}
+
+/* A socket that can never work again ends the receiver, and receiver_up shows it. */
+static void
+test_receiver_dies(void)
+{
+    struct faults f = {1, EBADF, 0};
+    struct rig g;
+    rig_start_fault(&g, AF_INET, CONF_PREC_N, 1024, 1024, inject, &f);
+    const struct udp_stats *st = udp_listener_stats(g.l);
+    for (int i = 0; i < 400 && atomic_load(&st->receiver_up) != 0; i++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK_EQ_I64(atomic_load(&st->receiver_up), 0);
+    CHECK_EQ_I64(atomic_load(&st->receive_errors), 1);
+    udp_listener_stop(g.l); /* joins the ended thread */
     rig_stop(&g);
 }
 
@@ -374,5 +474,7 @@ main(void)
     test_errors();
     test_stop_is_prompt();
     test_output_back_after_refused();
+    test_receive_errors();
+    test_receiver_dies();
     return CHECK_DONE();
 }

@@ -1,7 +1,7 @@
-#include "udp/ratelimit.h"
+#include "util/ratelimit.h"
 
 uint64_t
-udp_ratelimit_hit(struct udp_ratelimit *r, uint64_t n, int64_t now_ms, int64_t period_ms)
+ratelimit_hit(struct ratelimit *r, uint64_t n, int64_t now_ms, int64_t period_ms)
 {
     r->pending += n;
     if (now_ms < r->next_ms) {
@@ -14,7 +14,7 @@ udp_ratelimit_hit(struct udp_ratelimit *r, uint64_t n, int64_t now_ms, int64_t p
 }
 
 uint64_t
-udp_ratelimit_flush(struct udp_ratelimit *r)
+ratelimit_flush(struct ratelimit *r)
 {
     uint64_t out = r->pending;
     r->pending = 0;
