@@ -45,8 +45,9 @@
  * Append (any thread), in three steps so that no I/O happens under the mutex:
  *  1. reserve, under mu: check the cap, take the next sequence number, the next offset of the
  *     current segment and a slot of the completion ring; a segment that would overflow is sealed
- *     and replaced by the spare, a segment file created ahead (open + fsync of the directory, by
- *     the appender that used the previous spare, after its write, without the lock);
+ *     and replaced by the spare, a segment file created ahead (by the appender that used the
+ *     previous spare, after its write, without the lock; the directory is fsync'ed by the next
+ *     sync round, not there: a directory fsync can stall for seconds behind other I/O);
  *  2. one pwritev(2) of header + parts + padding, without the lock;
  *  3. complete, under mu: mark the slot done and advance the watermark wm_seq (lowest sequence
  *     number whose append has not completed) over done slots; each segment's written_end follows
@@ -62,18 +63,19 @@
  *
  * Sync. sync_ms == 0: an appender waits, after its write, for a sync round that started after
  * it completed; one appender leads the round (fdatasync of every segment written since the last
- * round, without the lock) while the others wait on the condvar: group commit. sync_ms > 0: the
- * owner calls spool_sync() from a timer. A failed round fails every append it covered, and
- * (since Linux may drop the pages of a failed writeback) every append completed before it that
- * is still waiting: conservative. The record stays in the file, so it may be delivered although
- * the caller fell back to memory for it: a duplicate, never a loss.
+ * round, and the directory when a segment file was created since; without the lock) while the
+ * others wait on the condvar: group commit. sync_ms > 0: the owner calls spool_sync() from a
+ * timer. A failed round fails every append it covered, and (since Linux may drop the pages of a
+ * failed writeback) every append completed before it that is still waiting: conservative. The
+ * record stays in the file, so it may be delivered although the caller fell back to memory for
+ * it: a duplicate, never a loss.
  *
  * What the cadence guarantees. A process crash (SIGKILL, OOM kill, abort) loses nothing that
  * spool_append() reported written, whatever spool-sync: the data is in the page cache, which the
  * kernel writes back anyway. A power loss or kernel crash loses nothing with spool-sync = 0
- * (fdatasync before the answer; a segment's directory entry is fsync'ed when the file is
- * created); with spool-sync = D it may lose what was written in the last D (plus the timer's
- * lateness), and the cursor may go back (more replay, at least once).
+ * (fdatasync before the answer, and of the directory once a segment file was created); with
+ * spool-sync = D it may lose what was written in the last D (plus the timer's lateness), and the
+ * cursor may go back (more replay, at least once).
  *
  * Read (one thread). The reader walks the segments in order with its own read-only descriptor,
  * up to the written_end of the segment it is in, copying records into the caller's batch until
@@ -246,6 +248,7 @@ struct spool {
     uint64_t fail_upto;        /* guarded by mu: tickets covered by a failed round */
     int sync_errno;            /* guarded by mu */
     bool syncing;              /* guarded by mu: a round is running */
+    bool dir_dirty;            /* guarded by mu: a segment file was created since the last round */
     _Atomic bool cursor_dirty; /* atomic */
     _Atomic uint64_t appended; /* atomic */
     _Atomic uint64_t acked;    /* atomic */
@@ -606,7 +609,7 @@ list_append_locked(struct spool *sp, struct seg *s)
     sp->nsegs++;
 }
 
-/* Creates the empty segment file id and makes its directory entry durable. */
+/* Creates the empty segment file id (its directory entry is synced by the next sync round). */
 static struct seg *
 seg_create(struct spool *sp, uint64_t id, int *errnum)
 {
@@ -615,12 +618,6 @@ seg_create(struct spool *sp, uint64_t id, int *errnum)
     int fd = openat(sp->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) {
         *errnum = errno;
-        return NULL;
-    }
-    if (fsync(sp->dirfd) != 0) {
-        *errnum = errno;
-        close(fd);
-        unlinkat(sp->dirfd, name, 0);
         return NULL;
     }
     struct seg *s = xcalloc(1, sizeof(*s));
@@ -641,6 +638,7 @@ spare_build(struct spool *sp, int *errnum)
     pthread_mutex_lock(&sp->mu);
     sp->spare = s;
     sp->spare_busy = false;
+    sp->dir_dirty = sp->dir_dirty || s != NULL;
     pthread_cond_broadcast(&sp->cv);
     pthread_mutex_unlock(&sp->mu);
     if (s == NULL) {
@@ -872,6 +870,8 @@ sync_round_locked(struct spool *sp)
 {
     sp->syncing = true;
     uint64_t target = sp->done_ticket;
+    bool dir = sp->dir_dirty;
+    sp->dir_dirty = false;
     struct seg *list = NULL;
     while (sp->dirty != NULL) {
         struct seg *s = sp->dirty;
@@ -883,13 +883,16 @@ sync_round_locked(struct spool *sp)
     pthread_mutex_unlock(&sp->mu);
     int64_t t0 = clock_real_ns();
     int e = 0;
+    if (dir && fsync(sp->dirfd) != 0) {
+        e = errno; /* the new segments' names may not survive a power loss */
+    }
     for (struct seg *s = list; s != NULL; s = s->sync_next) {
         if (fdatasync(s->wfd) != 0 && e == 0) {
             e = errno;
         }
     }
     int64_t us = (clock_real_ns() - t0) / 1000;
-    if (sp->histo != NULL && list != NULL) {
+    if (sp->histo != NULL && (list != NULL || dir)) {
         histo_observe(sp->histo, us > 0 ? (uint64_t)us : 0);
     }
     while (list != NULL) {
@@ -904,6 +907,7 @@ sync_round_locked(struct spool *sp)
     if (e != 0) {
         sp->fail_upto = target > sp->fail_upto ? target : sp->fail_upto;
         sp->sync_errno = e;
+        sp->dir_dirty = sp->dir_dirty || dir;
     } else if (target > sp->ok_upto) {
         sp->ok_upto = target;
     }
