@@ -31,6 +31,16 @@ fuzz_fail(const char *what)
     abort();
 }
 
+static void dir_clear(void);
+
+/* At exit (libFuzzer ends with exit() after -max_total_time): leaves nothing behind. */
+static void
+dir_remove(void)
+{
+    dir_clear();
+    rmdir(fuzz_dir);
+}
+
 static void
 dir_init(void)
 {
@@ -46,6 +56,7 @@ dir_init(void)
     if (mkdtemp(fuzz_dir) == NULL) {
         fuzz_fail("mkdtemp");
     }
+    atexit(dir_remove);
 }
 
 static void
