@@ -116,7 +116,8 @@ enum spool_status spool_append(struct spool *sp, const struct iovec *parts, size
 
 /* Any thread (meant for a timer: call it every sync_ms when sync_ms > 0, and before
  * spool_free(); with sync_ms == 0 it still flushes the cursor). fdatasyncs every segment
- * written since the last sync and the cursor file. Returns 0, or -1 with err filled (counted). */
+ * written since the last sync (and the directory once a segment file was created) and the
+ * cursor file. Returns 0, or -1 with err filled (counted). */
 int spool_sync(struct spool *sp, struct ir_err *err) IR_WARN_UNUSED;
 
 /* Any thread: empty batch storage, nothing allocated yet. */
@@ -126,10 +127,11 @@ void spool_batch_cleanup(struct spool_batch *b);
 
 /* Reader thread only. Replaces b's content with the oldest records not yet returned, in
  * sequence order, while the sum of their data stays <= max_bytes (the first record always
- * comes, whatever its size), skipping records older than spool-max-age (counted expired) and
- * damaged regions (counted corrupt). b->n == 0: nothing to read now. b's memory stays about
- * max_bytes (or one record). Returns 0, or -1 with err filled (a read error, counted; or a
- * record too large for memory): the position is kept, so a later call retries. */
+ * comes, whatever its size) and there are at most 8192 of them, skipping records older than
+ * spool-max-age (counted expired) and damaged regions (counted corrupt). b->n == 0: nothing to
+ * read now. b's memory stays about max_bytes (or one record). Returns 0, or -1 with err filled
+ * (a read error, counted; or a record too large for memory): the position is kept, so a later
+ * call retries. */
 int spool_read(struct spool *sp, size_t max_bytes, struct spool_batch *b,
                struct ir_err *err) IR_WARN_UNUSED;
 
