@@ -562,8 +562,11 @@ send_batch(struct backend *b, size_t n)
         s->parts[i] = (struct post_part){.data = s->batch[i]->p->data, .len = s->batch[i]->p->len};
     }
     const struct payload *head = s->batch[0]->p;
-    struct post_request req = {
-            .query = head->query, .auth = head->auth, .parts = s->parts, .n_parts = k};
+    struct post_request req = {.kind = head->kind,
+                               .query = head->query,
+                               .auth = head->auth,
+                               .parts = s->parts,
+                               .n_parts = k};
     struct post_result res;
     (void)post_write(s->post, &req, &res);
     histo_observe(&b->stats.send_duration, (uint64_t)res.duration_us);

@@ -312,7 +312,8 @@ write_process(struct h_write *w, struct reply *r)
     /* The payload takes lp's output buffer, or the body itself when lp changed nothing. */
     char *buf = res.buf != NULL ? res.buf : body_take(&w->body);
     res.buf = NULL;
-    struct payload *p = payload_new(buf, res.data, res.len, res.points, w->query, w->auth);
+    struct payload *p =
+            payload_new(PAYLOAD_WRITE, buf, res.data, res.len, res.points, w->query, w->auth);
     w->query = NULL;
     w->auth = NULL;
     write_fan_out(w, p, &res, r);

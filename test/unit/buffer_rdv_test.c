@@ -126,7 +126,7 @@ test_all(void)
 static void
 test_any_and_withdraw(void)
 {
-    struct payload *p = payload_new(NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
+    struct payload *p = payload_new(PAYLOAD_WRITE, NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
     _Atomic uint64_t wd0 = 0, wd1 = 0;
     struct queue *q0 = queue_new(1 << 20, false, &wd0);
     struct queue *q1 = queue_new(1 << 20, false, &wd1);
@@ -181,7 +181,7 @@ test_any_and_withdraw(void)
 static void
 test_any_with_full(void)
 {
-    struct payload *p = payload_new(NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
+    struct payload *p = payload_new(PAYLOAD_WRITE, NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
     struct queue *q = queue_new(1 << 20, false, NULL);
     uint64_t seq = 0;
     struct rdv *r = rdv_new(2, CONF_CONSISTENCY_ANY);

@@ -131,7 +131,7 @@ int
 main(void)
 {
     static struct world w;
-    w.p = payload_new(NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
+    w.p = payload_new(PAYLOAD_WRITE, NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
     w.q = queue_new(64 * queue_entry_cost(w.p), false, &w.withdrawn);
     pthread_t s;
     pthread_t c[CLIENTS];
