@@ -51,7 +51,7 @@ client(void *arg)
         char *body = make_body(id, r->lines, &len);
         struct payload *p = payload_new(PAYLOAD_WRITE, body, body, len, (size_t)r->lines,
                                         xstrdup("db=bench"), NULL);
-        struct rdv *rv = rdv_new(1, CONF_CONSISTENCY_ONE);
+        struct rdv *rv = rdv_new(1, CONF_CONSISTENCY_ONE, clock_mono_ms() + 60000);
         if (backend_submit(r->b, p, rv, 0) == BACKEND_FULL) {
             rdv_report(rv, 0, RDV_FULL, 0, NULL, 0, NULL);
         }

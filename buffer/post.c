@@ -290,8 +290,22 @@ post_perform(struct post *p, curl_off_t body_len, struct post_result *res)
         if (rc == CURLE_ABORTED_BY_CALLBACK) {
             why = "request aborted at the shutdown deadline"; /* on_progress() */
         }
-        snprintf(res->error, sizeof(res->error), "%s", why);
+        long info = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &info);
+        if (info >= 100 && info < 200) {
+            /* curl waits past an informational answer for the final one: none came. */
+            int n = snprintf(res->error, sizeof(res->error),
+                             "answered %ld and nothing after it, not a write endpoint (check "
+                             "location): ",
+                             info);
+            size_t at = n > 0 && (size_t)n < sizeof(res->error) ? (size_t)n : 0;
+            snprintf(res->error + at, sizeof(res->error) - at, "%.*s",
+                     (int)(sizeof(res->error) - at - 1), why);
+        } else {
+            snprintf(res->error, sizeof(res->error), "%s", why);
+        }
         res->status = 0;
+        res->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
         return -1;
     }
     long code = 0;

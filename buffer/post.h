@@ -55,6 +55,7 @@ struct post_result {
     char error[256]; /* curl's error text when status == 0; for a 3xx, where it redirects */
     bool sent;       /* the whole request body was handed to the backend's connection: without
                       * an answer (status 0) the backend may have stored it all the same */
+    bool timed_out;  /* status 0 because the request's timeout ran out */
     char *body;      /* owned, NUL-terminated, at most 64 KiB kept; NULL when empty */
     size_t body_len;
     char *ctype; /* owned Content-Type, or NULL */

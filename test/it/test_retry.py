@@ -165,7 +165,8 @@ class RetryTest(RelayTestCase):
         self.assertGreaterEqual(len(lines), 6)
         self.assertEqual(metric(self.port, "backend_retries_total", "b2"), len(lines))
 
-    def test_write_larger_than_buffer_is_buffer_full(self):
+    def test_write_larger_than_buffer_is_413(self):
+        """Larger than the whole buffer: no retry could ever queue it, so not a 503 (issue 17)."""
         m = self.mock()
         self.start([m.url], output_extra="buffer-size-mb = 1")
         body = b"".join(b"big,k=%d v=%d %d\n" % (i, i, TS) for i in range(60000))
@@ -173,8 +174,9 @@ class RetryTest(RelayTestCase):
         t0 = time.monotonic()
         st, h, resp = self.post(body)
         self.assertLess(time.monotonic() - t0, 1.0)
-        self.assertEqual(st, 503)
-        self.assertIn("buffer full", json.loads(resp)["error"])
+        self.assertEqual(st, 413)
+        self.assertIn("too large", json.loads(resp)["error"])
+        self.assertNotIn("retry-after", h)
         self.assertEqual(m.writes(), [])
         self.assertEqual(dropped(self.port, "b1", "buffer_full"), 1)
 
@@ -204,8 +206,9 @@ class RetryTest(RelayTestCase):
         self.assertEqual(sw.numbers(), list(range(int(held))))
 
     def test_withdraw_on_timeout(self):
-        """A write still queued when its client got 503 is never sent; one already in flight
-        is (the documented exception)."""
+        """A write still queued when its client got 503 is never sent (503 + Retry-After); one
+        whose request could not finish before its client's deadline is cut short there, and its
+        503 says it may have been stored (no Retry-After)."""
         first = threading.Event()
 
         def slow_first(req):
@@ -231,11 +234,14 @@ class RetryTest(RelayTestCase):
         self.assertIn("retry-after", h)
         self.assertTrue(0.8 < time.monotonic() - t0 < 2.0)
         t1.join()
+        self.assertEqual(res["w1"][0], 503)
+        self.assertNotIn("retry-after", res["w1"][1])
+        self.assertIn("may have been stored", json.loads(res["w1"][2])["error"])
         time.sleep(2.5)
         bodies = [w["body"] for w in m.writes()]
         self.assertIn(b"w1 v=1 1\n", bodies)
         self.assertNotIn(b"w2", b"".join(bodies))
-        self.assertEqual(dropped(self.port, "b1", "withdrawn"), 1)
+        self.assertEqual(dropped(self.port, "b1", "withdrawn"), 2)
 
     def test_all_down_503_at_once_nothing_kept_probe_recovers(self):
         ports = [free_port(), free_port()]
