@@ -21,7 +21,8 @@
  * end DEADLINE_MARGIN_MS before the earliest deadline of a client still waiting for one of its
  * writes, and is not started with less than MIN_BUDGET_MS left: the writes stay queued, their
  * clients get 503 at the deadline and they are withdrawn (nothing kept, a retry is safe). A
- * request cut short that way is not the backend's failure (no state change, no backoff). An
+ * request cut short that way is not the backend's failure (no state change, no backoff),
+ * unless the one before it was cut too (nothing answered within what clients wait). An
  * attempt sent whole that got no answer may have been stored (rdv_maybe_stored()), and one in
  * flight may still be: a 503 then says so instead of inviting a retry (rdv_answer.nothing_kept).
  *
@@ -132,6 +133,7 @@ struct sender {
     int suspect_status;       /* the last of them */
     char suspect_answer[201]; /* its body, log-safe */
     bool witness_due;         /* send the write behind the suspect, alone, now */
+    unsigned cuts;            /* consecutive requests cut short for a client's deadline */
 };
 
 struct backend {
@@ -396,6 +398,7 @@ static void
 mark_reachable(struct backend *b)
 {
     b->s.attempt = 0;
+    b->s.cuts = 0;
     struct queue_stats st;
     queue_stats(b->q, &st);
     enum backend_state cur = (enum backend_state)atomic_load(&b->state);
@@ -730,14 +733,19 @@ on_failed(struct backend *b, size_t k, const struct post_result *res, bool witne
 }
 
 /* The request was cut short for a waiting client's deadline (send_budget()): not the backend's
- * fault, which has not used its timeout, so no state change and no backoff. Its clients hear a
- * failure (the write may have been stored when it was sent whole); buffered, the writes stay
- * queued, and those whose clients got their 503 are withdrawn. */
+ * fault, which has not used its timeout, so no state change and no backoff -- unless the
+ * request before was cut too: a backend that answers no request within what its clients wait
+ * (a hung one, with write-timeout below timeout) is down. Its clients hear a failure (the write
+ * may have been stored when it was sent whole); buffered, the writes stay queued, and those
+ * whose clients got their 503 are withdrawn. */
 static void
 on_cut(struct backend *b, size_t k, const struct post_result *res)
 {
     log_debug(b->who, "request cut short for a client's deadline writes=%zu sent=%d", k,
               (int)res->sent);
+    if (++b->s.cuts >= 2) {
+        mark_failed(b, res->error, true);
+    }
     note_maybe_stored(b, k, res);
     struct heard h = {0};
     if (b->buffered) {

@@ -163,6 +163,24 @@ class SenderDefectsTest(RelayTestCase):
                          "been stored by some backends; retrying may store it twice")
         self.assertEqual(len(m.writes()), 1)
 
+    def test_hung_backend_with_short_write_timeout_goes_down(self):
+        """write-timeout below timeout: every request is cut for its client's deadline. One cut
+        is no failure of the backend, but a backend that answers none within what its clients
+        wait is down (and then fails fast)."""
+        m = self.mock(lambda req: (204, b"", {}, 5 if req["path"] == "/write" else 0))
+        self.start([m.url], extra="write-timeout = 500ms",
+                   output_extra="timeout = 10s\nbuffer-size-mb = 1\nmax-delay-interval = 10s")
+        for i in range(2):
+            st, h, body = self.post(b"h v=%d %d\n" % (i, i))
+            self.assertEqual(st, 503)
+            self.assertNotIn("retry-after", h)  # it reached the backend whole
+        wait_until(lambda: self.state("b1") == "down", timeout=5, what="b1 down")
+        t0 = time.monotonic()
+        st, h, _ = self.post(b"h v=9 9\n")
+        self.assertEqual(st, 503)
+        self.assertLess(time.monotonic() - t0, 0.4)  # fails fast, nothing sent
+        self.assertIn("retry-after", h)
+
     # ------------------------------------------------------------------ 3. stamping and the bound
 
     def test_stamped_body_is_held_at_its_stamped_size(self):
