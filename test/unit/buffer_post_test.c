@@ -121,6 +121,28 @@ srv_last(struct srv *s, char *out, size_t n)
 
 #define ANSWER_204 "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
 
+/* A post to http://127.0.0.1:<s's port><path>; loc (n bytes) holds the location, which the post
+ * borrows. */
+static struct post *
+new_post(const struct srv *s, const char *path, int64_t timeout_ms, char *loc, size_t n)
+{
+    snprintf(loc, n, "http://127.0.0.1:%d%s", s->port, path);
+    struct post_conf c = {.location = loc, .timeout_ms = timeout_ms};
+    struct ir_err err = {0};
+    struct post *p = post_new(&c, &err);
+    CHECK(p != NULL);
+    return p;
+}
+
+/* Starts a backend and a "proxy" that must see nothing; purl gets the proxy's URL. */
+static void
+start_with_proxy(struct srv *s, struct srv *proxy, char *purl, size_t n)
+{
+    srv_start(s, ANSWER_204);
+    srv_start(proxy, ANSWER_204);
+    snprintf(purl, n, "http://127.0.0.1:%d", proxy->port);
+}
+
 static void
 test_url_of(void)
 {
@@ -177,19 +199,13 @@ test_kinds_and_no_proxy(void)
 {
     struct srv s;
     struct srv proxy;
-    srv_start(&s, ANSWER_204);
-    srv_start(&proxy, ANSWER_204);
     char purl[64];
-    snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", proxy.port);
+    start_with_proxy(&s, &proxy, purl, sizeof(purl));
     setenv("http_proxy", purl, 1);
     setenv("HTTPS_PROXY", purl, 1);
     setenv("ALL_PROXY", purl, 1);
     char loc[96];
-    snprintf(loc, sizeof(loc), "http://127.0.0.1:%d/influx/write", s.port);
-    struct post_conf c = {.location = loc, .timeout_ms = 5000};
-    struct ir_err err = {0};
-    struct post *p = post_new(&c, &err);
-    CHECK(p != NULL);
+    struct post *p = new_post(&s, "/influx/write", 5000, loc, sizeof(loc));
     check_kind(&s, p, PAYLOAD_WRITE, "POST /influx/write?db=a HTTP/1.1\r\n",
                "\r\nContent-Type: text/plain; charset=utf-8\r\n", false);
     check_kind(&s, p, PAYLOAD_PROM, "POST /influx/api/v1/prom/write?db=a HTTP/1.1\r\n",
@@ -219,19 +235,14 @@ test_each_proxy_variable(void)
     static const char *const vars[] = {"http_proxy", "HTTP_PROXY", "ALL_PROXY", "all_proxy"};
     struct srv s;
     struct srv proxy;
-    srv_start(&s, ANSWER_204);
-    srv_start(&proxy, ANSWER_204);
     char purl[64];
-    snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", proxy.port);
+    start_with_proxy(&s, &proxy, purl, sizeof(purl));
     char loc[96];
-    snprintf(loc, sizeof(loc), "http://127.0.0.1:%d/write", s.port);
-    struct post_conf c = {.location = loc, .timeout_ms = 5000};
-    struct ir_err err = {0};
     struct post_part part = {.data = "m v=1\n", .len = 6};
     struct post_request req = {.kind = PAYLOAD_WRITE, .parts = &part, .n_parts = 1};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
         setenv(vars[i], purl, 1);
-        struct post *p = post_new(&c, &err);
+        struct post *p = new_post(&s, "/write", 5000, loc, sizeof(loc));
         struct post_result res;
         CHECK(post_write(p, &req, &res) == 0);
         CHECK_EQ_I64(res.status, 204);
@@ -255,10 +266,7 @@ test_timeout_and_sent(void)
     srv_start(&s, ANSWER_204);
     s.delay_ms = 1500;
     char loc[96];
-    snprintf(loc, sizeof(loc), "http://127.0.0.1:%d/write", s.port);
-    struct post_conf c = {.location = loc, .timeout_ms = 10000};
-    struct ir_err err = {0};
-    struct post *p = post_new(&c, &err);
+    struct post *p = new_post(&s, "/write", 10000, loc, sizeof(loc));
     struct post_part part = {.data = "m v=1\n", .len = 6};
     struct post_request req = {
             .kind = PAYLOAD_WRITE, .timeout_ms = 200, .parts = &part, .n_parts = 1};
@@ -272,6 +280,8 @@ test_timeout_and_sent(void)
     post_free(p);
     srv_stop(&s);
     /* Nobody listens there any more. */
+    struct post_conf c = {.location = loc, .timeout_ms = 10000};
+    struct ir_err err = {0};
     p = post_new(&c, &err);
     CHECK(post_write(p, &req, &res) == -1);
     CHECK(!res.sent);
@@ -287,10 +297,7 @@ test_redirect(void)
     srv_start(&s, "HTTP/1.1 301 Moved Permanently\r\nLocation: http://elsewhere/write\r\n"
                   "Content-Length: 0\r\n\r\n");
     char loc[96];
-    snprintf(loc, sizeof(loc), "http://127.0.0.1:%d/write", s.port);
-    struct post_conf c = {.location = loc, .timeout_ms = 5000};
-    struct ir_err err = {0};
-    struct post *p = post_new(&c, &err);
+    struct post *p = new_post(&s, "/write", 5000, loc, sizeof(loc));
     struct post_part part = {.data = "m v=1\n", .len = 6};
     struct post_request req = {.kind = PAYLOAD_WRITE, .parts = &part, .n_parts = 1};
     struct post_result res;

@@ -252,6 +252,21 @@ test_wakeup(void)
 
 /* nothing_kept: a failure verdict is retry-safe only when no backend has the write in flight,
  * may have stored it, or stored it. */
+/* Waits for a failure verdict of r: status, withdrawn, whether nothing was kept, and a part of
+ * the body; frees the answer and r. */
+static void
+expect_failure(struct rdv *r, int status, bool nothing_kept, const char *part)
+{
+    struct rdv_answer a;
+    rdv_wait(r, SOON, &a);
+    CHECK_EQ_I64(a.status, status);
+    CHECK(a.withdrawn);
+    CHECK(a.nothing_kept == nothing_kept);
+    CHECK(a.body != NULL && strstr(a.body, part) != NULL);
+    rdv_answer_cleanup(&a);
+    rdv_unref(r);
+}
+
 static void
 test_nothing_kept(void)
 {
@@ -261,42 +276,26 @@ test_nothing_kept(void)
     /* Both failed, nothing in flight: 503, nothing kept. */
     report_str(r, 0, RDV_FAILED, 0, NULL);
     report_str(r, 1, RDV_FAILED, 0, NULL);
-    struct rdv_answer a;
-    rdv_wait(r, SOON, &a);
-    CHECK(a.status == 503 && a.withdrawn && a.nothing_kept);
-    CHECK_STREQ(a.body, "{\"error\":\"unable to write points\"}");
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect_failure(r, 503, true, "{\"error\":\"unable to write points\"}");
     /* An attempt that may have stored it (sent whole, no answer). */
     r = rdv_new(2, CONF_CONSISTENCY_ONE, dl);
     CHECK(rdv_claim(r, 0));
     rdv_maybe_stored(r, 0);
     report_str(r, 0, RDV_FAILED, 0, NULL);
     report_str(r, 1, RDV_FAILED, 0, NULL);
-    rdv_wait(r, SOON, &a);
-    CHECK(a.status == 503 && a.withdrawn && !a.nothing_kept);
-    CHECK(strstr(a.body, "may have been stored") != NULL);
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect_failure(r, 503, false, "may have been stored");
     /* A claim that ended with a plain failure is over: nothing kept. A new claim after the
      * verdict is refused (withdrawn). */
     r = rdv_new(1, CONF_CONSISTENCY_ONE, dl);
     CHECK(rdv_claim(r, 0));
     report_str(r, 0, RDV_FAILED, 500, "{\"error\":\"x\"}");
     CHECK(!rdv_claim(r, 0));
-    rdv_wait(r, SOON, &a);
-    CHECK(a.status == 500 && a.withdrawn && a.nothing_kept);
-    CHECK_STREQ(a.body, "{\"error\":\"x\"}");
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect_failure(r, 500, true, "{\"error\":\"x\"}");
     /* A 429 verdict is a failure too: withdrawn, so a write kept for a retry is not delivered
      * behind the client's back. */
     r = rdv_new(1, CONF_CONSISTENCY_ONE, dl);
     report_str(r, 0, RDV_FAILED, 429, "{\"error\":\"slow down\"}");
-    rdv_wait(r, SOON, &a);
-    CHECK(a.status == 429 && a.withdrawn && a.nothing_kept);
-    rdv_answer_cleanup(&a);
-    rdv_unref(r);
+    expect_failure(r, 429, true, "slow down");
 }
 
 /* A write that can never fit a backend: RDV_FULL with its own status and body. */
