@@ -115,7 +115,14 @@ struct sender {
     struct post_part *parts;    /* BATCH_MAX_WRITES */
     struct rdv **held_r;        /* BATCH_MAX_WRITES: refs kept across a put-back */
     uint64_t *held_seq;         /* BATCH_MAX_WRITES */
-    size_t split_left;          /* writes still to send one by one after a 4xx batch */
+    size_t split_left;          /* writes still to send one by one after a 4xx/5xx batch */
+    int64_t defer_until_ms;     /* a batch was not started (a client's deadline too close) */
+    uint64_t suspect_seq;       /* the head write that failed alone with a 5xx, 0 = none */
+    unsigned suspect_fails;     /* its consecutive 5xx answers, sent alone */
+    int suspect_status;         /* the last of them */
+    char suspect_answer[201];   /* its body, log-safe */
+    bool witness_due;           /* send the write behind the suspect, alone, now */
+    unsigned cuts;              /* consecutive requests cut short for a client's deadline */
     unsigned attempt;           /* consecutive failures */
     int64_t next_try_ms;        /* DOWN: next retry or probe */
     int64_t down_since_ms;
@@ -127,13 +134,6 @@ struct sender {
     uint64_t rng;
     int64_t last_reject_log_ms;
     uint64_t rejects_unlogged;
-    int64_t defer_until_ms;   /* a batch was not started (a client's deadline too close) */
-    uint64_t suspect_seq;     /* the head write that failed alone with a 5xx, 0 = none */
-    unsigned suspect_fails;   /* its consecutive 5xx answers, sent alone */
-    int suspect_status;       /* the last of them */
-    char suspect_answer[201]; /* its body, log-safe */
-    bool witness_due;         /* send the write behind the suspect, alone, now */
-    unsigned cuts;            /* consecutive requests cut short for a client's deadline */
 };
 
 struct backend {
@@ -537,7 +537,7 @@ heard_of(const struct post_result *res, struct heard *h)
 }
 
 static void
-report_all(struct backend *b, size_t k, enum rdv_outcome o, const struct heard *h)
+report_heard(struct backend *b, size_t k, enum rdv_outcome o, const struct heard *h)
 {
     for (size_t i = 0; i < k; i++) {
         struct queue_entry *e = b->s.batch[i];
@@ -545,6 +545,15 @@ report_all(struct backend *b, size_t k, enum rdv_outcome o, const struct heard *
             rdv_report(e->r, e->idx, o, h->status, h->body, h->len, h->ctype);
         }
     }
+}
+
+/* Reports outcome o of the k writes with what their clients hear of res. */
+static void
+report_all(struct backend *b, size_t k, enum rdv_outcome o, const struct post_result *res)
+{
+    struct heard h;
+    heard_of(res, &h);
+    report_heard(b, k, o, &h);
 }
 
 static void
@@ -575,9 +584,7 @@ on_success(struct backend *b, size_t k, const struct post_result *res)
         bytes += b->s.batch[i]->p->len;
     }
     queue_remove(b->q, b->s.batch, k);
-    struct heard h;
-    heard_of(res, &h);
-    report_all(b, k, RDV_OK, &h);
+    report_all(b, k, RDV_OK, res);
     free_batch(b, k);
     struct backend_stats *st = &b->stats;
     atomic_fetch_add_explicit(&st->batches_sent, 1, memory_order_relaxed);
@@ -593,9 +600,7 @@ static void
 on_rejected(struct backend *b, const struct post_result *res)
 {
     queue_remove(b->q, b->s.batch, 1);
-    struct heard h;
-    heard_of(res, &h);
-    report_all(b, 1, RDV_REJECTED, &h);
+    report_all(b, 1, RDV_REJECTED, res);
     free_batch(b, 1);
     atomic_fetch_add_explicit(&b->stats.dropped_rejected, 1, memory_order_relaxed);
     struct sender *s = &b->s;
@@ -627,7 +632,7 @@ put_back_failed(struct backend *b, size_t k, const struct heard *h)
             rdv_ref(s->held_r[i]);
         }
     }
-    report_all(b, k, RDV_FAILED, h);
+    report_heard(b, k, RDV_FAILED, h);
     queue_put_back(b->q, s->batch, k);
     for (size_t i = 0; i < k; i++) {
         s->batch[i] = NULL;
@@ -727,7 +732,7 @@ on_failed(struct backend *b, size_t k, const struct post_result *res, bool witne
         b->s.outage_retries++;
     } else {
         queue_remove(b->q, b->s.batch, k);
-        report_all(b, k, RDV_FAILED, &h);
+        report_heard(b, k, RDV_FAILED, &h);
         free_batch(b, k);
     }
 }
@@ -752,7 +757,7 @@ on_cut(struct backend *b, size_t k, const struct post_result *res)
         put_back_failed(b, k, &h);
     } else {
         queue_remove(b->q, b->s.batch, k);
-        report_all(b, k, RDV_FAILED, &h);
+        report_heard(b, k, RDV_FAILED, &h);
         free_batch(b, k);
     }
 }
