@@ -49,15 +49,16 @@ client(void *arg)
         }
         size_t len = 0;
         char *body = make_body(id, r->lines, &len);
-        struct payload *p =
-                payload_new(body, body, len, (size_t)r->lines, xstrdup("db=bench"), NULL);
-        struct rdv *rv = rdv_new(1, CONF_CONSISTENCY_ONE);
+        struct payload *p = payload_new(PAYLOAD_WRITE, body, body, len, (size_t)r->lines,
+                                        xstrdup("db=bench"), NULL);
+        int64_t deadline_ms = clock_mono_ms() + r->timeout_ms;
+        struct rdv *rv = rdv_new(1, CONF_CONSISTENCY_ONE, deadline_ms);
         if (backend_submit(r->b, p, rv, 0) == BACKEND_FULL) {
             rdv_report(rv, 0, RDV_FULL, 0, NULL, 0, NULL);
         }
         payload_unref(p);
         struct rdv_answer a;
-        rdv_wait(rv, clock_mono_ms() + r->timeout_ms, &a);
+        rdv_wait(rv, deadline_ms, &a);
         if (a.status > 0 && a.status < 600) {
             atomic_fetch_add(&r->by_status[a.status], 1);
         }

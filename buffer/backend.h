@@ -67,13 +67,17 @@ struct backend *backend_new(const char *relay, const struct conf_http_output *o,
 int backend_start(struct backend *b, struct ir_err *err) IR_WARN_UNUSED;
 
 enum backend_submit {
-    BACKEND_QUEUED, /* took a payload ref and an rdv ref; the rdv will hear from this backend */
-    BACKEND_FULL,   /* did not fit: counted, nothing taken, the caller reports RDV_FULL */
+    BACKEND_QUEUED,  /* took a payload ref and an rdv ref; the rdv will hear from this backend */
+    BACKEND_FULL,    /* did not fit: counted, nothing taken, the caller reports RDV_FULL */
+    BACKEND_REFUSED, /* can never fit, even in an empty buffer: counted (as buffer_full), logged,
+                      * nothing taken, and r was told (RDV_FULL with a 413 and its reason);
+                      * the caller reports nothing */
 };
 /* Any thread (HTTP connection threads): appends the write to the queue. idx is the backend's
  * index in the rdv (r may be NULL: nobody waits). Never blocks on I/O. A buffered backend that is
  * down keeps the write but reports RDV_FAILED to r at once (its client is answered by the other
- * backends, or gets 503 and the write is withdrawn). */
+ * backends, or gets 503 and the write is withdrawn). A write larger than a buffered backend's
+ * whole buffer is refused (BACKEND_REFUSED): retrying it could never succeed. */
 enum backend_submit backend_submit(struct backend *b, struct payload *p, struct rdv *r,
                                    unsigned idx);
 

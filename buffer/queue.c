@@ -139,6 +139,20 @@ queue_take(struct queue *q, size_t max_bytes, size_t max_writes, struct queue_en
     return n;
 }
 
+size_t
+queue_take_second(struct queue *q, uint64_t head_seq, struct queue_entry **out)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&q->mu);
+    struct queue_entry *h = q->head;
+    if (h != NULL && h->seq == head_seq && h->next != NULL) {
+        h->next->inflight = true;
+        out[n++] = h->next;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
 void
 queue_put_back(struct queue *q, struct queue_entry *const *es, size_t n)
 {

@@ -53,6 +53,9 @@ int queue_push(struct queue *q, struct payload *p, struct rdv *r, unsigned idx,
  * goes, whatever its size) and n < max_writes. Returns n (0 when empty). Entries stay queued
  * (and counted) until queue_remove() or queue_put_back(). */
 size_t queue_take(struct queue *q, size_t max_bytes, size_t max_writes, struct queue_entry **out);
+/* Sender thread. Marks in flight and copies to *out the write right behind the head, provided
+ * the head is still the write pushed as head_seq. Returns 1, or 0 (nothing taken). */
+size_t queue_take_second(struct queue *q, uint64_t head_seq, struct queue_entry **out);
 /* Sender thread: unmarks taken entries, which stay where they are (at the head) for a retry. */
 void queue_put_back(struct queue *q, struct queue_entry *const *es, size_t n);
 /* Sender thread: unlinks taken entries and releases their bytes. The caller still owns them:

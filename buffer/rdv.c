@@ -20,7 +20,9 @@ enum verdict { VERDICT_NONE, VERDICT_OK, VERDICT_REJECTED, VERDICT_FAILED, VERDI
 struct rdv_slot {
     enum slot_state state;
     bool attached;
-    struct queue *q; /* borrowed: where the write waits for this backend */
+    bool inflight;     /* claimed for an attempt that has not reported yet */
+    bool maybe_stored; /* an attempt ended without an answer after sending it all */
+    struct queue *q;   /* borrowed: where the write waits for this backend */
     uint64_t seq;
 };
 
@@ -31,6 +33,7 @@ struct rdv {
     pthread_cond_t cv;                           /* CLOCK_MONOTONIC; broadcast when decided */
     unsigned n;                                  /* immutable */
     enum conf_consistency consistency;           /* immutable */
+    int64_t deadline_ms;                         /* immutable */
     enum verdict verdict;                        /* guarded by mu: set once */
     unsigned n_ok, n_failed, n_full, n_attached; /* guarded by mu; n_failed includes full */
     int rej_status;                              /* guarded by mu: the first 4xx, 0 = none */
@@ -43,7 +46,7 @@ struct rdv {
 };
 
 struct rdv *
-rdv_new(unsigned n, enum conf_consistency c)
+rdv_new(unsigned n, enum conf_consistency c, int64_t deadline_ms)
 {
     struct rdv *r = xcalloc(1, sizeof(*r) + n * sizeof(r->slot[0]));
     atomic_init(&r->refs, 1);
@@ -52,7 +55,23 @@ rdv_new(unsigned n, enum conf_consistency c)
     clock_cond_init(&r->cv);
     r->n = n;
     r->consistency = c;
+    r->deadline_ms = deadline_ms;
     return r;
+}
+
+int64_t
+rdv_deadline_ms(const struct rdv *r)
+{
+    return r->deadline_ms;
+}
+
+bool
+rdv_is_decided(struct rdv *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool decided = r->verdict != VERDICT_NONE;
+    pthread_mutex_unlock(&r->mu);
+    return decided;
 }
 
 void
@@ -95,8 +114,15 @@ rdv_decide(const struct rdv *r)
     if (r->rej_status != 0) {
         return VERDICT_REJECTED;
     }
-    if (r->consistency == CONF_CONSISTENCY_ANY && r->n_attached == r->n) {
-        return VERDICT_OK;
+    if (r->consistency == CONF_CONSISTENCY_ANY) {
+        /* Queued everywhere is the verdict, whatever was reported meanwhile (a sender may even
+         * report before its backend's attach): a failure only once every backend is settled and
+         * some could not queue it. */
+        if (r->n_attached == r->n) {
+            return VERDICT_OK;
+        }
+        return r->n_failed == r->n && r->n_attached + r->n_full == r->n ? VERDICT_FAILED
+                                                                        : VERDICT_NONE;
     }
     return r->n_failed == r->n ? VERDICT_FAILED : VERDICT_NONE;
 }
@@ -153,6 +179,11 @@ slot_set(struct rdv *r, struct rdv_slot *s, enum rdv_outcome o, int status, char
         s->state = SLOT_FULL;
         r->n_failed++;
         r->n_full++;
+        if (status != 0) { /* can never fit: its answer is carried like a failure's */
+            r->fail_status = status;
+            *body = r->fail_body, r->fail_body = tb, r->fail_len = len;
+            *ctype = r->fail_ctype, r->fail_ctype = tc;
+        }
         return;
     case RDV_FAILED:
         s->state = SLOT_FAILED;
@@ -175,6 +206,7 @@ rdv_report(struct rdv *r, unsigned idx, enum rdv_outcome o, int status, const ch
     bool decided = false;
     pthread_mutex_lock(&r->mu);
     struct rdv_slot *s = &r->slot[idx];
+    s->inflight = false; /* the attempt is over */
     bool final = s->state == SLOT_OK || s->state == SLOT_REJECTED;
     /* After the verdict only successes still count: they stop a withdraw (rdv_wait()). */
     if (!final && (r->verdict == VERDICT_NONE || o == RDV_OK)) {
@@ -198,10 +230,24 @@ rdv_is_withdrawn(struct rdv *r)
 bool
 rdv_claim(struct rdv *r, unsigned idx)
 {
-    (void)idx;
     /* The queue's in-flight mark is what protects a claimed write from a withdraw; the flag
-     * only has to be read after the mark was set, which queue_take() did under its mutex. */
-    return !atomic_load(&r->withdrawn);
+     * only has to be read after the mark was set, which queue_take() did under its mutex.
+     * Under mu: withdrawn is set under mu too, so once it is, no slot becomes in flight. */
+    pthread_mutex_lock(&r->mu);
+    bool ok = !atomic_load(&r->withdrawn);
+    if (ok) {
+        r->slot[idx].inflight = true;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+void
+rdv_maybe_stored(struct rdv *r, unsigned idx)
+{
+    pthread_mutex_lock(&r->mu);
+    r->slot[idx].maybe_stored = true;
+    pthread_mutex_unlock(&r->mu);
 }
 
 bool
@@ -266,6 +312,38 @@ answer_take(struct rdv *r, struct rdv_answer *a)
     return "{\"error\":\"timeout\"}";
 }
 
+/* Caller holds r->mu, with withdrawn set: no attempt can be claimed from now on, and the queued
+ * copies are about to be withdrawn. True when no backend stored the write, may have stored it
+ * (an attempt sent whole without an answer) or may still (an attempt in flight). */
+static bool
+rdv_nothing_kept(const struct rdv *r)
+{
+    if (r->n_ok > 0) {
+        return false;
+    }
+    for (unsigned i = 0; i < r->n; i++) {
+        const struct rdv_slot *s = &r->slot[i];
+        if (s->inflight || s->maybe_stored || s->state == SLOT_OK) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A 503 after which some backend may hold the write: its text must not invite a blind retry. */
+static void
+answer_maybe_stored(struct rdv_answer *a)
+{
+    free(a->body);
+    free(a->content_type);
+    a->content_type = NULL;
+    answer_json(a, a->status,
+                a->timed_out ? "{\"error\":\"timeout: the write may have been stored by some "
+                               "backends; retrying may store it twice\"}"
+                             : "{\"error\":\"unable to write points: the write may have been "
+                               "stored by some backends; retrying may store it twice\"}");
+}
+
 void
 rdv_wait(struct rdv *r, int64_t deadline_ms, struct rdv_answer *a)
 {
@@ -283,14 +361,19 @@ rdv_wait(struct rdv *r, int64_t deadline_ms, struct rdv_answer *a)
         r->verdict = VERDICT_TIMEOUT;
     }
     const char *json = answer_take(r, a);
-    bool withdraw = a->status >= 500 && r->n_ok == 0;
+    bool failure = r->verdict == VERDICT_FAILED || r->verdict == VERDICT_TIMEOUT;
+    bool withdraw = failure && r->n_ok == 0;
     if (withdraw) {
         atomic_store(&r->withdrawn, true);
     }
+    a->nothing_kept = withdraw && rdv_nothing_kept(r);
     pthread_mutex_unlock(&r->mu);
     if (json != NULL) {
         int status = a->status;
         answer_json(a, status, json);
+    }
+    if (a->status == 503 && !a->nothing_kept) {
+        answer_maybe_stored(a);
     }
     if (!withdraw) {
         return;

@@ -259,8 +259,9 @@ write_answer(struct h_write *w, struct rdv_answer *a, const struct lp_result *re
     } else {
         reply_empty(r, a->status); /* a backend's 4xx without a body stays without one */
     }
-    if (a->timed_out || a->status == 503) {
-        /* Nothing was kept (the write was withdrawn): retrying is safe. */
+    if (a->status == 503 && a->nothing_kept) {
+        /* Nothing was kept (withdrawn everywhere, no backend may have stored it): a retry is
+         * safe. Otherwise the error text says the write may have been stored. */
         int64_t s = (w->x->conf->write_timeout_ms + 999) / 1000;
         r->retry_after_s = s < 1 ? 1 : s > UINT_MAX ? UINT_MAX : (unsigned)s;
     }
@@ -272,7 +273,8 @@ write_fan_out(struct h_write *w, struct payload *p, const struct lp_result *res,
 {
     const struct conf_http *conf = w->x->conf;
     unsigned n = (unsigned)conf->n_outputs;
-    struct rdv *rv = rdv_new(n, conf->write_consistency);
+    int64_t deadline_ms = clock_mono_ms() + conf->write_timeout_ms;
+    struct rdv *rv = rdv_new(n, conf->write_consistency, deadline_ms);
     for (unsigned i = 0; i < n; i++) {
         if (backend_submit(w->x->backends[i], p, rv, i) == BACKEND_FULL) {
             rdv_report(rv, i, RDV_FULL, 0, NULL, 0, NULL);
@@ -281,7 +283,7 @@ write_fan_out(struct h_write *w, struct payload *p, const struct lp_result *res,
     /* The queues hold their own references now. */
     payload_unref(p);
     struct rdv_answer a = {0};
-    rdv_wait(rv, clock_mono_ms() + conf->write_timeout_ms, &a);
+    rdv_wait(rv, deadline_ms, &a);
     write_answer(w, &a, res, r);
     rdv_answer_cleanup(&a);
     rdv_unref(rv);
@@ -313,7 +315,8 @@ write_process(struct h_write *w, struct reply *r)
     /* The payload takes lp's output buffer, or the body itself when lp changed nothing. */
     char *buf = res.buf != NULL ? res.buf : dbuf_take(&w->body);
     res.buf = NULL;
-    struct payload *p = payload_new(buf, res.data, res.len, res.points, w->query, w->auth);
+    struct payload *p =
+            payload_new(PAYLOAD_WRITE, buf, res.data, res.len, res.points, w->query, w->auth);
     w->query = NULL;
     w->auth = NULL;
     write_fan_out(w, p, &res, r);

@@ -47,7 +47,7 @@ client(void *arg)
     struct world *w = arg;
     uint64_t rng = (uint64_t)(uintptr_t)&rng | 1;
     for (int i = 0; i < WRITES; i++) {
-        struct rdv *r = rdv_new(1, CONF_CONSISTENCY_ONE);
+        struct rdv *r = rdv_new(1, CONF_CONSISTENCY_ONE, clock_mono_ms() + 60000);
         uint64_t seq = 0;
         if (queue_push(w->q, w->p, r, 0, &seq) != 0) {
             rdv_report(r, 0, RDV_FULL, 0, NULL, 0, NULL);
@@ -131,7 +131,7 @@ int
 main(void)
 {
     static struct world w;
-    w.p = payload_new(NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
+    w.p = payload_new(PAYLOAD_WRITE, NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
     w.q = queue_new(64 * queue_entry_cost(w.p), false, &w.withdrawn);
     pthread_t s;
     pthread_t c[CLIENTS];
