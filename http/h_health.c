@@ -94,22 +94,3 @@ h_health_render_snapshots(const struct conf_http *c, const struct backend_snapsh
     *status = verdict == H_HEALTH_DOWN ? 503 : 200;
     return textbuf_finish(&b, len);
 }
-
-char *
-h_health_render(const struct httpd *h, int *status, size_t *len)
-{
-    struct backend *const *bs = NULL;
-    size_t n = httpd_backends(h, &bs);
-    struct backend_snapshot *snaps = calloc(n ? n : 1, sizeof(*snaps));
-    if (snaps == NULL) {
-        *len = 0;
-        *status = 503;
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        backend_snapshot(bs[i], &snaps[i]);
-    }
-    char *out = h_health_render_snapshots(httpd_conf(h), snaps, n, status, len);
-    free(snaps);
-    return out;
-}

@@ -39,12 +39,18 @@ FAMILIES = {
     "influxdb_relay_udp_lines_dropped_total": ("counter", {"relay", "reason"}),
     "influxdb_relay_start_time_seconds": ("gauge", set()),
     "influxdb_relay_build_info": ("gauge", {"version"}),
+    # The HTTP front (a worker pool): connections, and the process-wide bound on request bytes.
+    "influxdb_relay_http_connections": ("gauge", {"relay"}),
+    "influxdb_relay_http_connections_refused_total": ("counter", {"relay"}),
+    "influxdb_relay_http_inflight_refused_total": ("counter", {"relay"}),
+    "influxdb_relay_http_inflight_bytes": ("gauge", set()),
 }
 # Not in the INTERFACE table; documented in docs/operations.md (the bound for "queue > 80 %", and
 # datagrams lost in sendmmsg).
 EXTRA_FAMILIES = {
     "influxdb_relay_backend_queue_capacity_bytes": ("gauge", {"relay", "backend"}),
     "influxdb_relay_udp_send_errors_total": ("counter", {"relay", "backend"}),
+    "influxdb_relay_http_read_timeouts_total": ("counter", {"relay"}),
 }
 
 DROP_REASONS = ("buffer_full", "rejected", "withdrawn", "shutdown")

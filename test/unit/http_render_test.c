@@ -58,7 +58,11 @@ test_metrics(void)
             {.relay = "r1", .name = "a\"b\\c\nd", .state = BACKEND_UP, .stats = &b2_stats},
     };
     struct h_metrics_relay relay = {"r1", &relay_stats, snaps, 2};
-    struct h_metrics_view v = {&relay, 1, NULL, 0, 1700000000500000000LL};
+    atomic_store(&relay_stats.connections, 12);
+    atomic_store(&relay_stats.connections_refused, 3);
+    struct h_metrics_udp_output uo = {"o1", 4, 40, 1};
+    struct h_metrics_udp udp = {"u1", 5, 50, 2, 1, &uo, 1};
+    struct h_metrics_view v = {&relay, 1, &udp, 1, 4096, 1700000000500000000LL};
     size_t len = 0;
     char *t = h_metrics_render_view(&v, &len);
     CHECK(t != NULL && strlen(t) == len);
@@ -98,12 +102,23 @@ test_metrics(void)
     CHECK_HAS(t, "\ninfluxdb_relay_backend_send_duration_seconds_bucket{relay=\"r1\","
                  "backend=\"b1\",le=\"0.001\"} 1\n");
     CHECK_HAS(t, "\n# TYPE influxdb_relay_udp_lines_dropped_total counter\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_udp_lines_dropped_total{relay=\"u1\",reason=\"invalid\"} 2\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_udp_datagrams_received_total{relay=\"u1\"} 5\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_udp_points_sent_total{relay=\"u1\",backend=\"o1\"} 40\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_udp_send_errors_total{relay=\"u1\",backend=\"o1\"} 1\n");
+    CHECK_HAS(t, "\n# TYPE influxdb_relay_http_connections gauge\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_http_connections{relay=\"r1\"} 12\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_http_connections_refused_total{relay=\"r1\"} 3\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_http_inflight_refused_total{relay=\"r1\"} 0\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_http_read_timeouts_total{relay=\"r1\"} 0\n");
+    CHECK_HAS(t, "\n# TYPE influxdb_relay_http_inflight_bytes gauge\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_http_inflight_bytes 4096\n");
     CHECK_HAS(t, "\ninfluxdb_relay_start_time_seconds 1700000000.500\n");
     CHECK_HAS(t, "\ninfluxdb_relay_build_info{version=\"" IR_VERSION "\"} 1\n");
     /* Every family once, every line ends with a newline, no empty line. */
     CHECK_EQ_I64(count_of(t, "# TYPE influxdb_relay_backend_state "), 1);
     CHECK_EQ_I64(count_of(t, "# TYPE "), count_of(t, "# HELP "));
-    CHECK_EQ_I64(count_of(t, "# TYPE "), 25);
+    CHECK_EQ_I64(count_of(t, "# TYPE "), 30);
     CHECK(len > 0 && t[len - 1] == '\n' && strstr(t, "\n\n") == NULL);
     free(t);
 }
