@@ -24,6 +24,7 @@ enum slot_state { SLOT_NONE, SLOT_FAILED, SLOT_FULL, SLOT_OK, SLOT_REJECTED };
 struct rdv_slot {
     enum slot_state state;
     bool attached;
+    bool queued;                /* reached the backend's queue (attached, or reported from it) */
     bool sending;               /* claimed for an attempt that has not reported yet */
     const struct rdv_holder *h; /* borrowed: where the write waits for this backend */
     uint64_t seq;
@@ -35,16 +36,16 @@ struct rdv {
     _Atomic bool withdrawn; /* atomic; set under mu */
     _Atomic bool decided;   /* atomic; set under mu */
     pthread_mutex_t mu;
-    unsigned n;                        /* immutable */
-    enum conf_consistency consistency; /* immutable */
-    int64_t deadline_ms;               /* immutable */
-    struct timer *timer;               /* guarded by mu: set by rdv_notify() */
-    rdv_wake_fn wake;                  /* guarded by mu: pending wake-up, NULL once taken */
-    void *wake_arg;                    /* guarded by mu */
-    enum rdv_verdict_kind verdict;     /* guarded by mu: valid once decided */
-    bool nothing_kept;                 /* guarded by mu: computed when decided */
-    unsigned n_ok, n_failed, n_full, n_attached; /* guarded by mu; n_failed includes full */
-    int rej_status;                              /* guarded by mu: the first 4xx, 0 = none */
+    unsigned n;                                /* immutable */
+    enum conf_consistency consistency;         /* immutable */
+    int64_t deadline_ms;                       /* immutable */
+    struct timer *timer;                       /* guarded by mu: set by rdv_notify() */
+    rdv_wake_fn wake;                          /* guarded by mu: pending wake-up, NULL once taken */
+    void *wake_arg;                            /* guarded by mu */
+    enum rdv_verdict_kind verdict;             /* guarded by mu: valid once decided */
+    bool nothing_kept;                         /* guarded by mu: computed when decided */
+    unsigned n_ok, n_failed, n_full, n_queued; /* guarded by mu; n_failed includes full */
+    int rej_status;                            /* guarded by mu: the first 4xx, 0 = none */
     char *rej_body, *rej_ctype;
     size_t rej_len;
     int fail_status; /* guarded by mu: the last failure that had an HTTP status */
@@ -112,7 +113,7 @@ rdv_decide(const struct rdv *r)
     if (r->rej_status != 0) {
         return RDV_VERDICT_REJECTED;
     }
-    if (r->consistency == CONF_CONSISTENCY_ANY && r->n_attached == r->n) {
+    if (r->consistency == CONF_CONSISTENCY_ANY && r->n_queued == r->n) {
         return RDV_VERDICT_OK;
     }
     return r->n_failed == r->n ? RDV_VERDICT_FAILED : -1;
@@ -151,6 +152,17 @@ rdv_update(struct rdv *r, void **arg)
     }
     int v = rdv_decide(r);
     return v < 0 ? NULL : rdv_set_verdict(r, (enum rdv_verdict_kind)v, arg);
+}
+
+/* Caller holds r->mu: the write reached backend idx's queue. A sender may take and report it
+ * before the submitting thread attaches it: either proves it was queued (consistency any). */
+static void
+slot_queued(struct rdv *r, struct rdv_slot *s)
+{
+    if (!s->queued) {
+        s->queued = true;
+        r->n_queued++;
+    }
 }
 
 /* No lock held: runs a wake-up taken by the caller, then disarms the deadline (its reference
@@ -226,6 +238,9 @@ rdv_report(struct rdv *r, unsigned idx, enum rdv_outcome o, int status, const ch
     bool decided = atomic_load_explicit(&r->decided, memory_order_relaxed);
     /* After the verdict only successes still count: they stop a withdraw (rdv_finish()). */
     if (!final && (!decided || o == RDV_OK)) {
+        if (o != RDV_FULL) {
+            slot_queued(r, s);
+        }
         slot_set(r, s, o, status, &b, body_len, &ct);
         wake = rdv_update(r, &arg);
     }
@@ -274,7 +289,7 @@ rdv_attach(struct rdv *r, unsigned idx, const struct rdv_holder *h, uint64_t seq
         s->attached = true;
         s->h = h;
         s->seq = seq;
-        r->n_attached++;
+        slot_queued(r, s);
         wake = rdv_update(r, &arg);
     }
     struct timer *t = r->timer;

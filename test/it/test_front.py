@@ -114,8 +114,9 @@ class FrontTest(RelayTestCase):
             # Every one is still open (keep-alive) and idle now.
             self.assertEqual(prom.scrape(port).get("influxdb_relay_http_connections",
                                                    relay="r1"), n + 1)
-            # workers + one sender + main + the deadline timer, whatever the connections.
-            self.assertEqual(self.threads(), 2 + 1 + 2)
+            # workers + one sender + main + the deadline timer (+ one of a sanitizer's runtime),
+            # whatever the connections.
+            self.assertLessEqual(self.threads(), 2 + 1 + 2 + 1)
             fresh = sorted(fresh_write_ms(port) for _ in range(50))
             rss = proc_status(self.r.proc.pid, "VmRSS")
             sys.stderr.write("\n5000 idle keep-alive connections: threads=%d VmRSS=%d KiB, "
@@ -139,8 +140,9 @@ class FrontTest(RelayTestCase):
             self.assertEqual(st, 204)
             counts[workers] = proc_status(r.proc.pid, "Threads")
             r.kill()
-        self.assertEqual(counts[1], 1 + 2 + 2)  # workers + senders + main and timer
-        self.assertEqual(counts[3], 3 + 2 + 2)
+        # workers + senders + main and timer (+ one of a sanitizer's runtime)
+        self.assertLessEqual(counts[1], 1 + 2 + 2 + 1)
+        self.assertEqual(counts[3] - counts[1], 2)
 
     def test_max_connections_refuses_and_counts(self):
         port = self.start("max-connections = 4\nworkers = 2")

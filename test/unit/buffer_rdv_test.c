@@ -266,6 +266,13 @@ test_any_with_full(void)
     report_str(r, 1, RDV_FULL, 0, NULL);
     report_str(r, 0, RDV_OK, 204, NULL);
     expect(r, RDV_VERDICT_OK, 0, NULL, false);
+    /* A sender may take the write and report its failure before the submitting thread attached
+     * it: it was queued there all the same, so any still answers OK. */
+    r = rdv_new(2, CONF_CONSISTENCY_ANY, SOON);
+    report_str(r, 0, RDV_FAILED, 0, NULL);
+    report_str(r, 1, RDV_FAILED, 0, NULL);
+    CHECK(rdv_is_decided(r));
+    expect(r, RDV_VERDICT_OK, 0, NULL, false);
     queue_free(h.q);
     payload_unref(p);
 }
