@@ -14,6 +14,9 @@ import threading
 import time
 import unittest
 
+import subprocess
+
+import harness
 from harness import RelayTestCase, free_port, http_request, wait_until
 import prom
 
@@ -362,6 +365,46 @@ class FrontTest(RelayTestCase):
         self.assertEqual(prom.scrape(port).get("influxdb_relay_http_connections", relay="r1"), 1)
         st, _, _ = http_request(port, "GET", "/ping")
         self.assertEqual(st, 204)
+
+
+class OpenFilesTest(RelayTestCase):
+
+    def run_with_nofile(self, soft, hard, name):
+        """Starts the relay (default max-connections) under the given open-files limit; returns
+        its log once it serves."""
+        m = self.mock()
+        conf, port = self.http_relay_config([m.url])
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(conf)
+        log = open(path + ".log", "wb")
+        p = subprocess.Popen([harness.RELAY_BIN, "-config", path], stdout=log,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                   (soft, hard)))
+        log.close()
+        harness._live.add(p)
+        try:
+            wait_until(lambda: harness.port_open(port), what="the relay")
+            st, _, _ = http_request(port, "POST", "/write?db=db", b"m v=1 1\n")
+            self.assertEqual(st, 204)
+            with open(path + ".log") as f:
+                return f.read()
+        finally:
+            harness._kill(p)
+
+    def test_raised_to_the_hard_limit(self):
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard < 10100:
+            self.fail("this test needs a hard open-files limit of 10100 (it is %d)" % hard)
+        log = self.run_with_nofile(256, hard, "raised.ini")
+        self.assertIn("open files limit raised limit=%d was=256" % hard, log)
+        self.assertNotIn("below what max-connections needs", log)
+
+    def test_logged_when_short_of_what_the_config_needs(self):
+        log = self.run_with_nofile(256, 2048, "short.ini")
+        self.assertIn("open files limit is below what max-connections needs", log)
+        self.assertIn("limit=2048 needed=", log)
 
 
 class ShutdownTest(RelayTestCase):
