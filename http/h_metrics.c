@@ -192,41 +192,52 @@ render_requests(struct textbuf *b, const struct h_metrics_view *v)
  * off. */
 struct counter_at {
     const char *name;
+    const char *type;
     const char *help;
     size_t off;
 };
 
 static const struct counter_at relay_counters[] = {
-        {"points_received_total", "Valid points accepted from /write.",
+        {"points_received_total", "counter", "Valid points accepted from /write.",
          offsetof(struct httpd_stats, points_received)},
-        {"bytes_received_total", "Bytes of /write bodies (after gunzip).",
+        {"bytes_received_total", "counter", "Bytes of /write bodies (after gunzip).",
          offsetof(struct httpd_stats, bytes_received)},
-        {"lines_rejected_total", "Invalid lines in /write bodies.",
+        {"lines_rejected_total", "counter", "Invalid lines in /write bodies.",
          offsetof(struct httpd_stats, lines_rejected)},
 };
 
-/* The connections of the HTTP relays and the process-wide bound on request bytes. */
+/* The connections of the HTTP relays. */
 static const struct counter_at front_values[] = {
-        {"http_connections", "Open client connections.", offsetof(struct httpd_stats, connections)},
-        {"http_connections_refused_total", "Connections closed at once: max-connections open.",
+        {"http_connections", "gauge", "Open client connections.",
+         offsetof(struct httpd_stats, connections)},
+        {"http_connections_refused_total", "counter",
+         "Connections closed at once: max-connections open.",
          offsetof(struct httpd_stats, connections_refused)},
-        {"http_read_timeouts_total", "Requests closed because read-timeout passed.",
+        {"http_read_timeouts_total", "counter", "Requests closed because read-timeout passed.",
          offsetof(struct httpd_stats, read_timeouts)},
-        {"http_inflight_refused_total", "Writes refused with 503: max-inflight-mb held already.",
+        {"http_inflight_refused_total", "counter",
+         "Writes refused with 503: max-inflight-mb held already.",
          offsetof(struct httpd_stats, inflight_refused)},
 };
 
+/* One family with one sample per HTTP relay, read from its struct httpd_stats. */
+static void
+relay_family(struct textbuf *b, const struct h_metrics_view *v, const struct counter_at *c)
+{
+    family(b, c->name, c->type, c->help);
+    for (size_t r = 0; r < v->n_http; r++) {
+        const char *base = (const char *)relay_stats(&v->http[r]);
+        const char *kv[] = {"relay", v->http[r].name, NULL};
+        sample_u64(b, c->name, kv, load((const _Atomic uint64_t *)(base + c->off)));
+    }
+}
+
+/* The connections, and the process-wide bound on request bytes. */
 static void
 render_front(struct textbuf *b, const struct h_metrics_view *v)
 {
     for (size_t c = 0; c < IR_ARRAY_LEN(front_values); c++) {
-        const struct counter_at *fv = &front_values[c];
-        family(b, fv->name, c == 0 ? "gauge" : "counter", fv->help);
-        for (size_t r = 0; r < v->n_http; r++) {
-            const char *base = (const char *)relay_stats(&v->http[r]);
-            const char *kv[] = {"relay", v->http[r].name, NULL};
-            sample_u64(b, fv->name, kv, load((const _Atomic uint64_t *)(base + fv->off)));
-        }
+        relay_family(b, v, &front_values[c]);
     }
     const char *none[] = {NULL};
     family(b, "http_inflight_bytes", "gauge",
@@ -239,13 +250,7 @@ render_http(struct textbuf *b, const struct h_metrics_view *v)
 {
     render_requests(b, v);
     for (size_t c = 0; c < IR_ARRAY_LEN(relay_counters); c++) {
-        const struct counter_at *rc = &relay_counters[c];
-        family(b, rc->name, "counter", rc->help);
-        for (size_t r = 0; r < v->n_http; r++) {
-            const char *base = (const char *)relay_stats(&v->http[r]);
-            const char *kv[] = {"relay", v->http[r].name, NULL};
-            sample_u64(b, rc->name, kv, load((const _Atomic uint64_t *)(base + rc->off)));
-        }
+        relay_family(b, v, &relay_counters[c]);
     }
     family(b, "request_duration_seconds", "histogram", "Time to answer POST /write.");
     for (size_t r = 0; r < v->n_http; r++) {
@@ -449,18 +454,18 @@ render_udp_relays(struct textbuf *b, const struct h_metrics_view *v)
 /* Per-output UDP counters. send_errors is not in the INTERFACE table: datagrams the kernel
  * refused are lost, and an operator should see it. */
 static const struct counter_at udp_output_counters[] = {
-        {"udp_datagrams_sent_total", "Datagrams sent.",
+        {"udp_datagrams_sent_total", "counter", "Datagrams sent.",
          offsetof(struct h_metrics_udp_output, datagrams_sent)},
-        {"udp_points_sent_total", "Points sent.",
+        {"udp_points_sent_total", "counter", "Points sent.",
          offsetof(struct h_metrics_udp_output, points_sent)},
-        {"udp_send_errors_total", "Datagrams the kernel refused to send (lost).",
+        {"udp_send_errors_total", "counter", "Datagrams the kernel refused to send (lost).",
          offsetof(struct h_metrics_udp_output, send_errors)},
 };
 
 static void
 render_udp_outputs(struct textbuf *b, const struct h_metrics_view *v, const struct counter_at *oc)
 {
-    family(b, oc->name, "counter", oc->help);
+    family(b, oc->name, oc->type, oc->help);
     for (size_t u = 0; u < v->n_udp; u++) {
         for (size_t i = 0; i < v->udp[u].n_outputs; i++) {
             const struct h_metrics_udp_output *o = &v->udp[u].outputs[i];
