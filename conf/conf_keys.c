@@ -11,6 +11,8 @@
 #define KIB     1024LL
 #define MIB     (1024LL * 1024LL)
 #define HOUR_MS (3600LL * 1000LL)
+/* The longest Go duration (about 292 years), in ms. */
+#define DUR_MAX_MS 9223372036854LL
 
 /* Ranges are documented in docs/influxdb-relay.conf.5; keep the two in step. */
 static const struct conf_key keys_relay[] = {
@@ -19,7 +21,7 @@ static const struct conf_key keys_relay[] = {
         {"shutdown-timeout", CONF_V_DURATION, offsetof(struct conf, shutdown_timeout_ms), "10s", 0,
          HOUR_MS, false, 0},
         {"max-inflight-mb", CONF_V_SIZE_MB, offsetof(struct conf, max_inflight_bytes), "1024", 1,
-         1048576, false, 0},
+         INT64_MAX / MIB, false, 0},
 };
 
 static const struct conf_key keys_http[] = {
@@ -38,11 +40,11 @@ static const struct conf_key keys_http[] = {
          false, 0},
         {"max-connections", CONF_V_INT, offsetof(struct conf_http, max_connections), "10000", 1,
          65536, false, 0},
-        {"workers", CONF_V_INT, offsetof(struct conf_http, workers), "0", 0, 256, false, 0},
+        {"workers", CONF_V_INT, offsetof(struct conf_http, workers), "0", 0, 4096, false, 0},
         {"idle-timeout", CONF_V_DURATION, offsetof(struct conf_http, idle_timeout_ms), "75s", 0,
-         24 * HOUR_MS, false, 0},
+         DUR_MAX_MS, false, 0},
         {"read-timeout", CONF_V_DURATION, offsetof(struct conf_http, read_timeout_ms), "30s", 0,
-         24 * HOUR_MS, false, 0},
+         DUR_MAX_MS, false, 0},
 };
 
 static const struct conf_key keys_http_output[] = {

@@ -599,7 +599,8 @@ httpd_start_daemon(struct httpd *h)
     if (h->tls_cert != NULL) {
         flags |= MHD_USE_TLS;
     }
-    unsigned idle_s = (unsigned)((h->c->idle_timeout_ms + 999) / 1000);
+    int64_t idle_ms = h->c->idle_timeout_ms;
+    unsigned idle_s = idle_ms / 1000 >= UINT_MAX ? UINT_MAX : (unsigned)((idle_ms + 999) / 1000);
     /* The logger comes first so MHD reports option problems through it. */
     struct MHD_OptionItem opts[16] = {
             {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_mhd_log, h},
