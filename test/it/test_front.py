@@ -321,7 +321,9 @@ class FrontTest(RelayTestCase):
         st, _, _ = http_request(port, "POST", "/write?db=db", b"m v=2 2\n")
         self.assertEqual(st, 204)
         self.assertEqual(len([w for w in m.writes() if len(w["body"]) > 1000]), 1)
-        self.assertEqual(prom.scrape(port).get("influxdb_relay_http_inflight_bytes"), 0)
+        # Given back once each request completes (just after its answer is sent).
+        wait_until(lambda: prom.scrape(port).get("influxdb_relay_http_inflight_bytes") == 0,
+                   what="every body given back to max-inflight-mb")
 
     def test_answers_racing_write_timeout(self):
         # Backends answer right around write-timeout: the verdict and the deadline race. Every
