@@ -114,9 +114,11 @@ class FrontTest(RelayTestCase):
                 socks.append(s)
             for s in socks:
                 self.assertTrue(read_response(s).startswith(b"HTTP/1.1 204"))
-            # Every one is still open (keep-alive) and idle now.
-            self.assertEqual(prom.scrape(port).get("influxdb_relay_http_connections",
-                                                   relay="r1"), n + 1)
+            # Every one is still open (keep-alive) and idle now (the earlier clients' closes
+            # are seen as the workers get to them).
+            wait_until(lambda: prom.scrape(port).get("influxdb_relay_http_connections",
+                                                     relay="r1") == n + 1,
+                       what="the idle connections (and this scrape's) counted")
             # workers + one sender + main + the deadline timer (+ one of a sanitizer's runtime),
             # whatever the connections.
             self.assertLessEqual(self.threads(), 2 + 1 + 2 + 1)
@@ -363,7 +365,9 @@ class FrontTest(RelayTestCase):
                 err = json.loads(body)["error"]
                 # In flight at the deadline: may be stored, no Retry-After; else nothing kept.
                 self.assertEqual("retry-after" in h, "may have been stored" not in err, err)
-        self.assertEqual(prom.scrape(port).get("influxdb_relay_http_connections", relay="r1"), 1)
+        wait_until(lambda: prom.scrape(port).get("influxdb_relay_http_connections",
+                                                 relay="r1") == 1,
+                   what="every client connection closed")
         st, _, _ = http_request(port, "GET", "/ping")
         self.assertEqual(st, 204)
 
