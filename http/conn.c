@@ -16,7 +16,9 @@
  * the connection went idle). The deadline is read-timeout after the request line, or after the
  * probe that first saw data (probes run every read-timeout / 4 while a connection is idle), so a
  * request is closed between read-timeout and 1.25 x read-timeout after its first byte, exactly
- * read-timeout after its request line. It ends when the request is read (conn_request_read(),
+ * read-timeout after its request line. (A fresh HTTPS connection's handshake is data as well:
+ * there the first probe is the baseline, so a trickled first request is closed within
+ * 1.5 x read-timeout.) It ends when the request is read (conn_request_read(),
  * the access handler's last upload call, or an early answer).
  *
  * Closing from the timer thread. libmicrohttpd closes a connection only from the worker thread
@@ -70,6 +72,9 @@ struct conn {
     struct conn_set *s;     /* immutable */
     int fd;                 /* immutable: valid until conn_close() returns */
     _Atomic uint64_t state; /* atomic: phase | ms << 2 */
+    _Atomic bool requested; /* atomic: a request line arrived once */
+    bool tls_based;         /* timer thread only: tls_base_ms is set */
+    int64_t tls_base_ms;    /* timer thread only: when data last came at the first probe */
 };
 
 static const char TIMEOUT_408[] = "HTTP/1.1 408 Request Timeout\r\n"
@@ -156,6 +161,7 @@ conn_close(struct conn *c)
 bool
 conn_request_begin(struct conn *c)
 {
+    atomic_store_explicit(&c->requested, true, memory_order_relaxed);
     uint64_t st = atomic_load(&c->state);
     for (;;) {
         enum phase p = st_phase(st);
@@ -197,10 +203,12 @@ conn_request_done(struct conn *c)
 
 /* ------------------------------------------------------------------ timer thread */
 
-/* Timer thread: did data arrive on c's socket after since_ms? (The previous request's last byte
- * came before since_ms: it was complete before the connection went idle.) */
+/* Timer thread: did data of a request arrive on c's socket after since_ms? (The previous
+ * request's last byte came before since_ms: it was complete before the connection went idle.)
+ * On a fresh HTTPS connection the TLS handshake is data too: the first probe only notes when
+ * data last came, later data is the request's. */
 static bool
-conn_got_data(const struct conn *c, int64_t since_ms, int64_t now)
+conn_got_data(struct conn *c, int64_t since_ms, int64_t now)
 {
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
@@ -208,7 +216,16 @@ conn_got_data(const struct conn *c, int64_t since_ms, int64_t now)
     if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) {
         return false; /* not TCP, or closing: libmicrohttpd's own timeout applies */
     }
-    return now - (int64_t)ti.tcpi_last_data_recv > since_ms + DATA_SLACK_MS;
+    int64_t data_at = now - (int64_t)ti.tcpi_last_data_recv;
+    if (c->s->c.tls && !atomic_load_explicit(&c->requested, memory_order_relaxed)) {
+        if (!c->tls_based) {
+            c->tls_based = true;
+            c->tls_base_ms = data_at;
+            return false;
+        }
+        since_ms = since_ms > c->tls_base_ms ? since_ms : c->tls_base_ms;
+    }
+    return data_at > since_ms + DATA_SLACK_MS;
 }
 
 /* Timer thread, the request's deadline passed and this thread won it: answer 408 where a plain

@@ -288,6 +288,47 @@ class FrontTest(RelayTestCase):
             self.assertTrue(got.startswith(b"HTTP/1.1 408"), got)
         s.close()
 
+    def test_https_idle_after_handshake_is_not_a_slow_request(self):
+        import ssl
+        pem = os.path.join(self.tmp, "relay.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        pem + ".key", "-out", pem + ".crt", "-days", "2", "-subj", "/CN=relay"],
+                       check=True, capture_output=True, timeout=60)
+        with open(pem, "wb") as f:
+            f.write(open(pem + ".crt", "rb").read() + open(pem + ".key", "rb").read())
+        port = self.start("ssl-combined-pem = %s\nread-timeout = 1s\nidle-timeout = 30s" % pem)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        # A: a handshake that starts 150 ms after the connection (as across a slow link), then
+        # nothing yet (a pooled client connection).
+        raw = socket.create_connection(("127.0.0.1", port))
+        time.sleep(0.15)  # the client's behaviour under test, not a synchronisation
+        idle = ctx.wrap_socket(raw)
+        # B: handshake, then a request line trickled byte by byte: closed by read-timeout.
+        slow = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
+        t0 = time.monotonic()
+        closed = False
+        for c in b"POST /write?db=db HTTP/1.1\r\nHost: r\r\n":
+            try:
+                slow.send(bytes([c]))
+                slow.settimeout(0.2)
+                if slow.recv(100) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                continue
+            except (OSError, ssl.SSLError):
+                closed = True
+                break
+        self.assertTrue(closed, "the trickled HTTPS request was not closed")
+        self.assertTrue(1.0 <= time.monotonic() - t0 < 5, time.monotonic() - t0)
+        # A has been idle longer than B lived: still open, and it serves its first request.
+        idle.sendall(WRITE)
+        self.assertTrue(read_response(idle).startswith(b"HTTP/1.1 204"))
+        idle.close()
+        slow.close()
+
     def test_max_inflight_refuses_at_once_with_retry_after(self):
         release = threading.Event()
         arrived = threading.Event()
