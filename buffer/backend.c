@@ -24,7 +24,7 @@
  * request cut short that way is not the backend's failure (no state change, no backoff),
  * unless the one before it was cut too (nothing answered within what clients wait). An
  * attempt sent whole that got no answer may have been stored (rdv_maybe_stored()), and one in
- * flight may still be: a 503 then says so instead of inviting a retry (rdv_answer.nothing_kept).
+ * flight may still be: a 503 then says so instead of inviting a retry (rdv_verdict.nothing_kept).
  *
  * Outcomes (classify()). 2xx: RDV_OK for every write of the batch. A merged batch answered 4xx
  * (not 408/429/499) or 5xx is isolated: the writes go back and are re-sent one by one, so each
@@ -63,11 +63,11 @@
  * withdrawn everywhere (with write-consistency any, queued everywhere is the verdict: 204);
  * when another backend took it (204) it stays here and is delivered on recovery.
  *
- * Withdraw. rdv_wait() removes a write that earned a failure from every queue where it is not
- * in flight (queue_withdraw()); the sender claims each write before sending (rdv_claim(), which
- * marks it in flight for the rendezvous until the attempt reports) and drops withdrawn ones. A
- * failed batch is put back, then writes whose rendezvous withdrew meanwhile are removed by the
- * sender itself.
+ * Withdraw. rdv_finish() removes a write that earned a failure from every queue where it is not
+ * in flight, through the backend's holder (backend_withdraw() -> queue_withdraw()); the sender
+ * claims each write before sending (rdv_claim(), which marks it in flight for the rendezvous
+ * until the attempt reports) and drops withdrawn ones. A failed batch is put back, then writes
+ * whose rendezvous withdrew meanwhile are removed by the sender itself.
  *
  * Shutdown. backend_stop() sets the stop flag and a deadline: the sender keeps sending (and
  * retrying) until the queue is empty or the deadline passes (a request still running then is
@@ -137,6 +137,7 @@ struct sender {
 };
 
 struct backend {
+    struct rdv_holder holder;         /* immutable after new: how a rendezvous withdraws */
     const char *relay;                /* immutable after new (borrowed) */
     const struct conf_http_output *o; /* immutable after new (borrowed) */
     char who[160];                    /* immutable after new: "relay/backend" for logs */
@@ -145,6 +146,7 @@ struct backend {
     struct backend_stats stats;       /* atomic */
     _Atomic int state;                /* atomic: enum backend_state */
     _Atomic bool stop;                /* atomic */
+    _Atomic bool hurry;               /* atomic: the shutdown deadline was moved earlier */
     _Atomic int64_t stop_deadline_ms; /* atomic: set before stop; also curl's abort time */
     _Atomic bool full;                /* atomic: the last submit found the queue full */
     _Atomic bool high;                /* atomic: buffered queue above 80% (warned) */
@@ -173,6 +175,18 @@ backend_global_cleanup(void)
     post_global_cleanup();
 }
 
+/* The rendezvous of queued writes are reference-counted by the queue through these. */
+static const struct queue_ref_ops rdv_refs = {rdv_ref, rdv_unref};
+
+/* Any thread (the waiter of a failed write, no lock held): removes the write unless it is in
+ * flight or gone. */
+static void
+backend_withdraw(const struct rdv_holder *h, uint64_t seq)
+{
+    const struct backend *b = (const struct backend *)h;
+    (void)queue_withdraw(b->q, seq);
+}
+
 static uint64_t
 queue_cap(const struct conf_http_output *o)
 {
@@ -190,8 +204,9 @@ backend_new(const char *relay, const struct conf_http_output *o, struct ir_err *
     b->relay = relay;
     b->o = o;
     snprintf(b->who, sizeof(b->who), "%s/%s", relay, o->name);
+    b->holder.withdraw = backend_withdraw;
     b->buffered = o->buffer_bytes > 0;
-    b->q = queue_new(queue_cap(o), !b->buffered, &b->stats.dropped_withdrawn);
+    b->q = queue_new(queue_cap(o), !b->buffered, &b->stats.dropped_withdrawn, &rdv_refs);
     atomic_init(&b->state, BACKEND_UP);
     struct post_conf pc = {.location = o->location,
                            .timeout_ms = o->timeout_ms,
@@ -297,7 +312,7 @@ backend_submit(struct backend *b, struct payload *p, struct rdv *r, unsigned idx
     if (r == NULL) {
         return BACKEND_QUEUED;
     }
-    if (!rdv_attach(r, idx, b->q, seq)) {
+    if (!rdv_attach(r, idx, &b->holder, seq)) {
         (void)queue_withdraw(b->q, seq);
         return BACKEND_QUEUED;
     }
@@ -977,7 +992,8 @@ sender_step(struct backend *b)
 {
     struct sender *s = &b->s;
     bool stopping = atomic_load(&b->stop);
-    const _Atomic bool *stop = stopping ? NULL : &b->stop;
+    /* Stopping, a wait still ends when backend_hurry() moves the deadline earlier. */
+    const _Atomic bool *stop = stopping ? &b->hurry : &b->stop;
     int64_t stop_at = stopping ? atomic_load(&b->stop_deadline_ms) : -1;
     bool down = atomic_load(&b->state) == BACKEND_DOWN;
     int64_t now = clock_mono_ms();
@@ -1075,6 +1091,18 @@ backend_stop(struct backend *b, int64_t deadline_ms)
         b->started = false;
     }
     drop_leftovers(b);
+}
+
+void
+backend_hurry(struct backend *b, int64_t deadline_ms)
+{
+    int64_t want = deadline_ms > 0 ? deadline_ms : 1;
+    int64_t cur = atomic_load(&b->stop_deadline_ms);
+    while ((cur == 0 || want < cur) &&
+           !atomic_compare_exchange_weak(&b->stop_deadline_ms, &cur, want)) {
+    }
+    atomic_store(&b->hurry, true);
+    queue_kick(b->q);
 }
 
 void

@@ -84,6 +84,10 @@ enum backend_submit backend_submit(struct backend *b, struct payload *p, struct 
 /* Main thread, shutdown: lets the sender drain its queue until deadline_ms (monotonic), then
  * drops what is left (counted as dropped_shutdown and logged), and joins the thread. */
 void backend_stop(struct backend *b, int64_t deadline_ms);
+/* Any thread, shutdown (a second signal): moves the deadline of backend_stop() to deadline_ms
+ * when that is earlier, also for a call already waiting and for a request in flight (aborted
+ * at that time). */
+void backend_hurry(struct backend *b, int64_t deadline_ms);
 /* Main thread, after backend_stop(). NULL is a no-op. */
 void backend_free(struct backend *b);
 

@@ -5,8 +5,11 @@
 
 #include "buffer/payload.h"
 #include "buffer/queue.h"
+#include "buffer/rdv.h"
 #include "check.h"
 #include "util/xalloc.h"
+
+static const struct queue_ref_ops rdv_refs = {rdv_ref, rdv_unref};
 
 static struct payload *
 mk(const char *data, const char *query, const char *auth)
@@ -22,7 +25,7 @@ test_bound(void)
     uint64_t cost = queue_entry_cost(p);
     CHECK(cost > p->len);
     _Atomic uint64_t withdrawn = 0;
-    struct queue *q = queue_new(cost * 3, false, &withdrawn);
+    struct queue *q = queue_new(cost * 3, false, &withdrawn, &rdv_refs);
     uint64_t seq = 0;
     for (int i = 0; i < 3; i++) {
         CHECK_EQ_I64(queue_push(q, p, NULL, 0, &seq), 0);
@@ -36,7 +39,7 @@ test_bound(void)
     queue_free(q);
     CHECK_EQ_I64(atomic_load(&p->refs), 1);
     /* Unbuffered: an empty queue takes one write of any size, then the bound applies. */
-    q = queue_new(1, true, NULL);
+    q = queue_new(1, true, NULL, &rdv_refs);
     CHECK_EQ_I64(queue_push(q, p, NULL, 0, &seq), 0);
     CHECK_EQ_I64(queue_push(q, p, NULL, 0, &seq), -1);
     queue_free(q);
@@ -52,7 +55,7 @@ test_bound_10k(void)
     body[10239] = '\n';
     struct payload *p =
             payload_new(PAYLOAD_WRITE, body, body, 10240, 1, xstrdup("db=a&precision=n"), NULL);
-    struct queue *q = queue_new((uint64_t)1024 * 1024, false, NULL);
+    struct queue *q = queue_new((uint64_t)1024 * 1024, false, NULL, &rdv_refs);
     uint64_t seq = 0;
     int n = 0;
     while (queue_push(q, p, NULL, 0, &seq) == 0) {
@@ -72,7 +75,7 @@ test_batch_selection(void)
     struct payload *b1 = mk("b 1\n", "db=b", NULL);
     struct payload *a3 = mk("a 3\n", "db=a", "Basic x");
     struct payload *a4 = mk("a 4\n", "db=a", "Basic x");
-    struct queue *q = queue_new(1 << 20, false, NULL);
+    struct queue *q = queue_new(1 << 20, false, NULL, &rdv_refs);
     uint64_t seq = 0;
     struct payload *all[] = {a1, a2, b1, a3, a4};
     for (size_t i = 0; i < 5; i++) {
@@ -128,7 +131,7 @@ test_withdraw(void)
 {
     struct payload *p = mk("m v=1i\n", "db=a", NULL);
     _Atomic uint64_t withdrawn = 0;
-    struct queue *q = queue_new(1 << 20, false, &withdrawn);
+    struct queue *q = queue_new(1 << 20, false, &withdrawn, &rdv_refs);
     uint64_t s1 = 0, s2 = 0, s3 = 0;
     CHECK_EQ_I64(queue_push(q, p, NULL, 0, &s1), 0);
     CHECK_EQ_I64(queue_push(q, p, NULL, 0, &s2), 0);
@@ -191,7 +194,7 @@ test_kinds_never_merge(void)
     size_t want[] = {1, 1, 1, 1, 1, 2};
     CHECK(!payload_same_route(pr1, pr2) && !payload_same_route(q1, q2));
     CHECK(!payload_same_route(w1, pr1) && payload_same_route(w2, w3));
-    struct queue *q = queue_new(1 << 20, false, NULL);
+    struct queue *q = queue_new(1 << 20, false, NULL, &rdv_refs);
     uint64_t seq = 0;
     for (size_t i = 0; i < 7; i++) {
         CHECK_EQ_I64(queue_push(q, all[i], NULL, 0, &seq), 0);
