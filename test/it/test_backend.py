@@ -235,6 +235,7 @@ class BackendTest(RelayTestCase):
         self.assertGreaterEqual(full, 1)
         self.assertEqual(held + full, n)
         self.assertEqual(s.dropped("r1", "b2", "buffer_full"), 0)
+        wait_until(lambda: hang.writes(), what="the first write at the hanging backend")
         self.assertEqual(len(hang.writes()), 1)  # the first one, still in flight
         self.assertIn("r1/b1: buffer full, refusing writes for this backend", self.r.log())
 

@@ -317,7 +317,8 @@ class HttpListenerTest(RelayTestCase):
         w = self.m.writes()
         self.assertEqual(len(w), 1)
         self.assertEqual(w[0]["body"], b"m v=1 1\n")
-        self.assertIn("Starting HTTPS relay \"r1\" on 127.0.0.1:%d" % p, self.r.log())
+        wait_until(lambda: "Starting HTTPS relay \"r1\" on 127.0.0.1:%d" % p in self.r.log(),
+                   what="the HTTPS start-up line")
         # Plain HTTP on the HTTPS port gets no answer, and the listener survives it.
         try:
             http_request(p, "GET", "/ping", timeout=3)
@@ -342,7 +343,7 @@ class HttpListenerTest(RelayTestCase):
         wait_until(lambda: r._alive() and port_open(port, host="::1"), what="relay on [::1]")
         st, _, _ = http_request(port, "POST", "/write?db=x", "m v=1 1\n", host="::1")
         self.assertEqual(st, 204)
-        self.assertIn("on [::1]:%d" % port, r.log())
+        wait_until(lambda: "on [::1]:%d" % port in r.log(), what="the start-up line")
         self.assertFalse(port_open(port))  # not on 127.0.0.1
 
     def test_bind_failure_names_address(self):

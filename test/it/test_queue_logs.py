@@ -15,7 +15,7 @@ from harness import SRC, RelayTestCase, free_port, http_request, wait_until
 from test_metrics import take_down
 
 PREFIX = r"(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d "
-NUM = r"\d+(\.\d+)?"
+NUM = r"\d+(?:\.\d+)?"
 
 DOC = (
     "`buffer above 80%`",
@@ -157,13 +157,16 @@ class QueueLogsTest(RelayTestCase):
                    "max-batch-kb = 1")  # one write a request: the drain takes several sends
         for i in range(5):
             self.assertEqual(self.post(body_of(800, "d%d" % i))[0], 204)
-        down_lines = self.lines(r'warn r1/b2: backend down reason="([^"]+)" queued_writes=(\d+) '
-                                r'queued_bytes=(\d+)$')
+        # b1's 204 may come before b2's first failure is logged.
+        down_re = (r'warn r1/b2: backend down reason="([^"]+)" queued_writes=(\d+) '
+                   r'queued_bytes=(\d+)$')
+        self.wait_line(down_re, "the backend down line")
+        down_lines = self.lines(down_re)
         self.assertEqual(len(down_lines), 1, self.r.log())
         reason, writes, held = down_lines[0]
         self.assertRegex(reason, r"(?i)(connect|recv|empty reply|reset|closed)")
-        self.assertEqual(int(writes), 1)
-        self.assertGreater(int(held), 800)
+        self.assertGreaterEqual(int(writes), 1)
+        self.assertGreater(int(held), 800 * int(writes))
         wait_until(lambda: prom.scrape(self.port).backend("retries_total", "r1", "b2") >= 2,
                    timeout=15, what="two retries")
         self.mock(port=down.port)
@@ -171,8 +174,9 @@ class QueueLogsTest(RelayTestCase):
                              r"retries=(\d+) queued_writes=(\d+) queued_bytes=(\d+)$" % NUM,
                              "the recovered, draining line")
         self.assertGreater(float(rec.group(1)), 0.4)
-        self.assertGreaterEqual(int(rec.group(3)), 2)
-        self.assertEqual(int(rec.group(4)), 4)  # the first of the 5 went with the success
+        self.assertGreaterEqual(int(rec.group(2)), 2)
+        self.assertEqual(int(rec.group(3)), 4)  # the first of the 5 went with the success
+        self.assertGreater(int(rec.group(4)), 4 * 800)
         self.wait_line(r"info r1/b2: backend up, backlog drained drain_s=%s$" % NUM,
                        "the backlog drained line")
         self.assertEqual(self.lines(r".*backend up outage_s="), [])
