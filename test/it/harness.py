@@ -328,6 +328,22 @@ class MockBackend:
                         for r in self.writes())
 
 
+class SlowFirstWrite:
+    """A mock responder: the first /write is answered 204 after `delay` seconds (it holds the
+    relay's sender for that backend, so later writes queue behind it), every other request at
+    once. `arrived` is set when that first write has come."""
+
+    def __init__(self, delay):
+        self.delay = delay
+        self.arrived = threading.Event()
+
+    def __call__(self, req):
+        if req["path"] == "/write" and not self.arrived.is_set():
+            self.arrived.set()
+            return 204, b"", {}, self.delay
+        return 204, b"", {}, 0
+
+
 # --------------------------------------------------------------------------- relay
 
 def listeners(config):
@@ -528,6 +544,15 @@ class RelayTestCase(unittest.TestCase):
         m = MockBackend(port=port, responder=responder, tls=tls).start()
         self.mocks.append(m)
         return m
+
+    def udp_socket(self, timeout=None):
+        """A UDP socket bound to a free 127.0.0.1 port (a sink for a UDP output, or a sender),
+        closed at the end of the test."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(timeout)
+        self.addCleanup(s.close)
+        return s
 
     def relay(self, config, wait_ports=(), name="relay.ini", prefix=(), env=None):
         r = Relay(self.tmp, config, name=name, prefix=prefix, env=env)

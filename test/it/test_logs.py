@@ -110,9 +110,7 @@ timeout = 2s
         parses as one JSON object (util/log.c's escaping is unit-tested byte by byte)."""
         m = self.mock()
         port, pu = free_port(), free_port(socket.SOCK_DGRAM)
-        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sink.bind(("127.0.0.1", 0))
-        self.addCleanup(sink.close)
+        sink = self.udp_socket()
         relay = self.relay(f"""
 [relay]
 log-format = json
@@ -128,9 +126,7 @@ location = 127.0.0.1:{sink.getsockname()[1]}
 """, wait_ports=[port])
         hostile = (b'm\\" v=\xff\xfe\x01"\t x=1 k=\\"\r\n'
                    b'\xc3\x28 bad="\x00\x1b[31m" y=2\n' + b"z" * 3000 + b' "\n')
-        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.addCleanup(tx.close)
-        tx.sendto(hostile, ("127.0.0.1", pu))
+        self.udp_socket().sendto(hostile, ("127.0.0.1", pu))
         st, _, _ = http_request(port, "POST", "/write?db=d", hostile)
         self.assertEqual(st, 400)
         wait_until(lambda: any(o.get("relay") == "u1" and o["level"] == "warn"
@@ -146,10 +142,7 @@ location = 127.0.0.1:{sink.getsockname()[1]}
         event is known to have happened (its client saw the outcome), then the relay is stopped
         (SIGTERM, exit 0), so the log is complete when it is returned."""
         m = self.mock(responder=answer_503)
-        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sink.bind(("127.0.0.1", 0))
-        sink.settimeout(10)
-        self.addCleanup(sink.close)
+        sink = self.udp_socket(timeout=10)
         port, limited, pu = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
         relay = self.relay(f"""
 [relay]
@@ -186,9 +179,8 @@ mtu = 100
                 pass
         # warn and error: an invalid line and a line over the MTU; the valid one still goes out.
         good = b"ok v=1i 1\n"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-            tx.sendto(b"not line protocol\n" + b"long,k=%s v=1i 1\n" % (b"x" * 200) + good,
-                      ("127.0.0.1", pu))
+        self.udp_socket().sendto(b"not line protocol\n" + b"long,k=%s v=1i 1\n" % (b"x" * 200)
+                                 + good, ("127.0.0.1", pu))
         self.assertEqual(sink.recv(65536), good)
         self.assertEqual(relay.terminate(), 0)
         return relay.log()

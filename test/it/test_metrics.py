@@ -45,9 +45,7 @@ class MetricsTest(RelayTestCase):
         """Before any write, both listeners show the whole process: every backend at 0 and up,
         every UDP relay and output, start time and build info; the format is strict."""
         m1, m2 = self.mock(), self.mock()
-        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sink.bind(("127.0.0.1", 0))
-        self.addCleanup(sink.close)
+        sink = self.udp_socket()
         p1, p2, pu = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
         t0 = time.time()
         self.relay(f"""
@@ -327,10 +325,7 @@ timeout = 500ms
     def test_udp_counters(self):
         """UDP counters equal the datagrams and lines sent, including invalid and too-long
         lines, and the datagrams that arrive at the output."""
-        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sink.bind(("127.0.0.1", 0))
-        sink.settimeout(0.2)
-        self.addCleanup(sink.close)
+        sink = self.udp_socket(timeout=0.2)
         m = self.mock()
         port, pu = free_port(), free_port(socket.SOCK_DGRAM)
         self.relay(f"""
@@ -348,8 +343,7 @@ mtu = 200
         longline = "m,d=long s=\"%s\" 1700000000000000000\n" % ("y" * 300)
         datagrams = ["".join(short[:5]), short[0] + "not line protocol\n" + longline + short[1],
                      "".join(short)]
-        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.addCleanup(tx.close)
+        tx = self.udp_socket()
         for d in datagrams:
             tx.sendto(d.encode(), ("127.0.0.1", pu))
         got = []

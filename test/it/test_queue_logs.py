@@ -57,6 +57,20 @@ class QueueLogsTest(RelayTestCase):
         self.r = self.relay(conf, wait_ports=[self.port])
         return self.r
 
+    def start_one_down(self, output_extra, head=""):
+        """A relay with two backends: b1 up, b2 down (refusing); returns (b1's mock, b2's)."""
+        ok, down = self.mock(), self.mock()
+        take_down(down)
+        self.start([ok.url, down.url], output_extra, head=head)
+        return ok, down
+
+    def recover_then_write(self, down):
+        """b2 comes back and drains its backlog; then one more write of 100 KiB."""
+        self.mock(port=down.port)
+        wait_until(lambda: prom.scrape(self.port).backend("queue_writes", "r1", "b2") == 0,
+                   timeout=20, what="b2 drained")
+        self.assertEqual(self.post(body_of(KIB100, "after"))[0], 204)
+
     def post(self, body):
         return http_request(self.port, "POST", "/write?db=d", body)
 
@@ -72,9 +86,7 @@ class QueueLogsTest(RelayTestCase):
     def test_buffer_above_80_once_then_below_50(self):
         """A buffered backend warns once when its buffer passes 80 % (more writes do not
         repeat it) and notes once when it is back under 50 %."""
-        ok, down = self.mock(), self.mock()
-        take_down(down)
-        self.start([ok.url, down.url], "buffer-size-mb = 1\nmax-delay-interval = 500ms")
+        ok, down = self.start_one_down("buffer-size-mb = 1\nmax-delay-interval = 500ms")
         for i in range(9):  # 9 x 100 KiB: past 80 % of 1 MiB, still fitting
             self.assertEqual(self.post(body_of(KIB100, "b%d" % i))[0], 204)
         s = prom.scrape(self.port)
@@ -85,11 +97,8 @@ class QueueLogsTest(RelayTestCase):
         self.assertEqual(len(above), 1, self.r.log())
         self.assertGreater(int(above[0]), 0.8 * (1 << 20))
         self.assertEqual(self.lines(r".*buffer below 50%"), [])
-        self.mock(port=down.port)
-        wait_until(lambda: prom.scrape(self.port).backend("queue_writes", "r1", "b2") == 0,
-                   timeout=20, what="b2 drained")
         # The level is looked at when a write is queued: the note comes with the next write.
-        self.assertEqual(self.post(body_of(KIB100, "next"))[0], 204)
+        self.recover_then_write(down)
         self.wait_line(r"info r1/b2: buffer below 50%% again queued_bytes=\d+ capacity_bytes=%d$"
                        % (1 << 20), "the buffer below 50 % line")
         self.assertEqual(len(self.lines(r".*buffer above 80%")), 1)
@@ -98,9 +107,7 @@ class QueueLogsTest(RelayTestCase):
         """A write that does not fit is refused for this backend; the first refusal of an
         episode is logged, the following ones are only counted; the next write that fits again
         ends the episode with the count."""
-        ok, down = self.mock(), self.mock()
-        take_down(down)
-        self.start([ok.url, down.url], "buffer-size-mb = 1\nmax-delay-interval = 500ms")
+        ok, down = self.start_one_down("buffer-size-mb = 1\nmax-delay-interval = 500ms")
         for i in range(14):  # the 11th and later do not fit
             self.assertEqual(self.post(body_of(KIB100, "f%d" % i))[0], 204)
         full = prom.scrape(self.port).dropped("r1", "b2", "buffer_full")
@@ -109,10 +116,7 @@ class QueueLogsTest(RelayTestCase):
                                         r"backend capacity_bytes=%d$" % (1 << 20))), 1,
                          self.r.log())
         self.assertEqual(self.lines(r".*buffer accepting writes again"), [])
-        self.mock(port=down.port)
-        wait_until(lambda: prom.scrape(self.port).backend("queue_writes", "r1", "b2") == 0,
-                   timeout=20, what="b2 drained")
-        self.assertEqual(self.post(body_of(KIB100, "again"))[0], 204)
+        self.recover_then_write(down)
         self.wait_line(r"info r1/b2: buffer accepting writes again dropped_buffer_full=%d$"
                        % full, "the accepting again line")
         self.assertEqual(len(self.lines(r".*buffer full, refusing")), 1)
@@ -151,10 +155,8 @@ class QueueLogsTest(RelayTestCase):
     # ------------------------------------------------------------------ states
 
     def test_down_recovered_draining_then_backlog_drained(self):
-        ok, down = self.mock(), self.mock()
-        take_down(down)
-        self.start([ok.url, down.url], "buffer-size-mb = 16\nmax-delay-interval = 500ms\n"
-                   "max-batch-kb = 1")  # one write a request: the drain takes several sends
+        ok, down = self.start_one_down("buffer-size-mb = 16\nmax-delay-interval = 500ms\n"
+                                       "max-batch-kb = 1")  # one write a request: drain seen
         for i in range(5):
             self.assertEqual(self.post(body_of(800, "d%d" % i))[0], 204)
         # b1's 204 may come before b2's first failure is logged.
@@ -225,10 +227,8 @@ class QueueLogsTest(RelayTestCase):
     # ------------------------------------------------------------------ shutdown
 
     def test_shutdown_lines(self):
-        ok, down = self.mock(), self.mock()
-        take_down(down)
-        self.start([ok.url, down.url], "buffer-size-mb = 1\nmax-delay-interval = 500ms",
-                   head="[relay]\nshutdown-timeout = 1s\n")
+        self.start_one_down("buffer-size-mb = 1\nmax-delay-interval = 500ms",
+                            head="[relay]\nshutdown-timeout = 1s\n")
         sent = b""
         for i in range(3):
             b = b"sd v=%di %d\n" % (i, i)

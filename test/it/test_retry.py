@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import RelayTestCase, Worker, free_port, http_request, wait_until
+from harness import RelayTestCase, SlowFirstWrite, Worker, free_port, http_request, wait_until
 
 TS = 1600000000000000000
 
@@ -217,20 +217,13 @@ class RetryTest(RelayTestCase):
     def test_withdraw_on_timeout(self):
         """A write still queued when its client got 503 is never sent; one already in flight
         is (the documented exception)."""
-        first = threading.Event()
-
-        def slow_first(req):
-            if req["path"] == "/write" and not first.is_set():
-                first.set()
-                return 204, b"", {}, 4.0
-            return 204, b"", {}, 0
-
-        m = self.mock(slow_first)
+        slow = SlowFirstWrite(4)
+        m = self.mock(slow)
         self.start([m.url], extra="write-timeout = 1s",
                    output_extra="buffer-size-mb = 16\ntimeout = 10s")
         t1 = Worker(self.post, b"w1 v=1 1\n")
         t1.start()
-        self.assertTrue(first.wait(10))
+        self.assertTrue(slow.arrived.wait(10))
         t0 = time.monotonic()
         st, h, body = self.post(b"w2 v=2 2\n")
         self.assertEqual(st, 503)

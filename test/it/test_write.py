@@ -8,7 +8,8 @@ import time
 import unittest
 
 import prom
-from harness import RelayTestCase, Worker, free_port, http_request, make_leaf, wait_until
+from harness import (RelayTestCase, SlowFirstWrite, Worker, free_port, http_request, make_leaf,
+                     wait_until)
 
 
 def answer(status, body=b"", headers=None, delay=0):
@@ -296,17 +297,11 @@ class WriteTest(RelayTestCase):
     def test_retry_after_rounds_up_when_a_queued_write_times_out(self):
         """The same Retry-After (1.2s -> 2) when the write timed out while still queued behind
         a request in flight: it is withdrawn, so a later write arrives and it never does."""
-        first = threading.Event()
-
-        def slow_first(req):
-            if req["path"] == "/write" and not first.is_set():
-                first.set()
-                return 204, b"", {}, 4
-            return 204, b"", {}, 0
-        self.start([slow_first], extra="write-timeout = 1.2s", output_extra="timeout = 10s")
+        slow = SlowFirstWrite(4)
+        self.start([slow], extra="write-timeout = 1.2s", output_extra="timeout = 10s")
         w1 = Worker(self.post, b"w1 v=1 1\n")
         w1.start()
-        self.assertTrue(first.wait(10))
+        self.assertTrue(slow.arrived.wait(10))
         t0 = time.monotonic()
         st, h, body = self.post(b"w2 v=2 2\n")
         self.assertGreaterEqual(time.monotonic() - t0, 1.15)
