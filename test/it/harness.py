@@ -328,22 +328,6 @@ class MockBackend:
                         for r in self.writes())
 
 
-class SlowFirstWrite:
-    """A mock responder: the first /write is answered 204 after `delay` seconds (it holds the
-    relay's sender for that backend, so later writes queue behind it), every other request at
-    once. `arrived` is set when that first write has come."""
-
-    def __init__(self, delay):
-        self.delay = delay
-        self.arrived = threading.Event()
-
-    def __call__(self, req):
-        if req["path"] == "/write" and not self.arrived.is_set():
-            self.arrived.set()
-            return 204, b"", {}, self.delay
-        return 204, b"", {}, 0
-
-
 # --------------------------------------------------------------------------- relay
 
 def listeners(config):

@@ -24,7 +24,7 @@ DOC = (
     "second, with the count in between)",
     "a summary `backend still down down_s=... retries=... queued_writes=... queued_bytes=... "
     'last_error="..."` is logged at most every 30 s',
-    "`up` -> `down` on a failed send (logged with the reason and what is queued)",
+    "`up` -> `down` on a failed send (logged with the reason and what is queued",
     "(`backend recovered, draining outage_s=... retries=... queued_writes=... "
     "queued_bytes=...`)",
     "(`backend up, backlog drained drain_s=...`)",

@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import RelayTestCase, SlowFirstWrite, Worker, free_port, http_request, wait_until
+from harness import RelayTestCase, Worker, free_port, http_request, wait_until
 
 TS = 1600000000000000000
 
@@ -215,27 +215,42 @@ class RetryTest(RelayTestCase):
         self.assertEqual(sw.numbers(), list(range(int(held))))
 
     def test_withdraw_on_timeout(self):
-        """A write still queued when its client got 503 is never sent; one already in flight
-        is (the documented exception)."""
-        slow = SlowFirstWrite(4)
+        """A write still queued when its client's write-timeout passes gets 503 with
+        Retry-After = ceil(write-timeout) (1.2 s -> 2: nothing was kept) and is never sent.
+        b1 (buffered) takes 5 s a request; b2 answers w0 and w1 at once, so b1 carries w1 for
+        a client already answered (not cut at a deadline); b2 refuses w2, which waits behind
+        w1 at b1 past its deadline. Positive control: a later write reaches b1, w2 never."""
+        saw_w1 = threading.Event()
+
+        def slow(req):
+            if req["path"] == "/write" and b"w1" in req["body"]:
+                saw_w1.set()
+            return 204, b"", {}, 5 if req["path"] == "/write" else 0
+
         m = self.mock(slow)
-        self.start([m.url], extra="write-timeout = 1s",
-                   output_extra="buffer-size-mb = 16\ntimeout = 10s")
-        t1 = Worker(self.post, b"w1 v=1 1\n")
-        t1.start()
-        self.assertTrue(slow.arrived.wait(10))
+        m2 = self.mock(lambda req: (500, b'{"error":"no"}', {}, 0) if b"w2" in req["body"]
+                       else (204, b"", {}, 0))
+        conf, port = self.http_relay_config([m.url, m2.url], extra="write-timeout = 1.2s",
+                                            output_extra="timeout = 10s")
+        conf = conf.replace(m.url + "\n", m.url + "\nbuffer-size-mb = 16\n", 1)
+        self.r = self.relay(conf, wait_ports=[port])
+        self.port = port
+        for name in (b"w0", b"w1"):  # b1 is busy with w0 while b2 answers w1
+            self.assertEqual(self.post(name + b" v=1 1\n")[0], 204)
+        self.assertTrue(saw_w1.wait(20))
         t0 = time.monotonic()
         st, h, body = self.post(b"w2 v=2 2\n")
-        self.assertEqual(st, 503)
-        self.assertEqual(h.get("retry-after"), "1")
-        self.assertTrue(0.95 < time.monotonic() - t0 < 3.5)  # w1 holds the sender for 4 s
-        t1.join(30)  # w1's client got 503 at its deadline too; w1 itself is still in flight
-        wait_until(lambda: metric(self.port, "backend_batches_sent_total", "b1") == 1,
-                   timeout=15, what="w1 stored")
-        # Positive control: a later write goes through; FIFO, so w2 would have gone before it.
+        self.assertEqual(st, 503, body)
+        self.assertEqual(h.get("retry-after"), "2")
+        self.assertTrue(1.0 < time.monotonic() - t0 < 4.5)  # b1 is busy for 5 s
+        wait_until(lambda: metric(self.port, "backend_points_delivered_total", "b1") == 2,
+                   timeout=30, what="b1 done with w0 and w1")
         self.assertEqual(self.post(b"w3 v=3 3\n")[0], 204)
-        bodies = [w["body"] for w in m.writes()]
-        self.assertEqual(bodies, [b"w1 v=1 1\n", b"w3 v=3 3\n"])
+        wait_until(lambda: m.writes() and m.writes()[-1]["body"] == b"w3 v=3 3\n", timeout=10,
+                   what="w3 at b1")
+        bodies = b"".join(w["body"] for w in m.writes())
+        self.assertNotIn(b"w2", bodies)
+        self.assertIn(b"w1 v=1 1\n", bodies)
         self.assertEqual(dropped(self.port, "b1", "withdrawn"), 1)
 
     def test_all_down_503_at_once_nothing_kept_probe_recovers(self):

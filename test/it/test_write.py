@@ -7,9 +7,7 @@ import threading
 import time
 import unittest
 
-import prom
-from harness import (RelayTestCase, SlowFirstWrite, Worker, free_port, http_request, make_leaf,
-                     wait_until)
+from harness import RelayTestCase, Worker, free_port, http_request, make_leaf, wait_until
 
 
 def answer(status, body=b"", headers=None, delay=0):
@@ -175,7 +173,9 @@ class WriteTest(RelayTestCase):
         self.assertEqual(st, 503)
         self.assertEqual(h.get("retry-after"), "1")
         self.assertIn("error", json.loads(body))
-        self.assertTrue(0.95 < took < 6, took)  # at the deadline, not after the 10 s answers
+        # At the deadline (the sender may cut its requests 100 ms before it), not after the
+        # backends' 10 s answers.
+        self.assertTrue(0.8 < took < 6, took)
 
     def test_buffer_full_503_at_once(self):
         self.start([answer(204, delay=10)], output_extra="buffer-size-mb = 1\ntimeout = 20s")
@@ -277,7 +277,8 @@ class WriteTest(RelayTestCase):
     def test_retry_after_rounds_up_when_every_backend_refused(self):
         """Retry-After is ceil(write-timeout) in whole seconds (1.2s -> 2) on a 503 after which
         nothing was kept. Here every backend refused the connection: 503 at once; when they
-        are back, a later write arrives (the positive control) and the refused one never."""
+        are back, a later write arrives (the positive control) and the refused one never.
+        it.retry.test_withdraw_on_timeout checks the same on a write that timed out queued."""
         ports = [free_port(), free_port()]
         conf, port = self.http_relay_config(["http://127.0.0.1:%d/write" % p for p in ports],
                                             extra="write-timeout = 1.2s",
@@ -294,25 +295,6 @@ class WriteTest(RelayTestCase):
         for m in ms:
             self.assertEqual([w["body"] for w in self.writes(m)], [b"later v=2 2\n"])
 
-    def test_retry_after_rounds_up_when_a_queued_write_times_out(self):
-        """The same Retry-After (1.2s -> 2) when the write timed out while still queued behind
-        a request in flight: it is withdrawn, so a later write arrives and it never does."""
-        slow = SlowFirstWrite(4)
-        self.start([slow], extra="write-timeout = 1.2s", output_extra="timeout = 10s")
-        w1 = Worker(self.post, b"w1 v=1 1\n")
-        w1.start()
-        self.assertTrue(slow.arrived.wait(10))
-        t0 = time.monotonic()
-        st, h, body = self.post(b"w2 v=2 2\n")
-        self.assertGreaterEqual(time.monotonic() - t0, 1.15)
-        self.assertEqual(st, 503, body)
-        self.assertEqual(h.get("retry-after"), "2")
-        w1.join(30)  # its client got 503 at the deadline too; w1 itself is still in flight
-        wait_until(lambda: prom.scrape(self.port).backend("batches_sent_total", "r1", "b1") == 1,
-                   timeout=15, what="w1 stored")
-        self.assertEqual(self.post(b"w3 v=3 3\n")[0], 204)
-        self.assertEqual([w["body"] for w in self.ms[0].writes()],
-                         [b"w1 v=1 1\n", b"w3 v=3 3\n"])
 
 if __name__ == "__main__":
     unittest.main()
