@@ -347,10 +347,13 @@ mtu = 200
         for d in datagrams:
             tx.sendto(d.encode(), ("127.0.0.1", pu))
         got = []
+        # Every counter at its final value (the receiver may count a datagram's dropped lines
+        # after sending its valid ones).
         s = wait_until(lambda: self._scrape_when(port, lambda s: s.get(
             "influxdb_relay_udp_datagrams_received_total", relay="u1") == 3 and s.get(
-            "influxdb_relay_udp_points_sent_total", relay="u1", backend="s1") == 17),
-            what="UDP counted")
+            "influxdb_relay_udp_points_sent_total", relay="u1", backend="s1") == 17 and all(
+            s.get("influxdb_relay_udp_lines_dropped_total", relay="u1", reason=r) == 1
+            for r in ("invalid", "mtu"))), what="UDP counted")
         while True:
             try:
                 got.append(sink.recv(65536))
