@@ -70,6 +70,8 @@
 
 /* MHD's per-connection buffer: bounds each upload chunk handed to the /write handler. */
 #define HTTPD_CONN_MEMORY ((size_t)16 * 1024)
+/* At most one "max-connections reached" warning this often, per relay. */
+#define HTTPD_REFUSED_LOG_MS 10000
 
 struct httpd {
     /* Immutable after start. */
@@ -86,16 +88,17 @@ struct httpd {
     struct MHD_Daemon *d;
     int listen_fd;
     /* Shared. */
-    struct httpd_stats stats;      /* atomics */
-    _Atomic unsigned in_flight;    /* atomic: requests read in full and not completed */
-    _Atomic unsigned waiting;      /* atomic: suspended connections not resumed yet */
-    _Atomic bool stopping;         /* atomic: answers carry Connection: close */
-    _Atomic bool closing;          /* atomic: no write is forwarded any more */
-    _Atomic int64_t stop_deadline; /* atomic: httpd_stop()'s deadline (httpd_hurry() moves it) */
-    _Atomic bool hurried;          /* atomic: httpd_hurry() was called (no grace any more) */
-    pthread_mutex_t mu;            /* guards nothing but the waits of httpd_stop() */
-    pthread_cond_t idle;           /* CLOCK_MONOTONIC; signalled when in_flight or waiting drops
-                                    * to 0 while closing, and by httpd_hurry() */
+    struct httpd_stats stats;       /* atomics */
+    _Atomic unsigned in_flight;     /* atomic: requests read in full and not completed */
+    _Atomic unsigned waiting;       /* atomic: suspended connections not resumed yet */
+    _Atomic bool stopping;          /* atomic: answers carry Connection: close */
+    _Atomic bool closing;           /* atomic: no write is forwarded any more */
+    _Atomic int64_t stop_deadline;  /* atomic: httpd_stop()'s deadline (httpd_hurry() moves it) */
+    _Atomic bool hurried;           /* atomic: httpd_hurry() was called (no grace any more) */
+    _Atomic int64_t refused_log_ms; /* atomic: when "max-connections reached" was last logged */
+    pthread_mutex_t mu;             /* guards nothing but the waits of httpd_stop() */
+    pthread_cond_t idle;            /* CLOCK_MONOTONIC; signalled when in_flight or waiting drops
+                                     * to 0 while closing, and by httpd_hurry() */
 };
 
 enum route {
@@ -256,6 +259,8 @@ httpd_answer(struct httpd *h, struct req *q, struct reply *r)
         /* Wall clock (the only sub-millisecond clock in util/clock.h); a clock step is clamped. */
         int64_t us = (clock_real_ns() - q->start_ns) / 1000;
         histo_observe(&h->stats.request_duration, us > 0 ? (uint64_t)us : 0);
+        log_debug(h->c->name, "write answered status=%d duration_ms=%.3f", status,
+                  (double)(us > 0 ? us : 0) / 1000.0);
     }
     return ret;
 }
@@ -433,7 +438,22 @@ httpd_admit(void *cls, const struct sockaddr *addr, socklen_t addrlen)
     (void)addr;
     (void)addrlen;
     struct httpd *h = cls;
-    return conn_admit(h->conns) ? MHD_YES : MHD_NO;
+    if (conn_admit(h->conns)) {
+        return MHD_YES;
+    }
+    /* Clients are being turned away: worth a warning, at most one per HTTPD_REFUSED_LOG_MS
+     * whatever the number of workers refusing at once (the compare-and-swap elects one). */
+    int64_t now = clock_mono_ms();
+    int64_t last = atomic_load_explicit(&h->refused_log_ms, memory_order_relaxed);
+    if ((last == 0 || now - last >= HTTPD_REFUSED_LOG_MS) &&
+        atomic_compare_exchange_strong(&h->refused_log_ms, &last, now)) {
+        log_warn(h->c->name,
+                 "max-connections reached, refusing new connections max_connections=%lld "
+                 "refused_total=%llu",
+                 (long long)h->c->max_connections,
+                 (unsigned long long)atomic_load(&h->stats.connections_refused));
+    }
+    return MHD_NO;
 }
 
 static void

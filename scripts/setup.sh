@@ -2,9 +2,15 @@
 # Installs what building, running and testing the relay needs on Debian 12 (as root, or with
 # sudo). Idempotent: packages already present are not fetched again.
 set -eu
+# Every tool a test calls is here: a missing one fails its test, it is never skipped.
+#   lint.format, lint.tidy: clang-format, clang-tidy (14), git (the files to check)
+#   it.*: influxdb (influxd), nginx + modules, haproxy, openssl (certificates), python3 with
+#   prometheus-client and yaml, util-linux (setpriv: a check as an unprivileged user; unshare:
+#   a private trust store) and mount
 pkgs="build-essential cmake pkg-config libmicrohttpd-dev libinih-dev libcurl4-openssl-dev
 zlib1g-dev influxdb nginx libnginx-mod-http-echo haproxy python3 python3-prometheus-client
-clang libclang-rt-14-dev rpm lintian file curl libnginx-mod-stream"
+clang libclang-rt-14-dev rpm lintian file curl libnginx-mod-stream clang-format clang-tidy
+git python3-yaml openssl util-linux mount ca-certificates"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -12,13 +12,17 @@ import http.client
 import http.server
 import json
 import os
+import re
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import traceback
 import unittest
 import urllib.parse
 
@@ -233,13 +237,15 @@ class MockBackend:
 
     Behaviour per request comes from `responder(req) -> (status, body, headers, delay_s)`;
     the default answers 204. `requests` holds dicts: method, path, query (dict of lists),
-    headers (lower-case), body (bytes), time.
+    headers (lower-case), body (bytes), time. With tls=(cert, key) it speaks HTTPS only.
     """
 
-    def __init__(self, port=None, responder=None):
+    def __init__(self, port=None, responder=None, tls=None):
         self.port = port or free_port()
+        self.tls = tls
         self.responder = responder or (lambda req: (204, b"", {}, 0))
         self.requests = []
+        self.errors = []  # tracebacks of exceptions raised by the responder
         self.lock = threading.Lock()
         self.server = None
         self.thread = None
@@ -262,7 +268,16 @@ class MockBackend:
                        "raw_query": u.query,
                        "headers": {k.lower(): v for k, v in self.headers.items()},
                        "body": body, "time": time.monotonic()}
-                status, rbody, rheaders, delay = mock.responder(req)
+                try:
+                    status, rbody, rheaders, delay = mock.responder(req)
+                except ConnectionAbortedError:
+                    raise  # take_down(): drop the connection without an answer
+                except BaseException:
+                    # A failed assertion (or a bug) in a responder fails the test (tearDown
+                    # re-raises it in the main thread); the connection is dropped.
+                    with mock.lock:
+                        mock.errors.append(traceback.format_exc())
+                    raise
                 with mock.lock:
                     mock.requests.append(req)
                 if delay:
@@ -285,6 +300,10 @@ class MockBackend:
             daemon_threads = True
 
         self.server = Server(("127.0.0.1", self.port), Handler)
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return self
@@ -297,7 +316,7 @@ class MockBackend:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d/write" % self.port
+        return "%s://127.0.0.1:%d/write" % ("https" if self.tls else "http", self.port)
 
     def writes(self):
         with self.lock:
@@ -311,26 +330,109 @@ class MockBackend:
 
 # --------------------------------------------------------------------------- relay
 
-class Relay:
-    """The real relay binary run on a config text (INI)."""
+def listeners(config):
+    """[("tcp"|"udp", port)] of every [http.NAME] / [udp.NAME] bind-addr of an INI config."""
+    out, kind = [], None
+    for raw in config.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            m = re.match(r"\[(http|udp)\.[^.\]]+\]$", line)
+            kind = ("tcp" if m.group(1) == "http" else "udp") if m else None
+        elif kind and re.match(r"bind-addr\s*=", line):
+            addr = line.split("=", 1)[1].strip().strip('"')
+            out.append((kind, int(addr.rsplit(":", 1)[1])))
+    return out
 
-    def __init__(self, tmp, config, name="relay.ini"):
+
+def _socket_rows(pid):
+    """(proto, local port, remote port, state) of every inet socket process pid holds (IPv4
+    and IPv6), read from /proc; proto "tcp" or "udp", state as in /proc/net/tcp ("0A" LISTEN,
+    "01" ESTABLISHED ...)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return set()
+    for fd in fds:
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    out = []
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        try:
+            with open("/proc/net/" + proto) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if cols[9] in inodes:
+                out.append((proto[:3], int(cols[1].rsplit(":", 1)[1], 16),
+                            int(cols[2].rsplit(":", 1)[1], 16), cols[3]))
+    return out
+
+
+def bound_sockets(pid):
+    """{("tcp", port) for each listening TCP socket, ("udp", port) for each bound UDP socket}
+    that process pid holds."""
+    return {(proto, local) for proto, local, _, state in _socket_rows(pid)
+            if proto == "udp" or state == "0A"}
+
+
+def peer_ports(pid):
+    """The remote ports of the TCP connections process pid holds (a connection the process
+    has closed is gone from this set)."""
+    return {remote for proto, _, remote, state in _socket_rows(pid)
+            if proto == "tcp" and state != "0A"}
+
+
+class Relay:
+    """The real relay binary run on a config text (INI).
+
+    `prefix` is an argv put before the relay's (e.g. a namespace or user wrapper that ends with
+    exec, so the PID stays the relay's)."""
+
+    def __init__(self, tmp, config, name="relay.ini", prefix=(), env=None):
         self.dir = tmp
+        self.config = config
         self.conf_path = os.path.join(tmp, name)
         with open(self.conf_path, "w") as f:
             f.write(config)
         self.log_path = self.conf_path + ".log"
         self.proc = None
+        self.prefix = list(prefix)
+        self.env = env
 
     def start(self, wait_ports=(), timeout=15):
+        """Starts the relay. With wait_ports, waits until each of those TCP ports and every
+        listener of the config (HTTP and UDP) is bound (see wait_ready())."""
         logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([RELAY_BIN, "-config", self.conf_path], stdout=logf,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self.prefix + [RELAY_BIN, "-config", self.conf_path],
+                                     stdout=logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=self.env)
         logf.close()
         _live.add(self.proc)
-        for p in wait_ports:
-            wait_until(lambda: self._alive() and port_open(p), timeout=timeout,
-                       what="relay port %d" % p)
+        if wait_ports:
+            self.wait_ready(extra_tcp=wait_ports, timeout=timeout)
+        return self
+
+    def wait_ready(self, extra_tcp=(), timeout=15):
+        """Waits until every listener of the config ([http.*] and [udp.*] bind-addr) and every
+        port of extra_tcp is bound by this relay process: a TCP socket listening, a UDP socket
+        bound (read from /proc: no probe connection, no datagram, works at any log level).
+        From then on a datagram sent to a UDP listener is queued in its socket, and a TCP
+        connection is accepted. Fails at once if the relay exits."""
+        want = set(listeners(self.config)) | {("tcp", p) for p in extra_tcp}
+
+        def ready():
+            self._alive()
+            return want <= bound_sockets(self.proc.pid)
+        wait_until(ready, timeout=timeout,
+                   what="relay listeners bound %s" % sorted("%s/%d" % w for w in want))
         return self
 
     def _alive(self):
@@ -397,6 +499,9 @@ class RelayTestCase(unittest.TestCase):
         for m in self.mocks:
             m.stop()
         self._tmp.cleanup()
+        errors = [e for m in self.mocks for e in m.errors]
+        if errors:
+            raise AssertionError("a mock backend's responder raised:\n" + "\n".join(errors))
 
     def _outcome_failed(self):
         outcome = getattr(self, "_outcome", None)
@@ -419,15 +524,24 @@ class RelayTestCase(unittest.TestCase):
             i.create_db(udp_db)
         return i
 
-    def mock(self, responder=None, port=None):
-        m = MockBackend(port=port, responder=responder).start()
+    def mock(self, responder=None, port=None, tls=None):
+        m = MockBackend(port=port, responder=responder, tls=tls).start()
         self.mocks.append(m)
         return m
 
-    def relay(self, config, wait_ports=(), name="relay.ini"):
-        r = Relay(self.tmp, config, name=name).start(wait_ports=wait_ports)
-        self.relays.append(r)
-        return r
+    def udp_socket(self, timeout=None):
+        """A UDP socket bound to a free 127.0.0.1 port (a sink for a UDP output, or a sender),
+        closed at the end of the test."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(timeout)
+        self.addCleanup(s.close)
+        return s
+
+    def relay(self, config, wait_ports=(), name="relay.ini", prefix=(), env=None):
+        r = Relay(self.tmp, config, name=name, prefix=prefix, env=env)
+        self.relays.append(r)  # before start: its log is printed if start-up fails
+        return r.start(wait_ports=wait_ports)
 
     def relay_per_mock(self, mocks, output_extra="timeout = 2s\nmax-delay-interval = 1s\n"):
         """One relay per mock backend ([http.relayN] with output "influx"), started; returns
@@ -450,3 +564,106 @@ class RelayTestCase(unittest.TestCase):
             lines += ["", "[http.%s.output.b%d]" % (relay_name, i + 1), "location = " + url,
                       output_extra]
         return "\n".join(lines) + "\n", port
+
+
+# --------------------------------------------------------------------------- threads, tools
+
+class Worker(threading.Thread):
+    """A thread whose exception (a failed assertion included) fails the test: join() re-raises
+    it in the joining thread, and a worker still running at the join timeout is a failure.
+    result holds fn's return value."""
+
+    def __init__(self, fn, *args, **kwargs):
+        super().__init__(daemon=True)
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.result = None
+        self.exc = None
+
+    def run(self):
+        try:
+            self.result = self.fn(*self.args, **self.kwargs)
+        except BaseException as e:  # noqa: BLE001 - re-raised by join()
+            self.exc = e
+
+    def join(self, timeout=120):
+        super().join(timeout)
+        if self.is_alive():
+            raise AssertionError("worker %s still running after %ss" % (self.fn.__name__, timeout))
+        if self.exc is not None:
+            raise self.exc
+        return self.result
+
+
+def run_threads(fn, args_list, timeout=120):
+    """Runs fn(*args) for each args of args_list, each in its own Worker, all at once; joins
+    them all and re-raises the first exception in the caller. Returns the results in order."""
+    workers = [Worker(fn, *(a if isinstance(a, tuple) else (a,))) for a in args_list]
+    for w in workers:
+        w.start()
+    end = time.monotonic() + timeout
+    for w in workers:
+        threading.Thread.join(w, max(0.0, end - time.monotonic()))
+    return [w.join(0) for w in workers]
+
+
+def require_tool(name, *fallbacks):
+    """The path of a program a test needs; a missing one fails the test (scripts/setup.sh
+    installs every tool the tests call), it never skips it."""
+    for n in (name,) + fallbacks:
+        path = shutil.which(n) or (n if os.path.isabs(n) and os.access(n, os.X_OK) else None)
+        if path:
+            return path
+    raise AssertionError("%s is not installed: run scripts/setup.sh" % name)
+
+
+def unprivileged_prefix():
+    """argv prefix that runs a command as nobody:nogroup with no supplementary groups (util-linux
+    setpriv, execs the command: same PID). Needs root; as another user, [] (already
+    unprivileged)."""
+    if os.geteuid() != 0:
+        return []
+    return [require_tool("setpriv"), "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+
+
+def openssl(*args):
+    """Runs the openssl command line tool; fails the test when it fails."""
+    subprocess.run([require_tool("openssl")] + list(args), check=True, capture_output=True,
+                   timeout=60)
+
+
+def make_ca(directory, name="ca"):
+    """A self-signed CA certificate and its key in directory; returns (cert path, key path)."""
+    cert, key = os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".key")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+            "-days", "2", "-subj", "/CN=relay test %s" % name)
+    return cert, key
+
+
+def make_leaf(directory, name, ca=None, san="IP:127.0.0.1,DNS:localhost"):
+    """A server certificate for san, signed by ca (a (cert, key) pair) or self-signed when ca is
+    None, and its key; returns (cert path, key path)."""
+    cert, key = os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".key")
+    ext = os.path.join(directory, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\n" % san)
+    if ca is None:
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=" + san)
+        return cert, key
+    csr = os.path.join(directory, name + ".csr")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj",
+            "/CN=localhost")
+    openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+            "-out", cert, "-days", "2", "-extfile", ext)
+    return cert, key
+
+
+def trust_store_prefix(bundle_dir):
+    """argv prefix that runs a command in a private mount namespace where bundle_dir is mounted
+    over /etc/ssl/certs, the system trust store libcurl uses (Debian's libcurl is built with
+    CAINFO /etc/ssl/certs/ca-certificates.crt and CAPATH /etc/ssl/certs and reads no environment
+    variable for them). Nothing changes outside that process. As root only (otherwise through a
+    user namespace); util-linux unshare execs, so the PID stays the command's."""
+    userns = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    return ([require_tool("unshare")] + userns + ["--mount", "--propagation", "private", "sh",
+            "-c", 'mount --bind "$0" /etc/ssl/certs && exec "$@"', bundle_dir])

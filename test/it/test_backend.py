@@ -7,10 +7,11 @@ retried."""
 import re
 import socket
 import threading
-import time
 import unittest
 
-from harness import RelayTestCase, free_port, http_request, wait_until
+import prom
+
+from harness import RelayTestCase, free_port, http_request, run_threads, wait_until
 
 
 class ConnCounter:
@@ -76,11 +77,9 @@ class BackendTest(RelayTestCase):
         return http_request(self.port, "POST", "/write?" + query, body, headers)
 
     def clients(self, n, fn):
-        ts = [threading.Thread(target=fn, args=(i,)) for i in range(n)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        """Runs fn(0) .. fn(n - 1) at once, each in its own thread; an assertion that fails in
+        one of them fails the test."""
+        run_threads(fn, range(n))
 
     def test_queued_writes_merge_whole_and_in_order(self):
         m = self.mock(lambda req: (204, b"", {}, 0.05))
@@ -175,14 +174,20 @@ class BackendTest(RelayTestCase):
         self.assertNotIn("transfer-encoding", h)
 
     def test_unbuffered_5xx_answered_logged_not_retried(self):
+        fail = threading.Event()
+        fail.set()
         m = self.mock(lambda req: (500, b'{"error":"boom"}', {"Content-Type": "application/json"},
-                                   0))
+                                   0) if fail.is_set() else (204, b"", {}, 0))
         self.start([m.url])
         for _ in range(2):
             st, h, body = self.post(b"f v=1 1\n")
             self.assertEqual((st, body), (500, b'{"error":"boom"}'))
-        time.sleep(1.5)
-        self.assertEqual(len(m.writes()), 2)
+        # Positive control: the backend recovers and a new write goes through. A failed write
+        # kept for a retry would sit at the head of the queue and go first (or merged with it).
+        fail.clear()
+        self.assertEqual(self.post(b"g v=2 2\n")[0], 204)
+        self.assertEqual([w["body"] for w in m.writes()],
+                         [b"f v=1 1\n", b"f v=1 1\n", b"g v=2 2\n"])
         self.assertEqual(self.r.log().count('5xx response for relay "r1" backend "b1": 500'), 2)
 
     def test_unbuffered_transport_error_logged_once_per_outage(self):
@@ -199,6 +204,55 @@ class BackendTest(RelayTestCase):
         wait_until(lambda: "r1/b1: backend up" in self.r.log(), timeout=10, what="probe")
         self.assertEqual(self.post(b"t v=1 1\n")[0], 204)
         self.assertEqual(len(m.writes()), 1)
+
+
+    # ------------------------------------------------------------------ unbuffered queue bound
+
+    UNBUFFERED_CAP = 32 << 20  # max(4 x max-batch-kb, 32 MiB) with the default max-batch-kb
+
+    def test_unbuffered_queue_bound(self):
+        """A hanging unbuffered backend queues writes up to its bound (max(4 x max-batch-kb,
+        32 MiB), every byte held counted, the request in flight included) and refuses the rest
+        for itself (buffer_full); the other backend still takes every write and the client gets
+        its 204."""
+        hang = self.mock(lambda req: (204, b"", {}, 60 if req["path"] == "/write" else 0))
+        ok = self.mock()
+        self.start([hang.url, ok.url], output_extra="timeout = 60s")
+        body = b"".join(b"bound,k=%05d v=%di 1\n" % (i, i) for i in range(50000))
+        self.assertGreater(len(body), 1 << 20)
+        n = 40  # 40 writes of 1 MiB and more: past the 32 MiB bound
+        for i in range(n):
+            st, _, out = self.post(body)
+            self.assertEqual(st, 204, (i, out))
+        self.assertEqual(len(ok.writes()), n)
+        s = prom.scrape(self.port)
+        cap = s.backend("queue_capacity_bytes", "r1", "b1")
+        self.assertEqual(cap, self.UNBUFFERED_CAP)
+        held = s.backend("queue_writes", "r1", "b1")
+        full = s.dropped("r1", "b1", "buffer_full")
+        self.assertLessEqual(s.backend("queue_bytes", "r1", "b1"), cap)
+        self.assertGreater(s.backend("queue_bytes", "r1", "b1"), cap - 2 * len(body) - 4096)
+        self.assertGreaterEqual(full, 1)
+        self.assertEqual(held + full, n)
+        self.assertEqual(s.dropped("r1", "b2", "buffer_full"), 0)
+        wait_until(lambda: hang.writes(), what="the first write at the hanging backend")
+        self.assertEqual(len(hang.writes()), 1)  # the first one, still in flight
+        self.assertIn("r1/b1: buffer full, refusing writes for this backend", self.r.log())
+
+    def test_unbuffered_empty_queue_takes_a_write_over_the_bound(self):
+        """An idle unbuffered backend takes one write of any size the listener accepts, even
+        one larger than its queue bound."""
+        m = self.mock()
+        self.start([m.url], extra="max-body-mb = 40")
+        line = b"huge,k=%07d v=1i 1\n"
+        body = b"".join(line % i for i in range((self.UNBUFFERED_CAP + (1 << 20)) // len(line)))
+        self.assertGreater(len(body), self.UNBUFFERED_CAP)
+        st, _, out = self.post(body)
+        self.assertEqual(st, 204, out)
+        [w] = m.writes()
+        self.assertEqual(len(w["body"]), len(body))
+        self.assertEqual(w["body"], body)
+        self.assertEqual(prom.scrape(self.port).dropped("r1", "b1", "buffer_full"), 0)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ signal handling of a running relay (SIGTERM/SIGINT exit 0, SIGHUP ignored with a
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import unittest
 
 from harness import (RELAY_BIN, RelayTestCase, free_port, http_request, port_open, run_relay,
-                     wait_until)
+                     unprivileged_prefix, wait_until)
 
 
 def valid_config(port, backend_port=None, head=""):
@@ -85,11 +86,31 @@ class TestCliFlags(RelayTestCase):
                              "%s: cannot open config file: No such file or directory\n" % path)
 
     def test_unreadable_file(self):
-        if os.geteuid() == 0:
-            self.skipTest("root reads any file")
-        path = self.write("secret.ini", valid_config(free_port()))
+        """A config file the relay may not read. Root reads any file, so the relay runs as
+        nobody (harness.unprivileged_prefix) on a copy of the binary in a directory nobody may
+        enter; positive control: the same user reads a readable config next to it."""
+        shared = os.path.join(self.tmp, "shared")
+        os.mkdir(shared)
+        os.chmod(self.tmp, 0o711)
+        os.chmod(shared, 0o755)
+        binary = os.path.join(shared, "influxdb-relay")
+        shutil.copy(RELAY_BIN, binary)
+        as_nobody = unprivileged_prefix()
+
+        def check(path):
+            return subprocess.run(as_nobody + [binary, "-config", path, "--check-config"],
+                                  capture_output=True, timeout=30)
+        readable = os.path.join(shared, "ok.ini")
+        with open(readable, "w") as f:
+            f.write(valid_config(free_port()))
+        os.chmod(readable, 0o644)
+        r = check(readable)
+        self.assertEqual((r.returncode, r.stderr), (0, b""))
+        path = os.path.join(shared, "secret.ini")
+        with open(path, "w") as f:
+            f.write(valid_config(free_port()))
         os.chmod(path, 0)
-        r = run_relay(["-config", path, "--check-config"])
+        r = check(path)
         self.assertEqual(r.returncode, 1)
         self.assertEqual(r.stderr.decode(),
                          "%s: cannot open config file: Permission denied\n" % path)
@@ -212,11 +233,20 @@ class TestCliRun(RelayTestCase):
             self.assertIn("message", obj)
 
     def test_log_level_error_hides_info(self):
-        r, _ = self.start(head="[relay]\nlog-level = error\n\n")
+        # Positive control: an error line (a write dropped at shutdown) does reach the log. The
+        # backend hangs, so the write is queued (any: 204) and still in flight at the deadline.
+        port = free_port()
+        hang = self.mock(lambda req: (204, b"", {}, 30 if req["path"] == "/write" else 0))
+        r = self.relay("[relay]\nlog-level = error\nshutdown-timeout = 1s\n\n"
+                       "[http.r1]\nbind-addr = 127.0.0.1:%d\nwrite-consistency = any\n\n"
+                       "[http.r1.output.b1]\nlocation = %s\ntimeout = 60s\n"
+                       "buffer-size-mb = 1\n" % (port, hang.url), wait_ports=[port])
+        self.assertEqual(http_request(port, "POST", "/write?db=d", b"m v=1 1\n")[0], 204)
+        wait_until(lambda: hang.writes(), what="the write in flight")
         self.assertEqual(r.terminate(), 0)
+        self.assertRegex(r.log(), r"error r1/b1: shutdown: dropped writes=1 ")
         self.assertNotIn("starting", r.log())
         self.assertNotIn("SIGTERM", r.log())
-
 
 if __name__ == "__main__":
     unittest.main()

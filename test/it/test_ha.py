@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,12 +26,11 @@ import threading
 import time
 import unittest
 
-from harness import SRC, RelayTestCase, free_port, http_request, port_open, wait_until
+from harness import (SRC, RelayTestCase, free_port, http_request, port_open, require_tool,
+                     wait_until)
 
 DB = "ha"
 BASE_NS = 1_764_000_000 * 10**9  # explicit timestamps: seq n is at BASE_NS + n us
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 PACE_S = 0.008  # about 100 writes/s
 
@@ -64,15 +62,18 @@ class LoadBalancer:
         subs = [(a, "127.0.0.1:%d" % p) for a, p in addr.items()]
         if kind == "nginx":
             self.conf = self._nginx_conf(subs)
-            self.argv = [NGINX, "-p", tmp + "/", "-e", self.log_path, "-c", self._write()]
+            self.argv = [require_tool("nginx", "/usr/sbin/nginx"), "-p", tmp + "/", "-e", self.log_path, "-c", self._write()]
         else:
             self.conf = self._haproxy_conf(subs)
-            self.argv = [HAPROXY, "-db", "-f", self._write()]
+            self.argv = [require_tool("haproxy", "/usr/sbin/haproxy"), "-db", "-f", self._write()]
         self.proc = None
 
     def _nginx_conf(self, subs):
         t = self.tmp
-        self.udp = os.path.exists(STREAM_MODULE)
+        # The stream module (libnginx-mod-stream, installed by scripts/setup.sh) carries UDP.
+        if not os.path.exists(STREAM_MODULE):
+            raise AssertionError(STREAM_MODULE + " is not installed: run scripts/setup.sh")
+        self.udp = True
         user = "user root;" if os.geteuid() == 0 else ""
         modules = "load_module %s;" % STREAM_MODULE if self.udp else ""
         subs = subs + [
@@ -230,21 +231,27 @@ class HATest(RelayTestCase):
             self.lb.stop()
         super().tearDown()
 
-    def watch_backlog(self, ports, seconds):
-        """Polls the relays' /health for `seconds`; returns the largest number of writes held
-        for influxdb1 by one relay, after checking that the relays saw it down."""
-        peak, seen_down = 0, False
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
+    def watch_backlog(self, ports, backlog):
+        """Polls the relays' /health until one relay reports influxdb1 down and holds at least
+        `backlog` writes for it (bounded); returns the largest number held by one relay."""
+        seen = {"peak": 0, "down": False}
+
+        def held():
             for p in ports:
                 for b in self.health(p)[1].get("backends", []):
                     if b.get("name") == "influxdb1":
-                        peak = max(peak, b.get("queue_writes", 0))
-                        seen_down = seen_down or b.get("state") == "down"
-            time.sleep(0.2)
-        self.assertTrue(seen_down, "no relay reported influxdb1 down while it was dead")
-        self.assertGreater(peak, 0, "no relay held writes for the dead influxdb1")
-        return peak
+                        seen["peak"] = max(seen["peak"], b.get("queue_writes", 0))
+                        seen["down"] = seen["down"] or b.get("state") == "down"
+            return seen["down"] and seen["peak"] >= backlog
+        wait_until(held, timeout=30, step=0.1,
+                   what="a relay holding %d writes for the dead influxdb1 (%s)" % (backlog, seen))
+        return seen["peak"]
+
+    def answered(self, writer, n, what):
+        """Waits until the writer has had n more answers (the scenario moves on by traffic)."""
+        last = max(writer.status, default=0)
+        wait_until(lambda: max(writer.status, default=0) >= last + n, timeout=60, step=0.05,
+                   what="%d more writes answered %s" % (n, what))
 
     def relay_conf(self, port, influxds):
         lines = ["[relay]", "shutdown-timeout = 5s", "",
@@ -295,18 +302,18 @@ class HATest(RelayTestCase):
         writer = Writer(lb.port)
         self.writer = writer
         writer.start()
-        time.sleep(2)
+        self.answered(writer, 150, "before the outage")
 
         # 1. One influxd dies at a random moment and comes back on the same data dir. Meanwhile
         # the relays must see it down and hold its writes.
         i1.kill()
-        peak = self.watch_backlog(ports, seconds=4)
+        peak = self.watch_backlog(ports, backlog=50)
         i1.start()
         t0 = time.monotonic()
         wait_until(lambda: all(self.relay_idle(p) for p in ports), timeout=30, step=0.1,
                    what="both relays drained to the restarted influxd")
         drain_s = time.monotonic() - t0
-        time.sleep(1)
+        self.answered(writer, 100, "after the drain")
 
         # 2. One relay dies (while holding nothing) and comes back.
         killed = {}
@@ -318,19 +325,20 @@ class HATest(RelayTestCase):
             killed["after_seq"] = max(writer.status)
             return True
         writer.between(kill_relay1, timeout=15)
-        time.sleep(3)
+        self.answered(writer, 250, "while relay1 is dead")
         relays[0].start(wait_ports=[ports[0]])
         restarted_seq = max(writer.status)
         # The load balancer puts it back (nginx after fail_timeout, HAProxy after `rise` checks).
         wait_until(lambda: any(writer.relay.get(n, "") in ("relay1", "127.0.0.1:%d" % ports[0])
                                for n in range(restarted_seq, max(writer.status) + 1)),
                    timeout=15, step=0.2, what="writes served by the restarted relay")
-        time.sleep(1)
+        self.answered(writer, 100, "after relay1's return")
         writer.halt.set()
         writer.join(timeout=30)
 
         # UDP through the load balancer (nginx stream block), at the end, on a calm system.
-        udp_sent = self.send_udp(lb) if lb.udp else 0
+        if lb.udp:
+            self.send_udp(lb, influxds)
 
         # Every acknowledged write in both influxd, once the relays are done.
         acked = sorted(n for n, st in writer.status.items() if st == 204)
@@ -358,34 +366,34 @@ class HATest(RelayTestCase):
         self.assertEqual(got[0], got[1], "the two influxd hold different points or values")
         # The writes kept going: the load balancer routed around the dead relay.
         self.assertGreaterEqual(len(acked), 0.95 * len(writer.status))
-        if udp_sent:
-            self.check_udp(influxds, udp_sent)
         # Both relays still stop cleanly (and, in sanitizer builds, without a report).
         for k, r in enumerate(relays, 1):
             self.assertEqual(r.terminate(), 0, "relay%d: exit status after SIGTERM" % k)
             self.assertNotRegex(r.log(), "AddressSanitizer|LeakSanitizer|runtime error:",
                                 "relay%d: sanitizer report" % k)
 
-    def send_udp(self, lb, count=200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            for n in range(1, count + 1):
-                s.sendto(("ha_udp,client=u1 seq=%di %d\n" % (n, BASE_NS + n * 1000)).encode(),
-                         ("127.0.0.1", lb.udp_port))
-                time.sleep(0.002)
-        return count
-
-    def check_udp(self, influxds, sent):
+    def send_udp(self, lb, influxds, count=200, per_round=20):
+        """Sends count points over UDP through the load balancer, in rounds: the next round
+        once both influxd hold the previous one (influxd's UDP socket has the default small
+        buffer; a datagram lost on the way fails the test, none is resent)."""
         counts = [0, 0]
 
-        def arrived():
+        def arrived(n):
             for k, i in enumerate(influxds):
                 counts[k] = i.count(DB, "ha_udp", field="seq")
-            return counts[0] == sent and counts[1] == sent
+            return counts[0] >= n and counts[1] >= n
         try:
-            wait_until(arrived, timeout=15, step=0.5, what="UDP points in both influxd")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                for first in range(1, count + 1, per_round):
+                    for n in range(first, first + per_round):
+                        s.sendto(("ha_udp,client=u1 seq=%di %d\n"
+                                  % (n, BASE_NS + n * 1000)).encode(), ("127.0.0.1", lb.udp_port))
+                    wait_until(lambda: arrived(first + per_round - 1), timeout=15, step=0.1,
+                               what="UDP points in both influxd")
+            self.assertEqual(counts, [count, count])
         finally:
             sys.stderr.write("UDP via the load balancer: sent %d, influxdb1 %d, influxdb2 %d\n"
-                             % (sent, counts[0], counts[1]))
+                             % (count, counts[0], counts[1]))
 
     def report(self, kind, ports, writer, acked, got, outage, total_s, killed):
         other = {}

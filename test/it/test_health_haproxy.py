@@ -5,14 +5,13 @@ when its backend does. The backend section is taken from the doc itself, so the 
 
 import os
 import re
-import shutil
 import subprocess
 import unittest
 
-from harness import RelayTestCase, SRC, _live, _kill, free_port, http_request, wait_until
+from harness import (RelayTestCase, SRC, _live, _kill, free_port, http_request, require_tool,
+                     wait_until)
 from test_metrics import take_down, lines
 
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
 def doc_backend_section():
@@ -23,8 +22,11 @@ def doc_backend_section():
     return m.group(1)
 
 
-@unittest.skipUnless(os.path.exists(HAPROXY), "haproxy not installed")
 class HaproxyHealthTest(RelayTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.haproxy = require_tool("haproxy", "/usr/sbin/haproxy")  # missing: fail, not skip
 
     def _haproxy(self, relay_ports):
         section = doc_backend_section()
@@ -51,7 +53,8 @@ listen stats
         with open(path, "w") as f:
             f.write(conf)
         log = open(os.path.join(self.tmp, "haproxy.log"), "ab")
-        proc = subprocess.Popen([HAPROXY, "-db", "-f", path], stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([self.haproxy, "-db", "-f", path], stdout=log,
+                                stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         log.close()
         _live.add(proc)

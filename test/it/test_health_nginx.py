@@ -5,14 +5,13 @@ skips the failed relay. The upstream and server blocks are taken from the doc it
 
 import os
 import re
-import shutil
 import subprocess
 import unittest
 
-from harness import RelayTestCase, SRC, _live, _kill, free_port, http_request, wait_until
+from harness import (RelayTestCase, SRC, _live, _kill, free_port, http_request, require_tool,
+                     wait_until)
 from test_metrics import take_down, lines
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 def doc_nginx_blocks():
@@ -22,8 +21,11 @@ def doc_nginx_blocks():
     return re.search(r"### nginx \(passive checks\).*?```nginx\n(.*?)```", text, re.S).group(1)
 
 
-@unittest.skipUnless(os.path.exists(NGINX), "nginx not installed")
 class NginxPassiveTest(RelayTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.nginx = require_tool("nginx", "/usr/sbin/nginx")  # missing: fail, not skip
 
     def _nginx(self, relay_ports):
         blocks = doc_nginx_blocks()
@@ -53,7 +55,8 @@ http {{
         with open(path, "w") as f:
             f.write(conf)
         log = open(os.path.join(t, "nginx.log"), "ab")
-        proc = subprocess.Popen([NGINX, "-p", t + "/", "-e", t + "/nginx-error.log", "-c", path],
+        proc = subprocess.Popen([self.nginx, "-p", t + "/", "-e", t + "/nginx-error.log", "-c",
+                                 path],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         _live.add(proc)

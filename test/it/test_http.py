@@ -7,11 +7,11 @@ import json
 import os
 import socket
 import ssl
-import subprocess
 import time
 import unittest
 
-from harness import RelayTestCase, free_port, http_request, port_open, wait_until
+from harness import (RelayTestCase, free_port, http_request, make_ca, make_leaf, peer_ports,
+                     port_open, wait_until)
 
 
 def ok_mock():
@@ -208,7 +208,8 @@ class HttpListenerTest(RelayTestCase):
         closer.sendall(head)
         staller = socket.create_connection(("127.0.0.1", p))
         staller.sendall(head)
-        time.sleep(0.2)
+        ports = {c.getsockname()[1] for c in (closer, staller)}
+        wait_until(lambda: ports <= peer_ports(self.r.proc.pid), what="both connections accepted")
         closer.close()
         # Others are served while one client stalls mid-body.
         t0 = time.monotonic()
@@ -217,9 +218,13 @@ class HttpListenerTest(RelayTestCase):
             self.assertEqual(st, 204)
         self.assertLess(time.monotonic() - t0, 5)
         staller.close()
-        time.sleep(0.3)
-        dbs = {w["query"]["db"][0] for w in self.m.writes()}
-        self.assertEqual(dbs, {"ok"})  # nothing of the partial bodies is forwarded
+        # Once the relay has closed both connections it is done with them; a write after that
+        # arrives (FIFO queue), and nothing of the partial bodies came before it.
+        wait_until(lambda: not ports & peer_ports(self.r.proc.pid), what="both connections closed")
+        st, _, _ = http_request(p, "POST", "/write?db=last", b"m v=1 1\n")
+        self.assertEqual(st, 204)
+        dbs = [w["query"]["db"][0] for w in self.m.writes()]
+        self.assertEqual(dbs, ["ok"] * 20 + ["last"])  # nothing of the partial bodies
         self.assertEqual(self.r.proc.poll(), None)
 
     def test_expect_100_continue(self):
@@ -274,28 +279,17 @@ class HttpListenerTest(RelayTestCase):
         for c in held:
             c.close()
 
-    def openssl(self, *args):
-        subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
-
     def make_cert(self):
         """A CA and a leaf for 127.0.0.1 signed by it; the combined PEM holds the leaf, the CA
         (the chain) and the leaf's key. Returns (CA path, combined path)."""
-        t = lambda n: os.path.join(self.tmp, n)  # noqa: E731
-        self.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", t("ca.key"),
-                     "-out", t("ca.pem"), "-days", "2", "-subj", "/CN=relay test CA")
-        self.openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", t("leaf.key"), "-out",
-                     t("leaf.csr"), "-subj", "/CN=localhost")
-        with open(t("ext"), "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-        self.openssl("x509", "-req", "-in", t("leaf.csr"), "-CA", t("ca.pem"), "-CAkey",
-                     t("ca.key"), "-CAcreateserial", "-out", t("leaf.pem"), "-days", "2",
-                     "-extfile", t("ext"))
-        combined = t("combined.pem")
+        ca = make_ca(self.tmp)
+        leaf = make_leaf(self.tmp, "leaf", ca)
+        combined = os.path.join(self.tmp, "combined.pem")
         with open(combined, "w") as f:
-            for n in ("leaf.pem", "ca.pem", "leaf.key"):
-                with open(t(n)) as part:
+            for n in (leaf[0], ca[0], leaf[1]):
+                with open(n) as part:
                     f.write(part.read())
-        return t("ca.pem"), combined
+        return ca[0], combined
 
     def test_https_pem_without_key_refused_at_start(self):
         ca, combined = self.make_cert()
@@ -323,7 +317,8 @@ class HttpListenerTest(RelayTestCase):
         w = self.m.writes()
         self.assertEqual(len(w), 1)
         self.assertEqual(w[0]["body"], b"m v=1 1\n")
-        self.assertIn("Starting HTTPS relay \"r1\" on 127.0.0.1:%d" % p, self.r.log())
+        wait_until(lambda: "Starting HTTPS relay \"r1\" on 127.0.0.1:%d" % p in self.r.log(),
+                   what="the HTTPS start-up line")
         # Plain HTTP on the HTTPS port gets no answer, and the listener survives it.
         try:
             http_request(p, "GET", "/ping", timeout=3)
@@ -348,7 +343,7 @@ class HttpListenerTest(RelayTestCase):
         wait_until(lambda: r._alive() and port_open(port, host="::1"), what="relay on [::1]")
         st, _, _ = http_request(port, "POST", "/write?db=x", "m v=1 1\n", host="::1")
         self.assertEqual(st, 204)
-        self.assertIn("on [::1]:%d" % port, r.log())
+        wait_until(lambda: "on [::1]:%d" % port in r.log(), what="the start-up line")
         self.assertFalse(port_open(port))  # not on 127.0.0.1
 
     def test_bind_failure_names_address(self):

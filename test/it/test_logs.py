@@ -3,6 +3,7 @@ the regexes an operator runs on Go relay logs; log-format = json gives one JSON 
 with time, level, message, relay, backend and fields; log-level filters."""
 
 import datetime
+import http.client
 import json
 import re
 import socket
@@ -109,9 +110,7 @@ timeout = 2s
         parses as one JSON object (util/log.c's escaping is unit-tested byte by byte)."""
         m = self.mock()
         port, pu = free_port(), free_port(socket.SOCK_DGRAM)
-        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sink.bind(("127.0.0.1", 0))
-        self.addCleanup(sink.close)
+        sink = self.udp_socket()
         relay = self.relay(f"""
 [relay]
 log-format = json
@@ -129,30 +128,108 @@ location = 127.0.0.1:{sink.getsockname()[1]}
         wait_until(lambda: "listening on udp" in relay.log(), what="udp listener")
         hostile = (b'm\\" v=\xff\xfe\x01"\t x=1 k=\\"\r\n'
                    b'\xc3\x28 bad="\x00\x1b[31m" y=2\n' + b"z" * 3000 + b' "\n')
-        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.addCleanup(tx.close)
-        tx.sendto(hostile, ("127.0.0.1", pu))
+        self.udp_socket().sendto(hostile, ("127.0.0.1", pu))
         st, _, _ = http_request(port, "POST", "/write?db=d", hostile)
         self.assertEqual(st, 400)
         wait_until(lambda: any(o.get("relay") == "u1" and o["level"] == "warn"
                                for o in self._json_lines(relay)), what="UDP invalid-line warning")
         self.assertGreater(len(self._json_lines(relay)), 3)
 
-    def test_level_error_hides_warn_and_info(self):
-        relay = self._run("log-level = error\nlog-format = json")
-        relay.terminate()
-        objs = self._json_lines(relay)
-        self.assertEqual([o for o in objs if o["level"] != "error"], [])
-        text = self._run_text_error()
-        for line in text.splitlines():
-            self.assertNotRegex(line, RE_5XX)
-            self.assertNotRegex(line, RE_PROBLEM)
-            self.assertNotRegex(line, GO_PREFIX.pattern + r"(warn|info|debug) ")
+    # ------------------------------------------------------------------ log-level
 
-    def _run_text_error(self):
-        relay = self._run("log-level = error", name="text-error.ini")
-        relay.terminate()
+    def _every_level(self, level, fmt="json"):
+        """A relay at log-level `level` made to log at every level: debug (libmicrohttpd refuses
+        a connection over r2's max-connections), info (start-up and shutdown), warn (b1 answers
+        503; an invalid line over UDP), error (a UDP line longer than the output's MTU). Each
+        event is known to have happened (its client saw the outcome), then the relay is stopped
+        (SIGTERM, exit 0), so the log is complete when it is returned."""
+        m = self.mock(responder=answer_503)
+        sink = self.udp_socket(timeout=10)
+        port, limited, pu = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
+        relay = self.relay(f"""
+[relay]
+log-level = {level}
+log-format = {fmt}
+[http.r1]
+bind-addr = 127.0.0.1:{port}
+[http.r1.output.b1]
+location = {m.url}
+[http.r2]
+bind-addr = 127.0.0.1:{limited}
+max-connections = 1
+[http.r2.output.b1]
+location = {m.url}
+[udp.u1]
+bind-addr = 127.0.0.1:{pu}
+[udp.u1.output.s1]
+location = 127.0.0.1:{sink.getsockname()[1]}
+mtu = 100
+""", wait_ports=[port, limited], name="level-%s-%s.ini" % (level, fmt))
+        # warn: a 5xx from b1; debug: the write's answer.
+        st, _, _ = http_request(port, "POST", "/write?db=d", "m v=1i\n")
+        self.assertEqual(st, 503)
+        # warn: r2 holds one connection; the second is refused (closed at once).
+        held = http.client.HTTPConnection("127.0.0.1", limited, timeout=10)
+        self.addCleanup(held.close)
+        held.request("GET", "/ping")
+        self.assertEqual(held.getresponse().status, 204)
+        with socket.create_connection(("127.0.0.1", limited), timeout=10) as extra:
+            try:
+                extra.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertEqual(extra.recv(100), b"")
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+        # warn and error: an invalid line and a line over the MTU; the valid one still goes out.
+        good = b"ok v=1i 1\n"
+        self.udp_socket().sendto(b"not line protocol\n" + b"long,k=%s v=1i 1\n" % (b"x" * 200)
+                                 + good, ("127.0.0.1", pu))
+        self.assertEqual(sink.recv(65536), good)
+        self.assertEqual(relay.terminate(), 0)
         return relay.log()
+
+    # What each level provokes: (level of the line, how to find it in the message).
+    PROVOKED = (("debug", "write answered"),
+                ("warn", "max-connections reached, refusing new connections"),
+                ("info", 'Starting HTTP relay "r1" on 127.0.0.1:'),
+                ("warn", '5xx response for relay "r1" backend "b1": 503'),
+                ("warn", "invalid lines dropped"),
+                ("error", "payload larger than MTU"))
+
+    def _check_level(self, level):
+        objs = [json.loads(ln) for ln in self._every_level(level).splitlines()]
+        shown = LEVELS[LEVELS.index(level):]  # LEVELS is most verbose first
+        self.assertEqual(sorted({o["level"] for o in objs}), sorted(shown), objs)
+        for lvl, text in self.PROVOKED:
+            found = [o for o in objs if text in o["message"]]
+            if lvl in shown:
+                self.assertTrue(found, "%s line %r missing at log-level %s" % (lvl, text, level))
+                self.assertEqual({o["level"] for o in found}, {lvl}, found)
+            else:
+                self.assertEqual(found, [], "log-level %s shows a %s line" % (level, lvl))
+
+    def test_level_debug_shows_every_level(self):
+        self._check_level("debug")
+
+    def test_level_info_hides_debug(self):
+        self._check_level("info")
+
+    def test_level_warn_hides_info_and_debug(self):
+        self._check_level("warn")
+
+    def test_level_error_shows_only_errors(self):
+        self._check_level("error")
+
+    def test_level_warn_text_format(self):
+        """The same filter in the text format: Go-worded lines (no level word) included."""
+        log = self._every_level("warn", fmt="text")
+        prefix = r"(?m)^" + GO_PREFIX.pattern[1:]
+        self.assertRegex(log, prefix + r'5xx response for relay "r1" backend "b1": 503$')
+        self.assertRegex(log, prefix + r"warn u1: invalid lines dropped")
+        self.assertRegex(log, prefix + r"error u1/s1: payload larger than MTU")
+        self.assertNotIn("Starting HTTP relay", log)
+        self.assertNotIn("libmicrohttpd", log)
+        for line in log.splitlines():
+            self.assertNotRegex(line, GO_PREFIX.pattern + r"(info|debug) ")
 
 
 if __name__ == "__main__":

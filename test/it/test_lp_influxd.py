@@ -1,6 +1,6 @@
 """The line protocol corpus (test/lp/corpus.txt) against a real influxd 1.6.7: every case is
 written alone to its own database and influxd's verdict (and reason, for parse errors) must equal
-the recorded one. unit.lp_corpus checks lp_process() against the same file, so the relay's
+the recorded one; the relay's recorded output of each accepted case is accepted too. unit.lp_corpus checks lp_process() against the same file, so the relay's
 parser and influxd cannot drift apart unnoticed."""
 import os
 import sys
@@ -23,6 +23,15 @@ class LineProtocolInfluxdTest(RelayTestCase):
         msg = "\n".join(f"corpus.txt:{c.lineno}: recorded {c.verdict} {c.reason_text!r}, "
                         f"influxd says {v} {r!r}" for c, v, r in diffs)
         self.assertEqual(diffs, [], msg)
+
+    def test_relay_output_accepted_by_influxd(self):
+        """What the relay forwards for each case influxd accepts (the output bytes unit.lp_corpus
+        checks) is itself accepted by influxd, and a stamped point is stored at its stamp."""
+        _, cases = corpus.read(CORPUS)
+        influxd = self.influxd()
+        problems = corpus.check_outputs_influxd(influxd.http_port, cases, http_request)
+        self.assertEqual([f"corpus.txt:{c.lineno}: {p}" for c, p in problems], [])
+        self.assertGreaterEqual(sum(1 for c in cases if c.verdict == "ok" and c.output), 150)
 
     def test_error_text_shape(self):
         """The text lp.h documents for the HTTP layer: one "unable to parse" per bad line

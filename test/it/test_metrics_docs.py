@@ -8,7 +8,7 @@ import unittest
 
 import yaml
 
-from harness import RelayTestCase, SRC, free_port
+from harness import RelayTestCase, SRC
 import prom
 
 DOC = os.path.join(SRC, "docs", "operations.md")

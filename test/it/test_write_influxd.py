@@ -60,12 +60,15 @@ class WriteInfluxdTest(RelayTestCase):
         self.assertEqual(errors[:5], [])
         total = sum(sent)
         # consistency one: the answer came with the first 204; the other copy may still be on its
-        # way, so wait (bounded) for both to hold everything, then check nothing more arrives.
+        # way, so wait (bounded) for both to hold everything. Then a marker write: each backend's
+        # queue is FIFO, so once the marker is in an influxd whatever came before it is too.
         for i in self.dbs:
             wait_until(lambda: i.count("db", "load") >= total, timeout=30,
                        what="all points in influxd %d" % i.http_port)
-        time.sleep(0.5)
+        self.assertEqual(self.post("marker value=1i 1\n")[0], 204)
         for i in self.dbs:
+            wait_until(lambda: i.count("db", "marker") == 1, timeout=30,
+                       what="the marker in influxd %d" % i.http_port)
             self.assertEqual(i.count("db", "load"), total)
         print("\n%d points in %d requests from %d clients in %.1fs" % (
             total, clients * requests, clients, took))

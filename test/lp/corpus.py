@@ -12,9 +12,15 @@ PRECISION is influxd's precision= value (n, u, ms, s, m, h).
 BODY and REASON use C-like escapes: \\\\ \\" \\t \\n \\r \\0 \\xHH, and \\*N(TEXT) for TEXT repeated N
 times with each '%' in TEXT replaced by the repetition index (4 digits), for long lines;
 a backslash before any other character stands for itself (so `cpu\\ name` reads as written).
-RELAY, when present, is the relay's own verdict where it deliberately differs from influxd
-(the relay-only reason "ambiguous line end", see lp/lp.h; or a line influxd crashes on
-before finding its error).
+RELAY is what lp_process() (the relay) does with BODY, called with the fixed clock NOW_NS =
+1700000000123456789 ns:
+    =        it forwards BODY untouched: the output is exactly BODY followed by "\n"
+    +        it stamps it: BODY, one space, NOW_NS in PRECISION (truncated), "\n"
+    >BYTES   the output is exactly BYTES (escapes as in BODY), e.g. for a body of several lines
+    REASON   it rejects the line where influxd accepts it (the relay-only reason "ambiguous line
+             end", see lp/lp.h; or a line influxd crashes on before finding its error)
+It is required for every case the relay forwards (VERDICT ok, refused, 500) and empty for the
+cases it drops like influxd (err, skip).
 Lines starting with '#' and blank lines are comments. Verdicts come from influxd: regenerate
 them with `python3 test/lp/gen_corpus.py` (starts a real influxd), then review the diff.
 """
@@ -22,6 +28,8 @@ import re
 
 VERDICTS = ("ok", "skip", "err", "refused", "500")
 PRECISIONS = ("n", "u", "ms", "s", "m", "h")
+NOW_NS = 1700000000123456789
+PREC_NS = {"n": 1, "u": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 _ESCAPES = {"\\": 0x5C, '"': 0x22, "t": 9, "n": 10, "r": 13, "0": 0}
 _REPEAT = re.compile(r"\\\*(\d+)\(([^)]*)\)")
 
@@ -95,6 +103,17 @@ class Case:
     @property
     def reason(self):
         return unescape(self.reason_text)
+
+    @property
+    def output(self):
+        """The bytes the relay forwards for this case, or None when it drops it."""
+        if self.relay == "=":
+            return self.body + b"\n"
+        if self.relay == "+":
+            return self.body + b" %d\n" % (NOW_NS // PREC_NS[self.prec])
+        if self.relay.startswith(">"):
+            return unescape(self.relay[1:])
+        return None
 
     def format(self):
         cols = [self.verdict, self.prec, self.body_text]
@@ -178,3 +197,40 @@ def check_influxd(port, cases, http_request, workers=8):
             if verdict != c.verdict or got_reason != want_reason:
                 bad.append((c, verdict, reason))
     return bad
+
+
+def check_outputs_influxd(port, cases, http_request, workers=8):
+    """Writes the relay's output (Case.output) of every case influxd accepts (VERDICT ok) alone
+    to its own database on the influxd at port: influxd must take it (204) and, for a stamped
+    one, store the point at the stamp. Returns a list of (case, problem) for each that fails."""
+    import json
+    import urllib.parse
+    from concurrent.futures import ThreadPoolExecutor
+
+    def query(q, db=None):
+        path = "/query?" + urllib.parse.urlencode({"q": q, "epoch": "ns",
+                                                   **({"db": db} if db else {})})
+        st, _, body = http_request(port, "POST", path)
+        if st != 200:
+            raise AssertionError(f"influxd query {q!r}: {st} {body!r}")
+        return json.loads(body)
+
+    def one(idx_case):
+        idx, c = idx_case
+        db = "out%04d" % idx
+        query(f"CREATE DATABASE {db}")
+        st, _, body = http_request(port, "POST", f"/write?db={db}&precision={c.prec}",
+                                   body=c.output)
+        if st != 204:
+            return c, f"influxd answered {st} {body!r} to {c.output!r}"
+        if c.relay == "+":
+            series = query("SELECT * FROM /.*/", db)["results"][0].get("series", [])
+            times = [v[0] for s in series for v in s["values"]]
+            want = NOW_NS // PREC_NS[c.prec] * PREC_NS[c.prec]
+            if times != [want]:
+                return c, f"stored at {times}, stamped {want}"
+        return None
+
+    todo = [(k, c) for k, c in enumerate(cases) if c.verdict == "ok" and c.output is not None]
+    with ThreadPoolExecutor(workers) as ex:
+        return [r for r in ex.map(one, todo) if r is not None]
