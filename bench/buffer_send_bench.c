@@ -4,6 +4,7 @@
  *   build/bench/buffer_send_bench URL WRITES LINES [BUFFER_MB] [THREADS] [TIMEOUT_MS]
  * e.g. buffer_send_bench http://127.0.0.1:8086/write 10000 10 0 8 */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,17 +13,53 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/strconv.h"
+#include "util/timer.h"
 #include "util/xalloc.h"
+
+static const char *const kinds[] = {"ok", "rejected", "failed", "timeout"};
 
 struct run {
     struct backend *b;
+    struct timer *tm;
+    unsigned lane;
     long writes;
     long lines;
     long threads;
     long timeout_ms;
     _Atomic long next;
-    _Atomic long by_status[600];
+    _Atomic long by_kind[4];
 };
+
+/* A client thread waiting for its verdict, as the HTTP layer is woken. */
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool woken;
+};
+
+static void
+wake(void *arg)
+{
+    struct waiter *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->woken = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void
+wait_verdict(struct run *r, struct rdv *rv, struct rdv_verdict *v)
+{
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    if (rdv_notify(rv, r->tm, r->lane, wake, &w)) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.woken) {
+            pthread_cond_wait(&w.cv, &w.mu);
+        }
+        pthread_mutex_unlock(&w.mu);
+    }
+    rdv_finish(rv, v);
+}
 
 static char *
 make_body(long id, long lines, size_t *len)
@@ -49,19 +86,17 @@ client(void *arg)
         }
         size_t len = 0;
         char *body = make_body(id, r->lines, &len);
-        struct payload *p =
-                payload_new(body, body, len, (size_t)r->lines, xstrdup("db=bench"), NULL);
-        struct rdv *rv = rdv_new(1, CONF_CONSISTENCY_ONE);
+        struct payload *p = payload_new(PAYLOAD_WRITE, body, body, len, (size_t)r->lines,
+                                        xstrdup("db=bench"), NULL);
+        struct rdv *rv = rdv_new(1, CONF_CONSISTENCY_ONE, clock_mono_ms() + r->timeout_ms);
         if (backend_submit(r->b, p, rv, 0) == BACKEND_FULL) {
             rdv_report(rv, 0, RDV_FULL, 0, NULL, 0, NULL);
         }
         payload_unref(p);
-        struct rdv_answer a;
-        rdv_wait(rv, clock_mono_ms() + r->timeout_ms, &a);
-        if (a.status > 0 && a.status < 600) {
-            atomic_fetch_add(&r->by_status[a.status], 1);
-        }
-        rdv_answer_cleanup(&a);
+        struct rdv_verdict v;
+        wait_verdict(r, rv, &v);
+        atomic_fetch_add(&r->by_kind[v.kind], 1);
+        rdv_verdict_cleanup(&v);
         rdv_unref(rv);
     }
 }
@@ -112,8 +147,10 @@ main(int argc, char **argv)
     if (backend_global_init() != 0) {
         return 1;
     }
+    r.tm = timer_new();
+    r.lane = timer_lane_new(r.tm);
     r.b = backend_new("bench", &o, &err);
-    if (r.b == NULL || backend_start(r.b, &err) != 0) {
+    if (r.b == NULL || backend_start(r.b, &err) != 0 || timer_start(r.tm, &err) != 0) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -128,15 +165,16 @@ main(int argc, char **argv)
     double s = (double)(clock_mono_ms() - t0) / 1000.0;
     printf("writes=%ld lines=%ld seconds=%.3f writes_per_s=%.0f points_per_s=%.0f\n", r.writes,
            r.lines, s, (double)r.writes / s, (double)(r.writes * r.lines) / s);
-    for (int i = 0; i < 600; i++) {
-        if (r.by_status[i] > 0) {
-            printf("status %d: %ld\n", i, (long)r.by_status[i]);
+    for (int i = 0; i < 4; i++) {
+        if (r.by_kind[i] > 0) {
+            printf("verdict %s: %ld\n", kinds[i], (long)r.by_kind[i]);
         }
     }
     print_stats(r.b);
     backend_stop(r.b, clock_mono_ms() + 5000);
     print_stats(r.b);
     backend_free(r.b);
+    timer_free(r.tm);
     backend_global_cleanup();
     free(t);
     return 0;

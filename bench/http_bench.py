@@ -1,24 +1,32 @@
 #!/usr/bin/python3
 """HTTP write-path benchmark (bench/README.md, section HTTP).
 
-wrk (2 threads, 32 connections) POSTs bodies of 1, 100 and 5000 lines with explicit timestamps
-  A. to the relay, whose two backends are nginx sinks answering 204 after reading the whole body
-     (libnginx-mod-http-echo `echo_read_request_body`), and
-  B. straight to one such nginx sink (the ceiling),
+wrk (2 threads, 32 and 1000 connections) POSTs bodies of 1, 100 and 5000 lines with explicit
+timestamps to
+  direct   one nginx sink answering 204 after reading the whole body (libnginx-mod-http-echo
+           `echo_read_request_body`): the ceiling,
+  mirror   an nginx `mirror` relay (bench/nginx-mirror.conf) in front of two sinks: the floor of a
+           fan-out with no logic,
+  relay    this relay (--relay) with two sinks as outputs, and with --before a second build (e.g.
+           main, for a before/after in one sitting), with --go the Go relay,
 and, with --influxd, 100-line bodies to the relay with two real influxd vs straight to one influxd.
-Reports requests/s, points/s, p50/p99, relay CPU-seconds per million points (utime+stime from
-/proc/PID/stat) and the relay's peak RSS (VmHWM), each the median of --runs runs.
+Reports requests/s, points/s, p50/p99, CPU-seconds per million points of the relay process
+(utime+stime from /proc/PID/stat; the mirror's nginx too) and its peak RSS (VmHWM), each the
+median of --runs runs, then the ratios the targets are stated in (relay/direct points/s, relay
+CPU / mirror CPU, 1000-connection / 32-connection points/s).
 
-Usage: bench/http_bench.py --relay build-rel/influxdb-relay [--secs 8] [--runs 3] [--influxd]
+Usage: bench/http_bench.py --relay build-rel/influxdb-relay [--before OLD_BIN] [--go GO_BIN]
+           [--secs 6] [--runs 3] [--lines 1,100,5000] [--conns 32,1000] [--no-mirror]
+           [--influxd] [--no-nginx]
 """
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "it"))
@@ -29,9 +37,10 @@ load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
 # One process, no master: killing it leaves no orphaned worker behind.
 master_process off;
 daemon off;
+worker_rlimit_nofile 20000;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 8192; }}
 http {{
   access_log off;
   client_body_temp_path {d}/body;
@@ -44,7 +53,7 @@ http {{
   keepalive_requests 10000000;
   keepalive_timeout 300s;
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port} backlog=4096;
     location /write {{ echo_read_request_body; echo_status 204; }}
   }}
 }}
@@ -53,18 +62,38 @@ http {{
 HZ = os.sysconf("SC_CLK_TCK")
 
 
-def start_nginx(tmp, name):
+def raise_nofile():
+    """wrk with 1000 connections, and nginx, inherit this process's open-files limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def start_nginx_conf(tmp, name, text, port):
     d = os.path.join(tmp, name)
     os.makedirs(d)
-    port = harness.free_port()
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(d=d, port=port))
+        f.write(text)
     p = subprocess.Popen(["nginx", "-c", conf, "-p", d], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     harness._live.add(p)
-    harness.wait_until(lambda: harness.port_open(port), what="nginx")
-    return p, port
+    harness.wait_until(lambda: harness.port_open(port), what=name)
+    return p
+
+
+def start_nginx(tmp, name):
+    port = harness.free_port()
+    d = os.path.join(tmp, name)
+    return start_nginx_conf(tmp, name, NGINX_CONF.format(d=d, port=port), port), port
+
+
+def start_mirror(tmp, b1, b2):
+    port = harness.free_port()
+    with open(os.path.join(HERE, "nginx-mirror.conf")) as f:
+        template = f.read()
+    d = os.path.join(tmp, "mirror")
+    text = template.format(dir=d, port=port, b1=b1, b2=b2)
+    return start_nginx_conf(tmp, "mirror", text, port), port
 
 
 def make_body(tmp, lines):
@@ -110,8 +139,10 @@ OUTPUT_EXTRA = ""
 
 
 def run_relay(relay_bin, tmp, outputs, name):
+    """This relay (any build: the config uses no key newer than the first release)."""
     port = harness.free_port()
-    conf = "[relay]\nlog-level = warn\n\n[http.bench]\nbind-addr = 127.0.0.1:%d\nmax-body-mb = 64\n" % port
+    conf = ("[relay]\nlog-level = warn\n\n[http.bench]\nbind-addr = 127.0.0.1:%d\n"
+            "max-body-mb = 64\n" % port)
     for i, url in enumerate(outputs):
         conf += "\n[http.bench.output.b%d]\nlocation = %s\n%s" % (i + 1, url, OUTPUT_EXTRA)
     path = os.path.join(tmp, name + ".ini")
@@ -120,13 +151,29 @@ def run_relay(relay_bin, tmp, outputs, name):
     log = open(path + ".log", "wb")
     p = subprocess.Popen([relay_bin, "-config", path], stderr=log, stdout=log)
     harness._live.add(p)
-    harness.wait_until(lambda: harness.port_open(port), what="relay")
+    harness.wait_until(lambda: harness.port_open(port), what="relay " + name)
     return p, port
 
 
-def measure(port, body, lines, secs, pid=None, path="/write?db=bench"):
+def run_go_relay(go_bin, tmp, outputs):
+    port = harness.free_port()
+    conf = '[[http]]\nname = "bench"\nbind-addr = "127.0.0.1:%d"\noutput = [\n' % port
+    for i, url in enumerate(outputs):
+        conf += '  { name = "b%d", location = "%s" },\n' % (i + 1, url)
+    conf += "]\n"
+    path = os.path.join(tmp, "go.toml")
+    with open(path, "w") as f:
+        f.write(conf)
+    log = open(path + ".log", "wb")
+    p = subprocess.Popen([go_bin, "-config", path], stderr=log, stdout=log)
+    harness._live.add(p)
+    harness.wait_until(lambda: harness.port_open(port), what="Go relay")
+    return p, port
+
+
+def measure(port, body, lines, secs, conns, pid=None, path="/write?db=bench"):
     t0 = cpu_ticks(pid) if pid else 0
-    r = wrk(port, body, secs, path=path)
+    r = wrk(port, body, secs, path=path, conns=conns)
     points = r["requests"] * lines
     r["points_s"] = points / r["secs"]
     if pid:
@@ -140,10 +187,10 @@ def median_of(runs):
 
 
 def fmt(label, r, rss=None):
-    s = "%-28s %9.0f req/s %11.0f points/s  p50 %7.2f ms  p99 %7.2f ms" % (
+    s = "%-30s %9.0f req/s %11.0f points/s  p50 %7.2f ms  p99 %7.2f ms" % (
         label, r["rps"], r["points_s"], r["p50_ms"], r["p99_ms"])
     if "cpu_s_per_mpoints" in r:
-        s += "  cpu %7.3f s/Mpoints" % r["cpu_s_per_mpoints"]
+        s += "  cpu %8.3f s/Mpoints" % r["cpu_s_per_mpoints"]
     if rss:
         s += "  peak RSS %d MiB" % (rss // 1024)
     if r.get("errors"):
@@ -154,19 +201,54 @@ def fmt(label, r, rss=None):
 def bench_nginx(args, tmp):
     n1, p1 = start_nginx(tmp, "sink1")
     n2, p2 = start_nginx(tmp, "sink2")
-    relay, rport = run_relay(args.relay, tmp, ["http://127.0.0.1:%d/write" % p for p in (p1, p2)],
-                             "nginx")
-    for lines in (1, 100, 5000):
+    sinks = ["http://127.0.0.1:%d/write" % p for p in (p1, p2)]
+    targets = []  # (label, pid or None, port)
+    targets.append(("direct", None, p1))
+    if not args.no_mirror:
+        mirror, mport = start_mirror(tmp, p1, p2)
+        targets.append(("mirror", mirror.pid, mport))
+    if args.before:
+        before, bport = run_relay(args.before, tmp, sinks, "before")
+        targets.append(("before", before.pid, bport))
+    relay, rport = run_relay(args.relay, tmp, sinks, "relay")
+    targets.append(("relay", relay.pid, rport))
+    if args.go:
+        gor, gport = run_go_relay(args.go, tmp, sinks)
+        targets.append(("go", gor.pid, gport))
+    res = {}
+    for lines in args.lines:
         body = make_body(tmp, lines)
-        rel = median_of([measure(rport, body, lines, args.secs, relay.pid)
-                         for _ in range(args.runs)])
-        direct = median_of([measure(p1, body, lines, args.secs) for _ in range(args.runs)])
-        print(fmt("relay  %4d-line bodies" % lines, rel, peak_rss_kb(relay.pid)))
-        print(fmt("direct %4d-line bodies" % lines, direct))
-        print("  relay/direct points/s = %.0f %%" % (100 * rel["points_s"] / direct["points_s"]))
-        sys.stdout.flush()
-    for p in (relay, n1, n2):
-        harness._kill(p)
+        for conns in args.conns:
+            for label, pid, port in targets:
+                runs = [measure(port, body, lines, args.secs, conns, pid) for _ in range(args.runs)]
+                r = res[(label, lines, conns)] = median_of(runs)
+                print(fmt("%-6s %4d lines %4d conns" % (label, lines, conns), r,
+                          peak_rss_kb(pid) if pid else None))
+                sys.stdout.flush()
+    print_ratios(res, args, [t[0] for t in targets])
+
+
+def print_ratios(res, args, labels):
+    print("\nratios (same sitting): points/s vs direct | CPU per point vs mirror | "
+          "1000-conn vs 32-conn points/s")
+    for label in labels:
+        if label in ("direct",):
+            continue
+        for lines in args.lines:
+            for conns in args.conns:
+                r = res[(label, lines, conns)]
+                d = res[("direct", lines, conns)]
+                row = "%-6s %4d lines %4d conns: %5.0f %% of direct" % (
+                    label, lines, conns, 100 * r["points_s"] / d["points_s"])
+                m = res.get(("mirror", lines, conns))
+                if m and "cpu_s_per_mpoints" in r and label != "mirror":
+                    row += " | CPU %.2f x mirror" % (r["cpu_s_per_mpoints"] /
+                                                     m["cpu_s_per_mpoints"])
+                low = res.get((label, lines, min(args.conns)))
+                if conns != min(args.conns) and low:
+                    row += " | %.0f %% of its %d-conn points/s" % (
+                        100 * r["points_s"] / low["points_s"], min(args.conns))
+                print(row)
 
 
 def bench_influxd(args, tmp):
@@ -177,8 +259,9 @@ def bench_influxd(args, tmp):
         dbs.append(i)
     relay, rport = run_relay(args.relay, tmp, [i.url for i in dbs], "influxd")
     body = make_body(tmp, 100)
-    rel = median_of([measure(rport, body, 100, args.secs, relay.pid) for _ in range(args.runs)])
-    direct = median_of([measure(dbs[0].http_port, body, 100, args.secs)
+    rel = median_of([measure(rport, body, 100, args.secs, 32, relay.pid)
+                     for _ in range(args.runs)])
+    direct = median_of([measure(dbs[0].http_port, body, 100, args.secs, 32)
                         for _ in range(args.runs)])
     print(fmt("relay  -> 2 influxd (100)", rel, peak_rss_kb(relay.pid)))
     print(fmt("direct -> 1 influxd (100)", direct))
@@ -188,14 +271,24 @@ def bench_influxd(args, tmp):
         i.kill()
 
 
+def int_list(s):
+    return [int(x) for x in s.split(",") if x]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--relay", default=os.path.join(HERE, "..", "build", "influxdb-relay"))
-    ap.add_argument("--secs", type=int, default=8)
+    ap.add_argument("--before", help="another build of the relay, measured in the same sitting")
+    ap.add_argument("--go", help="the Go relay's binary, measured in the same sitting")
+    ap.add_argument("--secs", type=int, default=6)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--lines", type=int_list, default=[1, 100, 5000])
+    ap.add_argument("--conns", type=int_list, default=[32, 1000])
+    ap.add_argument("--no-mirror", action="store_true")
     ap.add_argument("--influxd", action="store_true", help="also the real influxd comparison")
     ap.add_argument("--no-nginx", action="store_true")
     args = ap.parse_args()
+    raise_nofile()
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
         try:
             if not args.no_nginx:

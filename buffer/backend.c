@@ -3,24 +3,49 @@
  * Fan-out. The HTTP thread that validated a write submits one shared payload to each backend of
  * its relay (backend_submit(): a queue push, never I/O) and waits on a rendezvous (rdv.c). Each
  * sender sends the head of its queue merged with the following writes of the same route (query
- * + Authorization) up to max-batch-kb, a single larger write alone, streamed from the payloads
- * with a read callback (no concatenation copy). Under load many small client writes become few
- * large backend requests (group commit); idle, a write goes out alone at once.
+ * + Authorization; only line-protocol writes merge, other payload kinds go alone) up to
+ * max-batch-kb, a single larger write alone, streamed from the payloads with a read callback (no
+ * concatenation copy). Under load many small client writes become few large backend requests
+ * (group commit); idle, a write goes out alone at once.
  *
  * Bound. Every write is charged queue_entry_cost(): the payload's held_bytes (struct + body
  * allocation + query + auth + malloc headers) + the queue entry. The in-flight batch stays in
- * the queue until its outcome, so the bound covers it. Buffered: cap = buffer-size-mb, strict.
- * Unbuffered: cap = max(4 x max-batch-kb, 32 MiB), and an empty queue takes one write of any
- * size (bodies are already bounded by max-body-mb). A write that does not fit is refused for
- * this backend at once (BACKEND_FULL, counted, logged once per full episode).
+ * the queue until its outcome, so the bound covers it. Buffered: cap = buffer-size-mb, strict;
+ * a write larger than the whole buffer is refused with a 413 (BACKEND_REFUSED: no retry could
+ * ever queue it). Unbuffered: cap = max(4 x max-batch-kb, 32 MiB), and an empty queue takes one
+ * write of any size (bodies are bounded by max-body-mb, and stamping by at most 26 bytes a
+ * line). A write that does not fit now is refused for this backend at once (BACKEND_FULL,
+ * counted, logged once per full episode).
  *
- * Outcomes. 2xx: RDV_OK for every write of the batch. 4xx (not 429) on a merged batch: the
- * writes go back and are re-sent one by one (split), so each client gets its own verdict; 4xx on
- * one write: RDV_REJECTED with the backend's status, body and Content-Type, dropped (counted as
- * rejected, logged when buffered). 5xx, 429, transport error: unbuffered -> RDV_FAILED, the
- * writes are dropped (never retried); buffered -> RDV_FAILED, the batch goes back to the head
- * and is retried. Every 5xx logs the Go relay's line; transport errors log the Go relay's
- * "Problem posting" line when the state changes, then a summary at most every 30 s.
+ * Deadlines. A client waits at most write-timeout (rdv_deadline_ms()). A request is capped to
+ * end DEADLINE_MARGIN_MS before the earliest deadline of a client still waiting for one of its
+ * writes, and is not started with less than MIN_BUDGET_MS left: the writes stay queued, their
+ * clients get 503 at the deadline and they are withdrawn (nothing kept, a retry is safe). A
+ * request cut short that way is not the backend's failure (no state change, no backoff),
+ * unless the one before it was cut too (nothing answered within what clients wait). An
+ * attempt sent whole that got no answer may have been stored (rdv_maybe_stored()), and one in
+ * flight may still be: a 503 then says so instead of inviting a retry (rdv_verdict.nothing_kept).
+ *
+ * Outcomes (classify()). 2xx: RDV_OK for every write of the batch. A merged batch answered 4xx
+ * (not 408/429/499) or 5xx is isolated: the writes go back and are re-sent one by one, so each
+ * client gets its own verdict and one bad write stops failing the others. One write answered
+ * 4xx: RDV_REJECTED with the backend's status, body and Content-Type, dropped (counted as
+ * rejected, logged when buffered). 5xx, 408, 429, 499, transport error: unbuffered ->
+ * RDV_FAILED, dropped (never retried); buffered -> RDV_FAILED, back to the head, retried. 1xx,
+ * 3xx (redirects are not followed) and codes beyond 599 are no write endpoint's answer: the
+ * location is wrong; handled as failures, logged with a hint, the client hears 502. Every 5xx
+ * logs the Go relay's line; transport errors log the Go relay's "Problem posting" line when the
+ * state changes, then a summary at most every 30 s.
+ *
+ * Poison (buffered). A write the backend refuses with a 5xx because of its data (influxd 1.6.7
+ * answers 500 to a line with exactly 100 tags) would hold the queue forever. Rule: once the head
+ * write, sent alone, got POISON_ATTEMPTS 5xx answers in a row (with the usual backoff between),
+ * the write behind it is sent alone at once (the witness). Witness stored -> the backend takes
+ * writes, the head is poison: dropped as rejected (counted, logged with the backend's status
+ * and answer), and it was never delivered, so order holds. Witness failed too -> the backend is
+ * unwell, not the write: nothing is dropped, both stay and are retried with backoff. No write
+ * behind it -> retried with backoff until there is one. A backend that answers 500 to every
+ * write (overloaded) therefore loses nothing.
  *
  * Retry schedule (buffered), from the end of the failed request: retry 1 after 500 ms (or
  * max-delay-interval if smaller); retry n >= 2 after min(cap, 500 ms x 2^(n-1)) x U[0.8, 1.0],
@@ -30,17 +55,19 @@
  * order per backend is arrival order; new writes queue behind the backlog.
  *
  * States. UP -> DOWN on a failed send (logged with the reason); DOWN -> DRAINING on a success
- * with a backlog left, -> UP once it is empty (logged with outage duration, retries, bytes
- * queued). While DOWN the sender sleeps until the next retry, then sends the head batch, or,
- * with nothing queued, GETs /ping so the state recovers without client writes. A buffered backend
- * that is DOWN reports RDV_FAILED for a new write right away (the write stays queued): with every
- * backend down the client gets 503 at once and the write is withdrawn everywhere; when another
- * backend took it (204) it stays here and is delivered on recovery.
+ * with a backlog left (a witness's success included), -> UP once it is empty (logged with outage
+ * duration, retries, bytes queued). While DOWN the sender sleeps until the next retry, then sends
+ * the head batch, or, with nothing queued, GETs /ping so the state recovers without client
+ * writes. A buffered backend that is DOWN reports RDV_FAILED for a new write right away (the
+ * write stays queued): with every backend down the client gets 503 at once and the write is
+ * withdrawn everywhere (with write-consistency any, queued everywhere is the verdict: 204);
+ * when another backend took it (204) it stays here and is delivered on recovery.
  *
- * Withdraw. rdv_wait() removes a write that earned a 503 from every queue where it is not in
- * flight (queue_withdraw()); the sender claims each write before sending (rdv_claim()) and
- * drops withdrawn ones. A failed batch is put back, then writes whose rendezvous withdrew
- * meanwhile are removed by the sender itself.
+ * Withdraw. rdv_finish() removes a write that earned a failure from every queue where it is not
+ * in flight, through the backend's holder (backend_withdraw() -> queue_withdraw()); the sender
+ * claims each write before sending (rdv_claim(), which marks it in flight for the rendezvous
+ * until the attempt reports) and drops withdrawn ones. A failed batch is put back, then writes
+ * whose rendezvous withdrew meanwhile are removed by the sender itself.
  *
  * Shutdown. backend_stop() sets the stop flag and a deadline: the sender keeps sending (and
  * retrying) until the queue is empty or the deadline passes (a request still running then is
@@ -76,6 +103,10 @@
 #define SUMMARY_EVERY_MS   30000
 #define REJECT_LOG_MS      1000
 #define TRIM_AFTER_BYTES   (8ULL * 1024 * 1024)
+#define POISON_ATTEMPTS    3   /* 5xx answers to a write sent alone before a witness is tried */
+#define DEADLINE_MARGIN_MS 100 /* a request ends this long before its client's deadline */
+#define MIN_BUDGET_MS      100 /* a request with less time than this is not started */
+#define DEADLINE_GRACE_MS  100 /* after a client's deadline: time for its write's withdraw */
 
 /* Sender thread only. */
 struct sender {
@@ -85,7 +116,14 @@ struct sender {
     struct post_part *parts;    /* BATCH_MAX_WRITES */
     struct rdv **held_r;        /* BATCH_MAX_WRITES: refs kept across a put-back */
     uint64_t *held_seq;         /* BATCH_MAX_WRITES */
-    size_t split_left;          /* writes still to send one by one after a 4xx batch */
+    size_t split_left;          /* writes still to send one by one after a 4xx/5xx batch */
+    int64_t defer_until_ms;     /* a batch was not started (a client's deadline too close) */
+    uint64_t suspect_seq;       /* the head write that failed alone with a 5xx, 0 = none */
+    unsigned suspect_fails;     /* its consecutive 5xx answers, sent alone */
+    int suspect_status;         /* the last of them */
+    char suspect_answer[201];   /* its body, log-safe */
+    bool witness_due;           /* send the write behind the suspect, alone, now */
+    unsigned cuts;              /* consecutive requests cut short for a client's deadline */
     unsigned attempt;           /* consecutive failures */
     int64_t next_try_ms;        /* DOWN: next retry or probe */
     int64_t down_since_ms;
@@ -99,6 +137,7 @@ struct sender {
 };
 
 struct backend {
+    struct rdv_holder holder;         /* immutable after new: how a rendezvous withdraws */
     const char *relay;                /* immutable after new (borrowed) */
     const struct conf_http_output *o; /* immutable after new (borrowed) */
     char who[160];                    /* immutable after new: "relay/backend" for logs */
@@ -107,6 +146,7 @@ struct backend {
     struct backend_stats stats;       /* atomic */
     _Atomic int state;                /* atomic: enum backend_state */
     _Atomic bool stop;                /* atomic */
+    _Atomic bool hurry;               /* atomic: the shutdown deadline was moved earlier */
     _Atomic int64_t stop_deadline_ms; /* atomic: set before stop; also curl's abort time */
     _Atomic bool full;                /* atomic: the last submit found the queue full */
     _Atomic bool high;                /* atomic: buffered queue above 80% (warned) */
@@ -135,6 +175,18 @@ backend_global_cleanup(void)
     post_global_cleanup();
 }
 
+/* The rendezvous of queued writes are reference-counted by the queue through these. */
+static const struct queue_ref_ops rdv_refs = {rdv_ref, rdv_unref};
+
+/* Any thread (the waiter of a failed write, no lock held): removes the write unless it is in
+ * flight or gone. */
+static void
+backend_withdraw(const struct rdv_holder *h, uint64_t seq)
+{
+    const struct backend *b = (const struct backend *)h;
+    (void)queue_withdraw(b->q, seq);
+}
+
 static uint64_t
 queue_cap(const struct conf_http_output *o)
 {
@@ -152,8 +204,9 @@ backend_new(const char *relay, const struct conf_http_output *o, struct ir_err *
     b->relay = relay;
     b->o = o;
     snprintf(b->who, sizeof(b->who), "%s/%s", relay, o->name);
+    b->holder.withdraw = backend_withdraw;
     b->buffered = o->buffer_bytes > 0;
-    b->q = queue_new(queue_cap(o), !b->buffered, &b->stats.dropped_withdrawn);
+    b->q = queue_new(queue_cap(o), !b->buffered, &b->stats.dropped_withdrawn, &rdv_refs);
     atomic_init(&b->state, BACKEND_UP);
     struct post_conf pc = {.location = o->location,
                            .timeout_ms = o->timeout_ms,
@@ -211,9 +264,41 @@ note_level(struct backend *b)
     }
 }
 
+/* Buffered: the write needs more than the whole buffer, so it can never be queued here; a 503
+ * "buffer full" would invite retries that cannot succeed. The client hears a 413 naming the
+ * sizes and what to change (body sizes are bounded by max-body-mb, but stamping grows a body:
+ * docs/queue-and-retry.md "Stamping"). */
+static void
+refuse_too_large(struct backend *b, const struct payload *p, struct rdv *r, unsigned idx)
+{
+    uint64_t cost = queue_entry_cost(p);
+    uint64_t cap = queue_cap(b->o);
+    atomic_fetch_add_explicit(&b->stats.dropped_buffer_full, 1, memory_order_relaxed);
+    log_warn(b->who,
+             "write larger than the whole buffer, refused with 413 write_bytes=%zu "
+             "held_bytes=%llu capacity_bytes=%llu",
+             p->len, (unsigned long long)cost, (unsigned long long)cap);
+    if (r == NULL) {
+        return;
+    }
+    char json[400];
+    int n = snprintf(json, sizeof(json),
+                     "{\"error\":\"request too large for output \\\"%s\\\": %zu bytes of line "
+                     "protocol once timestamps are added (%llu bytes held), more than its "
+                     "buffer-size-mb (%llu bytes) can ever hold; send smaller bodies or raise "
+                     "buffer-size-mb\"}",
+                     b->o->name, p->len, (unsigned long long)cost, (unsigned long long)cap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(json) ? (size_t)n : sizeof(json) - 1;
+    rdv_report(r, idx, RDV_FULL, 413, json, len, "application/json");
+}
+
 enum backend_submit
 backend_submit(struct backend *b, struct payload *p, struct rdv *r, unsigned idx)
 {
+    if (b->buffered && queue_entry_cost(p) > queue_cap(b->o)) {
+        refuse_too_large(b, p, r, idx);
+        return BACKEND_REFUSED;
+    }
     uint64_t seq = 0;
     if (queue_push(b->q, p, r, idx, &seq) != 0) {
         atomic_fetch_add_explicit(&b->stats.dropped_buffer_full, 1, memory_order_relaxed);
@@ -227,7 +312,7 @@ backend_submit(struct backend *b, struct payload *p, struct rdv *r, unsigned idx
     if (r == NULL) {
         return BACKEND_QUEUED;
     }
-    if (!rdv_attach(r, idx, b->q, seq)) {
+    if (!rdv_attach(r, idx, &b->holder, seq)) {
         (void)queue_withdraw(b->q, seq);
         return BACKEND_QUEUED;
     }
@@ -328,6 +413,7 @@ static void
 mark_reachable(struct backend *b)
 {
     b->s.attempt = 0;
+    b->s.cuts = 0;
     struct queue_stats st;
     queue_stats(b->q, &st);
     enum backend_state cur = (enum backend_state)atomic_load(&b->state);
@@ -403,15 +489,86 @@ mark_failed(struct backend *b, const char *reason, bool transport)
 
 /* ------------------------------------------------------------------ sender: outcomes */
 
+/* How the sender treats an answer (docs/queue-and-retry.md, "Outcomes"). */
+enum answer {
+    ANSWER_OK,        /* 2xx: stored */
+    ANSWER_REJECTED,  /* 4xx but 408, 429, 499: refused for its data, final */
+    ANSWER_SERVER,    /* 5xx: the backend failed it (overloaded, or the data: see poison) */
+    ANSWER_TRANSIENT, /* no answer, 408, 429, 499 (a proxy's "client closed"): try again */
+    ANSWER_MISROUTED, /* 1xx, 3xx or beyond 599: no write endpoint answers so (wrong location) */
+};
+
+static enum answer
+classify(int status)
+{
+    if (status >= 200 && status < 300) {
+        return ANSWER_OK;
+    }
+    if (status == 0 || status == 408 || status == 429 || status == 499) {
+        return ANSWER_TRANSIENT;
+    }
+    if (status >= 400 && status < 500) {
+        return ANSWER_REJECTED;
+    }
+    return status >= 500 && status < 600 ? ANSWER_SERVER : ANSWER_MISROUTED;
+}
+
+/* The request was sent whole and what came back does not say it was not stored: no answer, or
+ * a gateway's 499/502/504 (the backend behind it may have stored it). */
+static bool
+may_have_stored(const struct post_result *res)
+{
+    return res->sent &&
+           (res->status == 0 || res->status == 499 || res->status == 502 || res->status == 504);
+}
+
+/* What a client hears of one attempt: the backend's answer, except where that would mislead
+ * (a 408/499 would read as the client's own timeout; a 3xx or 1xx is no write verdict). */
+struct heard {
+    int status;
+    const char *body;
+    size_t len;
+    const char *ctype;
+    char own[200]; /* a relay-made body */
+};
+
 static void
-report_all(struct backend *b, size_t k, enum rdv_outcome o, const struct post_result *res)
+heard_of(const struct post_result *res, struct heard *h)
+{
+    *h = (struct heard){
+            .status = res->status, .body = res->body, .len = res->body_len, .ctype = res->ctype};
+    enum answer a = classify(res->status);
+    if (a == ANSWER_TRANSIENT && res->status != 429) {
+        *h = (struct heard){0}; /* "unable to write points", as for no answer */
+    } else if (a == ANSWER_MISROUTED) {
+        *h = (struct heard){.status = 502};
+        snprintf(h->own, sizeof(h->own),
+                 "{\"error\":\"bad gateway: a backend answered %d, not an answer to a write (its "
+                 "location in the relay's configuration is wrong)\"}",
+                 res->status);
+        h->body = h->own;
+        h->len = strlen(h->own);
+    }
+}
+
+static void
+report_heard(struct backend *b, size_t k, enum rdv_outcome o, const struct heard *h)
 {
     for (size_t i = 0; i < k; i++) {
         struct queue_entry *e = b->s.batch[i];
         if (e->r != NULL) {
-            rdv_report(e->r, e->idx, o, res->status, res->body, res->body_len, res->ctype);
+            rdv_report(e->r, e->idx, o, h->status, h->body, h->len, h->ctype);
         }
     }
+}
+
+/* Reports outcome o of the k writes with what their clients hear of res. */
+static void
+report_all(struct backend *b, size_t k, enum rdv_outcome o, const struct post_result *res)
+{
+    struct heard h;
+    heard_of(res, &h);
+    report_heard(b, k, o, &h);
 }
 
 static void
@@ -421,6 +578,15 @@ free_batch(struct backend *b, size_t k)
         queue_entry_free(b->s.batch[i]);
         b->s.batch[i] = NULL;
     }
+}
+
+/* The head write is no longer a poison suspect (it left, or it was not evidence). */
+static void
+clear_suspect(struct sender *s)
+{
+    s->suspect_seq = 0;
+    s->suspect_fails = 0;
+    s->witness_due = false;
 }
 
 static void
@@ -467,7 +633,7 @@ on_rejected(struct backend *b, const struct post_result *res)
 /* Buffered: the batch stays at the head for a retry. Refs on the rendezvous are kept across the
  * put-back so that writes withdrawn meanwhile can be removed here at once. */
 static void
-retry_later(struct backend *b, size_t k, const struct post_result *res)
+put_back_failed(struct backend *b, size_t k, const struct heard *h)
 {
     struct sender *s = &b->s;
     for (size_t i = 0; i < k; i++) {
@@ -477,7 +643,7 @@ retry_later(struct backend *b, size_t k, const struct post_result *res)
             rdv_ref(s->held_r[i]);
         }
     }
-    report_all(b, k, RDV_FAILED, res);
+    report_heard(b, k, RDV_FAILED, h);
     queue_put_back(b->q, s->batch, k);
     for (size_t i = 0; i < k; i++) {
         s->batch[i] = NULL;
@@ -487,35 +653,153 @@ retry_later(struct backend *b, size_t k, const struct post_result *res)
         rdv_unref(s->held_r[i]);
         s->held_r[i] = NULL;
     }
-    atomic_fetch_add_explicit(&b->stats.retries, 1, memory_order_relaxed);
-    s->outage_retries++;
+}
+
+/* Tells the rendezvous of the k writes that the backend may have stored them. */
+static void
+note_maybe_stored(struct backend *b, size_t k, const struct post_result *res)
+{
+    for (size_t i = 0; i < k && may_have_stored(res); i++) {
+        if (b->s.batch[i]->r != NULL) {
+            rdv_maybe_stored(b->s.batch[i]->r, b->s.batch[i]->idx);
+        }
+    }
+}
+
+/* Buffered: the head write, sent alone, failed. Counts its consecutive 5xx answers; after
+ * POISON_ATTEMPTS of them the write behind it is sent alone at once, as a witness. Any other
+ * failure (no answer, 429, ...) is about the backend, not the write: the count starts again. */
+static void
+note_suspect(struct backend *b, const struct post_result *res)
+{
+    struct sender *s = &b->s;
+    uint64_t seq = s->batch[0]->seq;
+    if (classify(res->status) != ANSWER_SERVER) {
+        clear_suspect(s);
+        return;
+    }
+    if (seq != s->suspect_seq) {
+        s->suspect_seq = seq;
+        s->suspect_fails = 0;
+    }
+    s->suspect_fails++;
+    s->suspect_status = res->status;
+    log_safe(s->suspect_answer, sizeof(s->suspect_answer), res->body);
+    s->witness_due = s->suspect_fails >= POISON_ATTEMPTS;
+}
+
+/* The reason logged for a failed attempt, with a hint where the configuration is at fault. */
+static void
+failure_reason(const struct post_result *res, char *out, size_t n)
+{
+    enum answer a = classify(res->status);
+    if (res->status == 0) {
+        snprintf(out, n, "%s", res->error);
+    } else if (a == ANSWER_MISROUTED && res->status >= 300 && res->status < 400) {
+        snprintf(out, n,
+                 "status %d, %s: set location to the backend's own write URL (redirects are not "
+                 "followed)",
+                 res->status, res->error);
+    } else if (a == ANSWER_MISROUTED) {
+        snprintf(out, n, "status %d, not an answer to a write: check location", res->status);
+    } else {
+        snprintf(out, n, "status %d", res->status);
+    }
+}
+
+/* Every 5xx logs the Go relay's line (status=: a field of the JSON line, which log_go drops from
+ * the Go-worded text line). */
+static void
+log_5xx(struct backend *b, int status)
+{
+    log_go(LOG_WARN, b->relay, b->o->name,
+           "5xx response for relay \"%s\" backend \"%s\": %d status=%d", b->relay, b->o->name,
+           status, status);
 }
 
 static void
-on_failed(struct backend *b, size_t k, const struct post_result *res)
+on_failed(struct backend *b, size_t k, const struct post_result *res, bool witness)
 {
-    char reason[300];
-    if (res->status != 0) {
-        snprintf(reason, sizeof(reason), "status %d", res->status);
-    } else {
-        snprintf(reason, sizeof(reason), "%s", res->error);
+    char reason[400];
+    failure_reason(res, reason, sizeof(reason));
+    if (classify(res->status) == ANSWER_SERVER) {
+        log_5xx(b, res->status);
     }
-    if (res->status >= 500) {
-        /* status=: a field of the JSON line (log_go drops it from the Go-worded text line). */
-        log_go(LOG_WARN, b->relay, b->o->name,
-               "5xx response for relay \"%s\" backend \"%s\": %d status=%d", b->relay, b->o->name,
-               res->status, res->status);
+    if (b->buffered && k == 1 && !witness) {
+        note_suspect(b, res);
+    }
+    if (res->status == 0) {
+        b->s.split_left = 0; /* the backend is unwell, not a write: stop isolating */
     }
     /* Log (and change state) before the clients hear of it: the log is the operator's record
      * of what the client saw. */
     mark_failed(b, reason, res->status == 0);
+    note_maybe_stored(b, k, res);
+    struct heard h;
+    heard_of(res, &h);
     if (b->buffered) {
-        retry_later(b, k, res);
+        put_back_failed(b, k, &h);
+        atomic_fetch_add_explicit(&b->stats.retries, 1, memory_order_relaxed);
+        b->s.outage_retries++;
     } else {
         queue_remove(b->q, b->s.batch, k);
-        report_all(b, k, RDV_FAILED, res);
+        report_heard(b, k, RDV_FAILED, &h);
         free_batch(b, k);
     }
+}
+
+/* The request was cut short for a waiting client's deadline (send_budget()): not the backend's
+ * fault, which has not used its timeout, so no state change and no backoff -- unless the
+ * request before was cut too: a backend that answers no request within what its clients wait
+ * (a hung one, with write-timeout below timeout) is down. Its clients hear a failure (the write
+ * may have been stored when it was sent whole); buffered, the writes stay queued, and those
+ * whose clients got their 503 are withdrawn. */
+static void
+on_cut(struct backend *b, size_t k, const struct post_result *res)
+{
+    log_debug(b->who, "request cut short for a client's deadline writes=%zu sent=%d", k,
+              (int)res->sent);
+    if (++b->s.cuts >= 2) {
+        mark_failed(b, res->error, true);
+    }
+    note_maybe_stored(b, k, res);
+    struct heard h = {0};
+    if (b->buffered) {
+        put_back_failed(b, k, &h);
+    } else {
+        queue_remove(b->q, b->s.batch, k);
+        report_heard(b, k, RDV_FAILED, &h);
+        free_batch(b, k);
+    }
+}
+
+/* The witness (the write behind the suspect, sent alone) was stored while the suspect, alone,
+ * kept failing with a 5xx: the backend refuses the suspect for its data. It is dropped as
+ * rejected, so the queue moves on; it was never delivered, so order holds. */
+static void
+drop_poison(struct backend *b)
+{
+    struct sender *s = &b->s;
+    size_t n = queue_take(b->q, 0, 1, s->batch);
+    if (n == 1 && s->batch[0]->seq != s->suspect_seq) {
+        queue_put_back(b->q, s->batch, 1); /* it left meanwhile (withdrawn) */
+        n = 0;
+    }
+    if (n == 1) {
+        queue_remove(b->q, s->batch, 1);
+        free_batch(b, 1);
+        atomic_fetch_add_explicit(&b->stats.dropped_rejected, 1, memory_order_relaxed);
+        log_error(b->who,
+                  "write dropped as rejected: the backend fails it alone while it stores the "
+                  "writes after it status=%d attempts=%u reason=\"%s\"",
+                  s->suspect_status, s->suspect_fails, s->suspect_answer);
+        if (s->split_left > 0) {
+            s->split_left--;
+        }
+    }
+    s->batch[0] = NULL;
+    clear_suspect(s);
+    mark_reachable(b);
 }
 
 /* ------------------------------------------------------------------ sender: one batch */
@@ -546,36 +830,112 @@ claim_batch(struct backend *b, size_t n)
     return k;
 }
 
+static int64_t
+min_deadline(int64_t a, int64_t b)
+{
+    if (a < 0) {
+        return b;
+    }
+    return b < 0 || a < b ? a : b;
+}
+
+/* How long the request for the n taken writes may take: the configured timeout, cut so that it
+ * ends DEADLINE_MARGIN_MS before the earliest deadline of a client still waiting for one of
+ * them (its answer then tells what happened, and a write that did not go stays queued for the
+ * withdraw). 0 when less than MIN_BUDGET_MS is left: do not start it; *wait_until is then when
+ * the deadline has passed and its write was withdrawn. A waiter late past its deadline by
+ * DEADLINE_GRACE_MS no longer holds the queue up (its answer is honest either way). */
+static int64_t
+send_budget(struct backend *b, size_t n, int64_t *wait_until)
+{
+    int64_t d = -1;
+    for (size_t i = 0; i < n; i++) {
+        struct rdv *r = b->s.batch[i]->r;
+        if (r != NULL && !rdv_is_decided(r)) {
+            d = min_deadline(d, rdv_deadline_ms(r));
+        }
+    }
+    int64_t now = clock_mono_ms();
+    if (d < 0 || now >= d + DEADLINE_GRACE_MS) {
+        return b->o->timeout_ms;
+    }
+    int64_t left = d - DEADLINE_MARGIN_MS - now;
+    if (left < MIN_BUDGET_MS) {
+        *wait_until = d + DEADLINE_GRACE_MS;
+        return 0;
+    }
+    return left < b->o->timeout_ms ? left : b->o->timeout_ms;
+}
+
+/* Acts on the answer to the k claimed writes. capped: the request's timeout was cut for a
+ * client's deadline. */
 static void
-send_batch(struct backend *b, size_t n)
+on_answer(struct backend *b, size_t k, const struct post_result *res, bool witness, bool capped)
 {
     struct sender *s = &b->s;
+    enum answer a = classify(res->status);
+    bool left = a == ANSWER_OK || a == ANSWER_REJECTED || !b->buffered;
+    if (capped && res->timed_out) {
+        on_cut(b, k, res);
+    } else if (a == ANSWER_OK) {
+        on_success(b, k, res);
+        if (witness) {
+            drop_poison(b);
+        }
+    } else if ((a == ANSWER_REJECTED || a == ANSWER_SERVER) && k > 1) {
+        /* Isolate: re-send write by write, so each client gets its own verdict and a write the
+         * backend cannot take (a 4xx, or a 5xx caused by its data) stops failing the others. */
+        if (a == ANSWER_SERVER) {
+            log_5xx(b, res->status);
+        }
+        queue_put_back(b->q, s->batch, k);
+        s->split_left = k;
+        left = false;
+    } else if (a == ANSWER_REJECTED) {
+        on_rejected(b, res);
+    } else {
+        on_failed(b, k, res, witness);
+    }
+    if (!witness && (a == ANSWER_OK || a == ANSWER_REJECTED)) {
+        clear_suspect(s); /* the head went */
+    }
+    if (left && k == 1 && s->split_left > 0) {
+        s->split_left--;
+    }
+}
+
+/* Sends the n taken writes (s->batch) as one request. witness: batch[0] is the write behind a
+ * poison suspect, sent alone. */
+static void
+send_batch(struct backend *b, size_t n, bool witness)
+{
+    struct sender *s = &b->s;
+    int64_t wait_until = 0;
+    int64_t budget = send_budget(b, n, &wait_until);
+    if (budget == 0) {
+        queue_put_back(b->q, s->batch, n); /* no time to be answered: stays for the withdraw */
+        s->defer_until_ms = witness ? 0 : wait_until;
+        return;
+    }
     size_t k = claim_batch(b, n);
     if (k == 0) {
+        s->witness_due = witness; /* that one was withdrawn: the next may witness */
         return;
     }
     for (size_t i = 0; i < k; i++) {
         s->parts[i] = (struct post_part){.data = s->batch[i]->p->data, .len = s->batch[i]->p->len};
     }
     const struct payload *head = s->batch[0]->p;
-    struct post_request req = {
-            .query = head->query, .auth = head->auth, .parts = s->parts, .n_parts = k};
+    struct post_request req = {.kind = head->kind,
+                               .timeout_ms = budget,
+                               .query = head->query,
+                               .auth = head->auth,
+                               .parts = s->parts,
+                               .n_parts = k};
     struct post_result res;
     (void)post_write(s->post, &req, &res);
     histo_observe(&b->stats.send_duration, (uint64_t)res.duration_us);
-    if (res.status >= 200 && res.status < 300) {
-        on_success(b, k, &res);
-    } else if (res.status >= 400 && res.status < 500 && res.status != 429 && k > 1) {
-        queue_put_back(b->q, s->batch, k); /* split: re-send write by write */
-        s->split_left = k;
-    } else if (res.status >= 400 && res.status < 500 && res.status != 429) {
-        on_rejected(b, &res);
-    } else {
-        on_failed(b, k, &res);
-    }
-    if (s->split_left > 0 && k == 1) {
-        s->split_left--;
-    }
+    on_answer(b, k, &res, witness, budget < b->o->timeout_ms);
     post_result_cleanup(&res);
 }
 
@@ -611,13 +971,19 @@ sender_done(struct backend *b)
     return st.writes == 0 || clock_mono_ms() >= atomic_load(&b->stop_deadline_ms);
 }
 
-static int64_t
-min_deadline(int64_t a, int64_t b)
+/* Buffered, a suspect failed POISON_ATTEMPTS times: sends the write behind it alone, now (not
+ * after a backoff: both answers must describe the backend in the same state). False when there
+ * is none (then the suspect is retried with backoff, as any failed write). */
+static bool
+send_witness(struct backend *b)
 {
-    if (a < 0) {
-        return b;
+    struct sender *s = &b->s;
+    s->witness_due = false;
+    if (queue_take_second(b->q, s->suspect_seq, s->batch) == 0) {
+        return false;
     }
-    return b < 0 || a < b ? a : b;
+    send_batch(b, 1, true);
+    return true;
 }
 
 /* One step of the sender's state machine: back off, send one batch, probe, or wait. */
@@ -626,12 +992,20 @@ sender_step(struct backend *b)
 {
     struct sender *s = &b->s;
     bool stopping = atomic_load(&b->stop);
-    const _Atomic bool *stop = stopping ? NULL : &b->stop;
+    /* Stopping, a wait still ends when backend_hurry() moves the deadline earlier. */
+    const _Atomic bool *stop = stopping ? &b->hurry : &b->stop;
     int64_t stop_at = stopping ? atomic_load(&b->stop_deadline_ms) : -1;
     bool down = atomic_load(&b->state) == BACKEND_DOWN;
     int64_t now = clock_mono_ms();
+    if (s->witness_due && send_witness(b)) {
+        return;
+    }
     if (b->buffered && down && now < s->next_try_ms) {
         queue_wait(b->q, false, min_deadline(s->next_try_ms, stop_at), stop);
+        return;
+    }
+    if (now < s->defer_until_ms) {
+        queue_wait(b->q, false, min_deadline(s->defer_until_ms, stop_at), stop);
         return;
     }
     struct queue_stats st;
@@ -639,14 +1013,16 @@ sender_step(struct backend *b)
     if (st.bytes > s->peak_bytes) {
         s->peak_bytes = st.bytes;
     }
-    size_t max_writes = s->split_left > 0 ? 1 : BATCH_MAX_WRITES;
-    size_t n = queue_take(b->q, (size_t)b->o->max_batch_bytes, max_writes, s->batch);
+    bool alone = s->split_left > 0 || s->suspect_fails > 0;
+    size_t n =
+            queue_take(b->q, (size_t)b->o->max_batch_bytes, alone ? 1 : BATCH_MAX_WRITES, s->batch);
     if (n > 0) {
-        send_batch(b, n);
+        send_batch(b, n, false);
     } else if (down && now >= s->next_try_ms) {
         probe(b);
     } else {
         s->split_left = 0;
+        clear_suspect(s);
         queue_wait(b->q, true, min_deadline(down ? s->next_try_ms : -1, stop_at), stop);
     }
 }
@@ -715,6 +1091,18 @@ backend_stop(struct backend *b, int64_t deadline_ms)
         b->started = false;
     }
     drop_leftovers(b);
+}
+
+void
+backend_hurry(struct backend *b, int64_t deadline_ms)
+{
+    int64_t want = deadline_ms > 0 ? deadline_ms : 1;
+    int64_t cur = atomic_load(&b->stop_deadline_ms);
+    while ((cur == 0 || want < cur) &&
+           !atomic_compare_exchange_weak(&b->stop_deadline_ms, &cur, want)) {
+    }
+    atomic_store(&b->hurry, true);
+    queue_kick(b->q);
 }
 
 void

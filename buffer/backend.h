@@ -67,19 +67,27 @@ struct backend *backend_new(const char *relay, const struct conf_http_output *o,
 int backend_start(struct backend *b, struct ir_err *err) IR_WARN_UNUSED;
 
 enum backend_submit {
-    BACKEND_QUEUED, /* took a payload ref and an rdv ref; the rdv will hear from this backend */
-    BACKEND_FULL,   /* did not fit: counted, nothing taken, the caller reports RDV_FULL */
+    BACKEND_QUEUED,  /* took a payload ref and an rdv ref; the rdv will hear from this backend */
+    BACKEND_FULL,    /* did not fit: counted, nothing taken, the caller reports RDV_FULL */
+    BACKEND_REFUSED, /* can never fit, even in an empty buffer: counted (as buffer_full), logged,
+                      * nothing taken, and r was told (RDV_FULL with a 413 and its reason);
+                      * the caller reports nothing */
 };
 /* Any thread (HTTP connection threads): appends the write to the queue. idx is the backend's
  * index in the rdv (r may be NULL: nobody waits). Never blocks on I/O. A buffered backend that is
  * down keeps the write but reports RDV_FAILED to r at once (its client is answered by the other
- * backends, or gets 503 and the write is withdrawn). */
+ * backends, or gets 503 and the write is withdrawn). A write larger than a buffered backend's
+ * whole buffer is refused (BACKEND_REFUSED): retrying it could never succeed. */
 enum backend_submit backend_submit(struct backend *b, struct payload *p, struct rdv *r,
                                    unsigned idx);
 
 /* Main thread, shutdown: lets the sender drain its queue until deadline_ms (monotonic), then
  * drops what is left (counted as dropped_shutdown and logged), and joins the thread. */
 void backend_stop(struct backend *b, int64_t deadline_ms);
+/* Any thread, shutdown (a second signal): moves the deadline of backend_stop() to deadline_ms
+ * when that is earlier, also for a call already waiting and for a request in flight (aborted
+ * at that time). */
+void backend_hurry(struct backend *b, int64_t deadline_ms);
 /* Main thread, after backend_stop(). NULL is a no-op. */
 void backend_free(struct backend *b);
 

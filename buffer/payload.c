@@ -18,10 +18,12 @@ str_held(const char *s)
 }
 
 struct payload *
-payload_new(char *buf, const char *data, size_t len, size_t points, char *query, char *auth)
+payload_new(enum payload_kind kind, char *buf, const char *data, size_t len, size_t points,
+            char *query, char *auth)
 {
     struct payload *p = xcalloc(1, sizeof(*p));
     atomic_init(&p->refs, 1);
+    p->kind = kind;
     p->buf = buf;
     p->data = data;
     p->len = len;
@@ -72,5 +74,6 @@ str_same(const char *a, const char *b)
 bool
 payload_same_route(const struct payload *a, const struct payload *b)
 {
-    return str_same(a->query, b->query) && str_same(a->auth, b->auth);
+    return a->kind == PAYLOAD_WRITE && b->kind == PAYLOAD_WRITE && str_same(a->query, b->query) &&
+           str_same(a->auth, b->auth);
 }

@@ -19,11 +19,26 @@ struct post_body {
     size_t off;  /* offset in the current part */
 };
 
+/* How each payload kind goes out: the path that replaces the location's last segment (NULL:
+ * the location itself) and the headers that say what the body is. */
+static const struct {
+    const char *path;
+    const char *ctype;    /* Content-Type header line */
+    const char *encoding; /* Content-Encoding header line, or NULL */
+} KINDS[] = {
+        [PAYLOAD_WRITE] = {NULL, "Content-Type: text/plain; charset=utf-8", NULL},
+        [PAYLOAD_PROM] = {"api/v1/prom/write", "Content-Type: application/x-protobuf",
+                          "Content-Encoding: snappy"},
+        [PAYLOAD_QUERY] = {"query", "Content-Type: application/x-www-form-urlencoded", NULL},
+};
+#define N_KINDS (sizeof(KINDS) / sizeof(KINDS[0]))
+
 struct post {
     CURL *curl;                         /* sender thread only, for the post's whole life */
     char errbuf[CURL_ERROR_SIZE];       /* CURLOPT_ERRORBUFFER */
-    const char *location;               /* borrowed */
+    char *url[N_KINDS];                 /* owned: post_url_of() per kind */
     char *ping_url;                     /* owned */
+    int64_t timeout_ms;                 /* the configured whole-request timeout */
     const _Atomic int64_t *abort_at_ms; /* borrowed */
     struct post_body body;              /* the request being sent */
     struct post_result *res;            /* the result being filled */
@@ -41,10 +56,11 @@ post_global_cleanup(void)
     curl_global_cleanup();
 }
 
-/* location with its last path segment replaced by "ping": http://h:8086/write ->
- * http://h:8086/ping, http://h/influx/write -> http://h/influx/ping. */
+/* location with its last path segment replaced by seg (and its query string dropped):
+ * http://h:8086/write -> http://h:8086/<seg>, http://h/influx/write -> http://h/influx/<seg>,
+ * http://h:8086 -> http://h:8086/<seg>. */
 static char *
-ping_url_of(const char *location)
+url_beside(const char *location, const char *seg)
 {
     const char *q = strchr(location, '?');
     size_t len = q != NULL ? (size_t)(q - location) : strlen(location);
@@ -57,10 +73,18 @@ ping_url_of(const char *location)
         }
         keep--; /* drop the '/' too; it comes back below */
     }
-    char *url = xmalloc(keep + sizeof("/ping"));
+    size_t n = strlen(seg);
+    char *url = xmalloc(keep + 1 + n + 1);
     memcpy(url, location, keep);
-    memcpy(url + keep, "/ping", sizeof("/ping"));
+    url[keep] = '/';
+    memcpy(url + keep + 1, seg, n + 1);
     return url;
+}
+
+char *
+post_url_of(const char *location, enum payload_kind k)
+{
+    return KINDS[k].path == NULL ? xstrdup(location) : url_beside(location, KINDS[k].path);
 }
 
 static size_t
@@ -143,14 +167,19 @@ post_new(const struct post_conf *c, struct ir_err *err)
         free(p);
         return NULL;
     }
-    p->location = c->location;
-    p->ping_url = ping_url_of(c->location);
+    for (size_t k = 0; k < N_KINDS; k++) {
+        p->url[k] = post_url_of(c->location, (enum payload_kind)k);
+    }
+    p->ping_url = url_beside(c->location, "ping");
+    p->timeout_ms = c->timeout_ms;
     p->abort_at_ms = c->abort_at_ms;
     CURL *h = p->curl;
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, p->errbuf);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+    /* Never a proxy: curl reads http_proxy, HTTPS_PROXY and ALL_PROXY from the environment, and
+     * a proxy would receive every write with its credentials. An empty CURLOPT_PROXY turns
+     * that off (checked with Debian 12's libcurl 7.88 by it.sender_defects). */
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(h, CURLOPT_READDATA, &p->body);
@@ -178,17 +207,24 @@ post_free(struct post *p)
         return;
     }
     curl_easy_cleanup(p->curl);
+    for (size_t k = 0; k < N_KINDS; k++) {
+        free(p->url[k]);
+    }
     free(p->ping_url);
     free(p);
 }
 
-/* Headers of a forwarded write: only Authorization (when the client sent one) and our own
- * Content-Type; curl's default Accept and Expect: 100-continue are removed. */
+/* Headers of a forwarded payload: only Authorization (when the client sent one) and the kind's
+ * own Content-Type (and Content-Encoding); curl's default Accept and Expect: 100-continue are
+ * removed. */
 static struct curl_slist *
-write_headers(const char *auth)
+write_headers(enum payload_kind k, const char *auth)
 {
     struct curl_slist *h = NULL;
-    h = curl_slist_append(h, "Content-Type: text/plain; charset=utf-8");
+    h = curl_slist_append(h, KINDS[k].ctype);
+    if (KINDS[k].encoding != NULL) {
+        h = curl_slist_append(h, KINDS[k].encoding);
+    }
     h = curl_slist_append(h, "Accept:");
     h = curl_slist_append(h, "Expect:");
     if (auth != NULL) {
@@ -214,9 +250,30 @@ write_url(const char *location, const char *query)
     return url;
 }
 
-/* Runs the prepared request and fills res. */
+/* Sets the whole-request (and connect) timeout: timeout_ms, at most the configured one. */
+static void
+set_timeout(struct post *p, int64_t timeout_ms)
+{
+    int64_t t = timeout_ms > 0 && timeout_ms < p->timeout_ms ? timeout_ms : p->timeout_ms;
+    curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, (long)t);
+    curl_easy_setopt(p->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)t);
+}
+
+/* A 3xx: the relay does not follow redirects; say where it points, for the operator. */
+static void
+note_redirect(CURL *h, struct post_result *res)
+{
+    char *to = NULL;
+    if (curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &to) == CURLE_OK && to != NULL) {
+        snprintf(res->error, sizeof(res->error), "redirects to %s", to);
+    } else {
+        snprintf(res->error, sizeof(res->error), "a redirect without a Location");
+    }
+}
+
+/* Runs the prepared request and fills res. body_len: the bytes of the request body. */
 static int
-post_perform(struct post *p, struct post_result *res)
+post_perform(struct post *p, curl_off_t body_len, struct post_result *res)
 {
     CURL *h = p->curl;
     p->errbuf[0] = '\0';
@@ -226,18 +283,37 @@ post_perform(struct post *p, struct post_result *res)
     if (curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK) {
         res->duration_us = (int64_t)us;
     }
+    curl_off_t up = 0;
+    res->sent = curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &up) == CURLE_OK && up >= body_len;
     if (rc != CURLE_OK) {
         const char *why = p->errbuf[0] != '\0' ? p->errbuf : curl_easy_strerror(rc);
         if (rc == CURLE_ABORTED_BY_CALLBACK) {
             why = "request aborted at the shutdown deadline"; /* on_progress() */
         }
-        snprintf(res->error, sizeof(res->error), "%s", why);
+        long info = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &info);
+        if (info >= 100 && info < 200) {
+            /* curl waits past an informational answer for the final one: none came. */
+            int n = snprintf(res->error, sizeof(res->error),
+                             "answered %ld and nothing after it, not a write endpoint (check "
+                             "location): ",
+                             info);
+            size_t at = n > 0 && (size_t)n < sizeof(res->error) ? (size_t)n : 0;
+            snprintf(res->error + at, sizeof(res->error) - at, "%.*s",
+                     (int)(sizeof(res->error) - at - 1), why);
+        } else {
+            snprintf(res->error, sizeof(res->error), "%s", why);
+        }
         res->status = 0;
+        res->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
         return -1;
     }
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     res->status = (int)code;
+    if (code >= 300 && code < 400) {
+        note_redirect(h, res);
+    }
     char *ct = NULL;
     if (curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != NULL) {
         res->ctype = xstrdup(ct);
@@ -254,14 +330,15 @@ post_write(struct post *p, const struct post_request *req, struct post_result *r
         total += (curl_off_t)req->parts[i].len;
     }
     p->body = (struct post_body){.parts = req->parts, .n_parts = req->n_parts};
-    char *url = write_url(p->location, req->query);
-    struct curl_slist *hdrs = write_headers(req->auth);
+    char *url = write_url(p->url[req->kind], req->query);
+    struct curl_slist *hdrs = write_headers(req->kind, req->auth);
     CURL *h = p->curl;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, total);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    int rc = post_perform(p, res);
+    set_timeout(p, req->timeout_ms);
+    int rc = post_perform(p, total, res);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hdrs);
     free(url);
@@ -277,7 +354,8 @@ post_ping(struct post *p, struct post_result *res)
     curl_easy_setopt(h, CURLOPT_URL, p->ping_url);
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    int rc = post_perform(p, res);
+    set_timeout(p, 0);
+    int rc = post_perform(p, 0, res);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hdrs);
     return rc;

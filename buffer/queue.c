@@ -3,13 +3,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "buffer/rdv.h"
 #include "util/clock.h"
 #include "util/xalloc.h"
 
 /* Locking: q->mu guards the list, the counters and the in-flight marks. It is never held while a
- * payload or rendezvous is released, nor together with a rendezvous mutex (rdv.c calls
- * queue_withdraw() without holding its own). */
+ * payload or rendezvous is released, nor together with a rendezvous mutex (a rendezvous
+ * withdraws through its holder, buffer/backend.c, without holding its own). The rendezvous is
+ * only counted here (q->ops): this file does not know what it is. */
 struct queue {
     pthread_mutex_t mu;
     pthread_cond_t cv;           /* CLOCK_MONOTONIC; signalled when the queue becomes non-empty */
@@ -21,6 +21,7 @@ struct queue {
     uint64_t cap;                /* immutable after new */
     bool allow_one_over;         /* immutable after new */
     _Atomic uint64_t *withdrawn; /* immutable after new (the counter itself is atomic) */
+    const struct queue_ref_ops *ops; /* immutable after new (borrowed) */
 };
 
 /* An entry is one fixed allocation plus its malloc header. */
@@ -31,7 +32,8 @@ queue_entry_cost(const struct payload *p)
 }
 
 struct queue *
-queue_new(uint64_t cap_bytes, bool allow_one_over, _Atomic uint64_t *withdrawn)
+queue_new(uint64_t cap_bytes, bool allow_one_over, _Atomic uint64_t *withdrawn,
+          const struct queue_ref_ops *ops)
 {
     struct queue *q = xcalloc(1, sizeof(*q));
     pthread_mutex_init(&q->mu, NULL);
@@ -39,6 +41,7 @@ queue_new(uint64_t cap_bytes, bool allow_one_over, _Atomic uint64_t *withdrawn)
     q->cap = cap_bytes;
     q->allow_one_over = allow_one_over;
     q->withdrawn = withdrawn;
+    q->ops = ops;
     q->next_seq = 1;
     return q;
 }
@@ -87,11 +90,12 @@ queue_push(struct queue *q, struct payload *p, struct rdv *r, unsigned idx, uint
     struct queue_entry *e = xcalloc(1, sizeof(*e));
     e->p = p;
     e->r = r;
+    e->ops = q->ops;
     e->idx = idx;
     e->cost = queue_entry_cost(p);
     payload_ref(p);
     if (r != NULL) {
-        rdv_ref(r);
+        q->ops->ref(r);
     }
     pthread_mutex_lock(&q->mu);
     bool fits = q->bytes + e->cost <= q->cap || (q->allow_one_over && q->head == NULL);
@@ -139,6 +143,20 @@ queue_take(struct queue *q, size_t max_bytes, size_t max_writes, struct queue_en
     return n;
 }
 
+size_t
+queue_take_second(struct queue *q, uint64_t head_seq, struct queue_entry **out)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&q->mu);
+    struct queue_entry *h = q->head;
+    if (h != NULL && h->seq == head_seq && h->next != NULL) {
+        h->next->inflight = true;
+        out[n++] = h->next;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
 void
 queue_put_back(struct queue *q, struct queue_entry *const *es, size_t n)
 {
@@ -167,7 +185,9 @@ queue_entry_free(struct queue_entry *e)
         return;
     }
     payload_unref(e->p);
-    rdv_unref(e->r);
+    if (e->r != NULL) {
+        e->ops->unref(e->r);
+    }
     free(e);
 }
 
@@ -204,7 +224,7 @@ queue_waiters(struct queue *q, struct rdv **rs, unsigned *idxs, size_t max)
     pthread_mutex_lock(&q->mu);
     for (struct queue_entry *e = q->head; e != NULL && n < max; e = e->next) {
         if (!e->inflight && e->r != NULL) {
-            rdv_ref(e->r); /* an atomic increment: no allocation, no other lock */
+            q->ops->ref(e->r); /* an atomic increment: no allocation, no other lock */
             rs[n] = e->r;
             idxs[n++] = e->idx;
         }

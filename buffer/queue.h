@@ -15,20 +15,28 @@
 #include "buffer/payload.h"
 #include "util/err.h"
 
+/* The rendezvous a client waits on (buffer/rdv.h) is opaque here: a queue only holds references
+ * on it, through the two functions its owner gives to queue_new() (rdv_ref and rdv_unref). */
 struct rdv;
+struct queue_ref_ops {
+    void (*ref)(struct rdv *r);
+    void (*unref)(struct rdv *r);
+};
 struct queue;
 
-/* One client write held for one backend. p, r, idx, cost and seq are immutable after the push;
- * the links and the in-flight mark are guarded by the queue's mutex (private to queue.c). */
+/* One client write held for one backend. p, r, ops, idx, cost and seq are immutable after the
+ * push; the links and the in-flight mark are guarded by the queue's mutex (private to queue.c).
+ */
 struct queue_entry {
     struct queue_entry *next; /* guarded by q->mu */
     struct queue_entry *prev; /* guarded by q->mu */
     struct payload *p;        /* owned reference */
     struct rdv *r;            /* owned reference, NULL when nobody waits (tests, fire-and-forget) */
-    unsigned idx;             /* the backend's index in r */
-    bool inflight;            /* guarded by q->mu: taken by the sender, cannot be withdrawn */
-    uint64_t cost;            /* bytes charged against the bound */
-    uint64_t seq;             /* push order, unique per queue */
+    const struct queue_ref_ops *ops; /* borrowed from the queue: how r's reference is dropped */
+    unsigned idx;                    /* the backend's index in r */
+    bool inflight; /* guarded by q->mu: taken by the sender, cannot be withdrawn */
+    uint64_t cost; /* bytes charged against the bound */
+    uint64_t seq;  /* push order, unique per queue */
 };
 
 /* The bytes a write of payload p is charged in a queue: what the payload holds plus the entry. */
@@ -37,8 +45,10 @@ uint64_t queue_entry_cost(const struct payload *p);
 /* Main thread. cap_bytes bounds the sum of entry costs. When allow_one_over is true a write
  * always fits an empty queue whatever its size (unbuffered backends: the body is already
  * bounded by max-body-mb). withdrawn (borrowed, may be NULL) is incremented for every write
- * removed by queue_withdraw(). Returns owned; free with queue_free(). Never NULL. */
-struct queue *queue_new(uint64_t cap_bytes, bool allow_one_over, _Atomic uint64_t *withdrawn);
+ * removed by queue_withdraw(). ops (borrowed, must outlive the queue and its entries) counts the
+ * references on the writes' rendezvous. Returns owned; free with queue_free(). Never NULL. */
+struct queue *queue_new(uint64_t cap_bytes, bool allow_one_over, _Atomic uint64_t *withdrawn,
+                        const struct queue_ref_ops *ops);
 /* Main thread, once no other thread uses q: frees every entry left (see queue_pop_all()).
  * NULL is a no-op. */
 void queue_free(struct queue *q);
@@ -53,6 +63,9 @@ int queue_push(struct queue *q, struct payload *p, struct rdv *r, unsigned idx,
  * goes, whatever its size) and n < max_writes. Returns n (0 when empty). Entries stay queued
  * (and counted) until queue_remove() or queue_put_back(). */
 size_t queue_take(struct queue *q, size_t max_bytes, size_t max_writes, struct queue_entry **out);
+/* Sender thread. Marks in flight and copies to *out the write right behind the head, provided
+ * the head is still the write pushed as head_seq. Returns 1, or 0 (nothing taken). */
+size_t queue_take_second(struct queue *q, uint64_t head_seq, struct queue_entry **out);
 /* Sender thread: unmarks taken entries, which stay where they are (at the head) for a retry. */
 void queue_put_back(struct queue *q, struct queue_entry *const *es, size_t n);
 /* Sender thread: unlinks taken entries and releases their bytes. The caller still owns them:

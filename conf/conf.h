@@ -48,7 +48,10 @@ struct conf_http {
     int64_t write_timeout_ms; /* default: largest output timeout + 1s */
     enum conf_consistency write_consistency;
     int64_t max_body_bytes;           /* max-body-mb in bytes, default 32 MiB */
-    int64_t max_connections;          /* default 1024 */
+    int64_t max_connections;          /* default 10000 */
+    int64_t workers;                  /* libmicrohttpd worker threads, 0 = one per core */
+    int64_t idle_timeout_ms;          /* default 75s; 0 = never */
+    int64_t read_timeout_ms;          /* default 30s; 0 = never */
     int bind_line;                    /* line of bind-addr, 0 if missing */
     int pem_line;                     /* line of ssl-combined-pem, 0 if absent */
     struct conf_http_output *outputs; /* array in file order */
@@ -82,6 +85,7 @@ struct conf {
     enum log_level log_level;
     bool log_json;
     int64_t shutdown_timeout_ms; /* default 10s */
+    int64_t max_inflight_bytes;  /* max-inflight-mb in bytes, default 1024 MiB */
     struct conf_http *http;      /* array in file order */
     size_t n_http;
     struct conf_udp *udp;

@@ -26,6 +26,8 @@ static const struct conf_key keys_relay[] = {
          0},
         {"shutdown-timeout", CONF_V_DURATION, offsetof(struct conf, shutdown_timeout_ms), "10s", 0,
          DUR_MAX_MS, false, 0, 0},
+        {"max-inflight-mb", CONF_V_SIZE_MB, offsetof(struct conf, max_inflight_bytes), "1024", 1,
+         MB_MAX, false, 0, 0},
 };
 
 static const struct conf_key keys_http[] = {
@@ -42,8 +44,13 @@ static const struct conf_key keys_http[] = {
          "one", 0, 0, false, 0, 0},
         {"max-body-mb", CONF_V_SIZE_MB, offsetof(struct conf_http, max_body_bytes), "32", 1, 4096,
          false, 0, 0},
-        {"max-connections", CONF_V_INT, offsetof(struct conf_http, max_connections), "1024", 1,
+        {"max-connections", CONF_V_INT, offsetof(struct conf_http, max_connections), "10000", 1,
          65536, false, 0, 0},
+        {"workers", CONF_V_INT, offsetof(struct conf_http, workers), "0", 0, 4096, false, 0, 0},
+        {"idle-timeout", CONF_V_DURATION, offsetof(struct conf_http, idle_timeout_ms), "75s", 0,
+         DUR_MAX_MS, false, 0, 0},
+        {"read-timeout", CONF_V_DURATION, offsetof(struct conf_http, read_timeout_ms), "30s", 0,
+         DUR_MAX_MS, false, 0, 0},
 };
 
 static const struct conf_key keys_http_output[] = {

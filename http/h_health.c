@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "udp/listener.h"
 #include "util/dbuf.h"
 #include "util/json.h"
 
@@ -120,32 +119,4 @@ h_health_render_snapshots(const struct conf_http *c, const struct backend_snapsh
     dbuf_str(&b, "}\n");
     *status = verdict == H_HEALTH_DOWN ? 503 : 200;
     return dbuf_finish(&b, len);
-}
-
-char *
-h_health_render(const struct httpd *h, int *status, size_t *len)
-{
-    struct backend *const *bs = NULL;
-    size_t n = httpd_backends(h, &bs);
-    const struct httpd_world *w = httpd_world_of(h);
-    size_t n_udp = w != NULL ? w->n_udp : 0;
-    struct backend_snapshot *snaps = calloc(n ? n : 1, sizeof(*snaps));
-    struct h_health_udp *udp = calloc(n_udp ? n_udp : 1, sizeof(*udp));
-    char *out = NULL;
-    *len = 0;
-    *status = 503;
-    if (snaps != NULL && udp != NULL) {
-        for (size_t i = 0; i < n; i++) {
-            backend_snapshot(bs[i], &snaps[i]);
-        }
-        for (size_t i = 0; i < n_udp; i++) {
-            const struct udp_stats *st = udp_listener_stats(w->udp[i]);
-            udp[i].name = udp_listener_name(w->udp[i]);
-            udp[i].receiving = atomic_load_explicit(&st->receiver_up, memory_order_relaxed) != 0;
-        }
-        out = h_health_render_snapshots(httpd_conf(h), snaps, n, udp, n_udp, status, len);
-    }
-    free(snaps);
-    free(udp);
-    return out;
 }

@@ -189,34 +189,69 @@ render_requests(struct dbuf *b, const struct h_metrics_view *v)
     }
 }
 
-/* A counter of a stats struct (struct httpd_stats, struct udp_output_stats) at byte offset off. */
+/* A counter of a stats struct (struct httpd_stats, struct h_metrics_udp_output) at byte offset
+ * off. */
 struct counter_at {
     const char *name;
+    const char *type;
     const char *help;
     size_t off;
 };
 
 static const struct counter_at relay_counters[] = {
-        {"points_received_total", "Valid points accepted from /write.",
+        {"points_received_total", "counter", "Valid points accepted from /write.",
          offsetof(struct httpd_stats, points_received)},
-        {"bytes_received_total", "Bytes of /write bodies (after gunzip).",
+        {"bytes_received_total", "counter", "Bytes of /write bodies (after gunzip).",
          offsetof(struct httpd_stats, bytes_received)},
-        {"lines_rejected_total", "Invalid lines in /write bodies.",
+        {"lines_rejected_total", "counter", "Invalid lines in /write bodies.",
          offsetof(struct httpd_stats, lines_rejected)},
 };
+
+/* The connections of the HTTP relays. */
+static const struct counter_at front_values[] = {
+        {"http_connections", "gauge", "Open client connections.",
+         offsetof(struct httpd_stats, connections)},
+        {"http_connections_refused_total", "counter",
+         "Connections closed at once: max-connections open.",
+         offsetof(struct httpd_stats, connections_refused)},
+        {"http_read_timeouts_total", "counter", "Requests closed because read-timeout passed.",
+         offsetof(struct httpd_stats, read_timeouts)},
+        {"http_inflight_refused_total", "counter",
+         "Writes refused with 503: max-inflight-mb held already.",
+         offsetof(struct httpd_stats, inflight_refused)},
+};
+
+/* One family with one sample per HTTP relay, read from its struct httpd_stats. */
+static void
+relay_family(struct dbuf *b, const struct h_metrics_view *v, const struct counter_at *c)
+{
+    family(b, c->name, c->type, c->help);
+    for (size_t r = 0; r < v->n_http; r++) {
+        const char *base = (const char *)relay_stats(&v->http[r]);
+        const char *kv[] = {"relay", v->http[r].name, NULL};
+        sample_u64(b, c->name, kv, load((const _Atomic uint64_t *)(base + c->off)));
+    }
+}
+
+/* The connections, and the process-wide bound on request bytes. */
+static void
+render_front(struct dbuf *b, const struct h_metrics_view *v)
+{
+    for (size_t c = 0; c < IR_ARRAY_LEN(front_values); c++) {
+        relay_family(b, v, &front_values[c]);
+    }
+    const char *none[] = {NULL};
+    family(b, "http_inflight_bytes", "gauge",
+           "Bytes of request bodies being read or waiting for their answer (process-wide).");
+    sample_u64(b, "http_inflight_bytes", none, v->inflight_bytes);
+}
 
 static void
 render_http(struct dbuf *b, const struct h_metrics_view *v)
 {
     render_requests(b, v);
     for (size_t c = 0; c < IR_ARRAY_LEN(relay_counters); c++) {
-        const struct counter_at *rc = &relay_counters[c];
-        family(b, rc->name, "counter", rc->help);
-        for (size_t r = 0; r < v->n_http; r++) {
-            const char *base = (const char *)relay_stats(&v->http[r]);
-            const char *kv[] = {"relay", v->http[r].name, NULL};
-            sample_u64(b, rc->name, kv, load((const _Atomic uint64_t *)(base + rc->off)));
-        }
+        relay_family(b, v, &relay_counters[c]);
     }
     family(b, "request_duration_seconds", "histogram", "Time to answer POST /write.");
     for (size_t r = 0; r < v->n_http; r++) {
@@ -224,6 +259,7 @@ render_http(struct dbuf *b, const struct h_metrics_view *v)
         histogram(b, "request_duration_seconds", kv, 2,
                   &relay_stats(&v->http[r])->request_duration);
     }
+    render_front(b, v);
 }
 
 /* Where a per-backend value comes from. */
@@ -398,64 +434,56 @@ render_udp_relays(struct dbuf *b, const struct h_metrics_view *v)
 {
     family(b, "udp_datagrams_received_total", "counter", "Datagrams received.");
     for (size_t u = 0; u < v->n_udp; u++) {
-        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), NULL};
-        sample_u64(b, "udp_datagrams_received_total", kv,
-                   load(&udp_listener_stats(v->udp[u])->datagrams_received));
+        const char *kv[] = {"relay", v->udp[u].name, NULL};
+        sample_u64(b, "udp_datagrams_received_total", kv, v->udp[u].datagrams_received);
     }
     family(b, "udp_points_received_total", "counter", "Valid points received.");
     for (size_t u = 0; u < v->n_udp; u++) {
-        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), NULL};
-        sample_u64(b, "udp_points_received_total", kv,
-                   load(&udp_listener_stats(v->udp[u])->points_received));
+        const char *kv[] = {"relay", v->udp[u].name, NULL};
+        sample_u64(b, "udp_points_received_total", kv, v->udp[u].points_received);
     }
     family(b, "udp_lines_dropped_total", "counter",
            "Lines dropped, by reason: invalid (not line protocol), mtu (longer than the mtu).");
     for (size_t u = 0; u < v->n_udp; u++) {
-        const struct udp_stats *st = udp_listener_stats(v->udp[u]);
-        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), "reason", "invalid", NULL};
-        sample_u64(b, "udp_lines_dropped_total", kv, load(&st->lines_dropped_invalid));
+        const char *kv[] = {"relay", v->udp[u].name, "reason", "invalid", NULL};
+        sample_u64(b, "udp_lines_dropped_total", kv, v->udp[u].lines_dropped_invalid);
         kv[3] = "mtu";
-        sample_u64(b, "udp_lines_dropped_total", kv, load(&st->lines_dropped_mtu));
+        sample_u64(b, "udp_lines_dropped_total", kv, v->udp[u].lines_dropped_mtu);
     }
     family(b, "udp_receive_errors_total", "counter",
            "Failed receives on the relay's socket (the relay backs off and keeps receiving).");
     for (size_t u = 0; u < v->n_udp; u++) {
-        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), NULL};
-        sample_u64(b, "udp_receive_errors_total", kv,
-                   load(&udp_listener_stats(v->udp[u])->receive_errors));
+        const char *kv[] = {"relay", v->udp[u].name, NULL};
+        sample_u64(b, "udp_receive_errors_total", kv, v->udp[u].receive_errors);
     }
     family(b, "udp_receiver_up", "gauge",
            "1 while the relay's receiving thread runs, 0 when it has stopped.");
     for (size_t u = 0; u < v->n_udp; u++) {
-        const char *kv[] = {"relay", udp_listener_name(v->udp[u]), NULL};
-        sample_u64(b, "udp_receiver_up", kv, load(&udp_listener_stats(v->udp[u])->receiver_up));
+        const char *kv[] = {"relay", v->udp[u].name, NULL};
+        sample_u64(b, "udp_receiver_up", kv, v->udp[u].receiver_up ? 1 : 0);
     }
 }
 
-/* Per-output UDP counters of struct udp_output_stats. send_errors is ours (the Go relay has no
- * such metric): datagrams the kernel refused are lost, and an operator should see it. */
+/* Per-output UDP counters. send_errors is ours (the Go relay has no such metric): datagrams the
+ * kernel refused are lost, and an operator should see it. */
 static const struct counter_at udp_output_counters[] = {
-        {"udp_datagrams_sent_total", "Datagrams sent.",
-         offsetof(struct udp_output_stats, datagrams_sent)},
-        {"udp_points_sent_total", "Points sent.", offsetof(struct udp_output_stats, points_sent)},
-        {"udp_send_errors_total", "Datagrams the kernel refused to send (lost).",
-         offsetof(struct udp_output_stats, send_errors)},
+        {"udp_datagrams_sent_total", "counter", "Datagrams sent.",
+         offsetof(struct h_metrics_udp_output, datagrams_sent)},
+        {"udp_points_sent_total", "counter", "Points sent.",
+         offsetof(struct h_metrics_udp_output, points_sent)},
+        {"udp_send_errors_total", "counter", "Datagrams the kernel refused to send (lost).",
+         offsetof(struct h_metrics_udp_output, send_errors)},
 };
 
 static void
 render_udp_outputs(struct dbuf *b, const struct h_metrics_view *v, const struct counter_at *oc)
 {
-    family(b, oc->name, "counter", oc->help);
+    family(b, oc->name, oc->type, oc->help);
     for (size_t u = 0; u < v->n_udp; u++) {
-        for (size_t i = 0;; i++) {
-            const char *out_name = NULL;
-            const struct udp_output_stats *os = udp_listener_output(v->udp[u], i, &out_name);
-            if (os == NULL) {
-                break;
-            }
-            const char *kv[] = {"relay", udp_listener_name(v->udp[u]), "backend", out_name, NULL};
-            sample_u64(b, oc->name, kv,
-                       load((const _Atomic uint64_t *)((const char *)os + oc->off)));
+        for (size_t i = 0; i < v->udp[u].n_outputs; i++) {
+            const struct h_metrics_udp_output *o = &v->udp[u].outputs[i];
+            const char *kv[] = {"relay", v->udp[u].name, "backend", o->name, NULL};
+            sample_u64(b, oc->name, kv, *(const uint64_t *)((const char *)o + oc->off));
         }
     }
 }
@@ -491,37 +519,4 @@ h_metrics_render_view(const struct h_metrics_view *v, size_t *len)
     }
     render_process(&b, v);
     return dbuf_finish(&b, len);
-}
-
-char *
-h_metrics_render(const struct httpd_world *w, size_t *len)
-{
-    size_t n_backends = 0;
-    for (size_t r = 0; r < w->n_http; r++) {
-        struct backend *const *bs = NULL;
-        n_backends += httpd_backends(w->http[r], &bs);
-    }
-    struct h_metrics_relay *relays = calloc(w->n_http ? w->n_http : 1, sizeof(*relays));
-    struct backend_snapshot *snaps = calloc(n_backends ? n_backends : 1, sizeof(*snaps));
-    char *out = NULL;
-    *len = 0;
-    if (relays == NULL || snaps == NULL) {
-        goto out;
-    }
-    struct backend_snapshot *next = snaps;
-    for (size_t r = 0; r < w->n_http; r++) {
-        struct backend *const *bs = NULL;
-        size_t n = httpd_backends(w->http[r], &bs);
-        relays[r] =
-                (struct h_metrics_relay){httpd_name(w->http[r]), httpd_stats(w->http[r]), next, n};
-        for (size_t i = 0; i < n; i++) {
-            backend_snapshot(bs[i], next++);
-        }
-    }
-    struct h_metrics_view v = {relays, w->n_http, w->udp, w->n_udp, w->start_time_ns};
-    out = h_metrics_render_view(&v, len);
-out:
-    free(relays);
-    free(snaps);
-    return out;
 }

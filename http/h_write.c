@@ -9,6 +9,7 @@
 
 #include "buffer/payload.h"
 #include "buffer/rdv.h"
+#include "http/answer.h"
 #include "http/inflate.h"
 #include "lp/lp.h"
 #include "util/clock.h"
@@ -23,9 +24,12 @@ struct h_write {
     struct dbuf body;
     struct inflate_gz *gz; /* owned, NULL unless Content-Encoding: gzip */
     size_t raw_len;        /* bytes received on the wire (compressed for gzip) */
+    uint64_t charged;      /* bytes taken from max-inflight-mb, given back in h_write_free() */
     enum lp_prec prec;
-    char *query; /* owned: forwarded query string */
-    char *auth;  /* owned: Authorization value, or NULL */
+    char *query;          /* owned: forwarded query string */
+    char *auth;           /* owned: Authorization value, or NULL */
+    struct rdv *rv;       /* owned reference while forwarded and not finished, else NULL */
+    struct lp_result res; /* the forwarded body's validation: a partial write's errors */
 };
 
 /* The query parameters forwarded to backends, in this order. Nothing else leaks through. */
@@ -160,6 +164,29 @@ write_announced(struct MHD_Connection *c)
     return n;
 }
 
+/* Seconds of Retry-After on a 503 after which nothing was kept: the relay's write-timeout. */
+static unsigned
+write_retry_after_s(const struct h_write *w)
+{
+    int64_t s = (w->x->conf->write_timeout_ms + 999) / 1000;
+    return s < 1 ? 1 : s > UINT_MAX ? UINT_MAX : (unsigned)s;
+}
+
+/* Takes n more bytes from max-inflight-mb; false (w->refused filled: 503, nothing kept) when
+ * the process holds too much already. */
+static bool
+write_charge(struct h_write *w, uint64_t n)
+{
+    if (inflight_take(w->x->inflight, n)) {
+        w->charged += n;
+        return true;
+    }
+    atomic_fetch_add_explicit(&w->x->stats->inflight_refused, 1, memory_order_relaxed);
+    reply_error(&w->refused, 503, "too many request bytes in flight (max-inflight-mb)");
+    w->refused.retry_after_s = write_retry_after_s(w);
+    return false;
+}
+
 struct h_write *
 h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply *now)
 {
@@ -179,6 +206,14 @@ h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply 
     }
     if (too_big) {
         reply_error(&w->refused, 413, "http: request body too large");
+        return w;
+    }
+    if (announced > 0 && !write_charge(w, (uint64_t)announced)) {
+        /* Not read when the client waits for "100 Continue": nothing of it crosses the wire. */
+        if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect") != NULL) {
+            *now = w->refused;
+            memset(&w->refused, 0, sizeof(w->refused));
+        }
         return w;
     }
     const char *enc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
@@ -226,103 +261,73 @@ h_write_feed(struct h_write *w, const char *data, size_t len)
         reply_error(&w->refused, 413, "http: request body too large");
     } else if (bst == DBUF_NOMEM) {
         reply_error(&w->refused, 503, "out of memory");
+    } else if (w->body.len > w->charged) {
+        (void)write_charge(w, w->body.len - w->charged); /* chunked or inflated growth */
     }
     if (w->refused.status != 0) {
+        /* The rest of the upload is discarded: nothing of it is held any more. */
         dbuf_cleanup(&w->body);
+        inflight_give(w->x->inflight, w->charged);
+        w->charged = 0;
     }
 }
 
-/* Turns the backends' verdict into the client's answer (influxdb-relay(8), "Partial writes"). */
-static void
-write_answer(struct h_write *w, struct rdv_answer *a, const struct lp_result *res, struct reply *r)
-{
-    if (a->status >= 200 && a->status < 300) {
-        if (res->dropped == 0) {
-            reply_empty(r, 204);
-            return;
-        }
-        char suffix[48];
-        snprintf(suffix, sizeof(suffix), " dropped=%zu", res->dropped);
-        reply_error3(r, 400, "partial write: ", res->errors, res->errors_len, suffix);
-        return;
-    }
-    if (a->body != NULL) {
-        reply_body(r, a->status, a->body, a->body_len, NULL);
-        a->body = NULL;
-        r->ctype = a->content_type;
-        a->content_type = NULL;
-        if (r->ctype == NULL) {
-            r->ctype_static = "application/json";
-        }
-    } else if (a->status >= 500) {
-        reply_error(r, a->status, "unable to write points");
-    } else {
-        reply_empty(r, a->status); /* a backend's 4xx without a body stays without one */
-    }
-    if (a->timed_out || a->status == 503) {
-        /* Nothing was kept (the write was withdrawn): retrying is safe. */
-        int64_t s = (w->x->conf->write_timeout_ms + 999) / 1000;
-        r->retry_after_s = s < 1 ? 1 : s > UINT_MAX ? UINT_MAX : (unsigned)s;
-    }
-}
-
-/* Submits one payload to every backend and waits for the verdict. Takes ownership of p. */
-static void
-write_fan_out(struct h_write *w, struct payload *p, const struct lp_result *res, struct reply *r)
+/* Submits one payload to every backend. Takes ownership of p. */
+static enum h_write_step
+write_fan_out(struct h_write *w, struct payload *p, struct reply *r)
 {
     const struct conf_http *conf = w->x->conf;
     unsigned n = (unsigned)conf->n_outputs;
-    struct rdv *rv = rdv_new(n, conf->write_consistency);
+    w->rv = rdv_new(n, conf->write_consistency, clock_mono_ms() + conf->write_timeout_ms);
     for (unsigned i = 0; i < n; i++) {
-        if (backend_submit(w->x->backends[i], p, rv, i) == BACKEND_FULL) {
-            rdv_report(rv, i, RDV_FULL, 0, NULL, 0, NULL);
+        if (backend_submit(w->x->backends[i], p, w->rv, i) == BACKEND_FULL) {
+            rdv_report(w->rv, i, RDV_FULL, 0, NULL, 0, NULL);
         }
     }
     /* The queues hold their own references now. */
     payload_unref(p);
-    struct rdv_answer a = {0};
-    rdv_wait(rv, clock_mono_ms() + conf->write_timeout_ms, &a);
-    write_answer(w, &a, res, r);
-    rdv_answer_cleanup(&a);
-    rdv_unref(rv);
+    if (!rdv_is_decided(w->rv)) {
+        return H_WRITE_WAIT;
+    }
+    h_write_finish(w, r); /* any, or every backend known down or full */
+    return H_WRITE_ANSWER;
 }
 
 /* Validates the complete body and forwards its valid lines. */
-static void
+static enum h_write_step
 write_process(struct h_write *w, struct reply *r)
 {
     struct httpd_stats *st = w->x->stats;
     atomic_fetch_add_explicit(&st->bytes_received, w->body.len, memory_order_relaxed);
     dbuf_terminate_line(&w->body);
-    struct lp_result res = {0};
+    struct lp_result *res = &w->res;
     const char *in = w->body.p != NULL ? w->body.p : "";
-    if (lp_process(in, w->body.len, w->prec, clock_real_ns(), &res) != 0) {
+    if (lp_process(in, w->body.len, w->prec, clock_real_ns(), res) != 0) {
         reply_error(r, 503, "out of memory");
-        goto out;
+        return H_WRITE_ANSWER;
     }
-    atomic_fetch_add_explicit(&st->points_received, res.points, memory_order_relaxed);
-    atomic_fetch_add_explicit(&st->lines_rejected, res.dropped, memory_order_relaxed);
-    if (res.points == 0) {
-        if (res.dropped > 0) {
-            reply_error3(r, 400, "", res.errors, res.errors_len, "");
+    atomic_fetch_add_explicit(&st->points_received, res->points, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->lines_rejected, res->dropped, memory_order_relaxed);
+    if (res->points == 0) {
+        if (res->dropped > 0) {
+            reply_error3(r, 400, "", res->errors, res->errors_len, "");
         } else {
             reply_empty(r, 204); /* only blank lines and comments: nothing to forward */
         }
-        goto out;
+        return H_WRITE_ANSWER;
     }
     /* The payload takes lp's output buffer, or the body itself when lp changed nothing. */
-    char *buf = res.buf != NULL ? res.buf : dbuf_take(&w->body);
-    res.buf = NULL;
-    struct payload *p = payload_new(buf, res.data, res.len, res.points, w->query, w->auth);
+    char *buf = res->buf != NULL ? res->buf : dbuf_take(&w->body);
+    res->buf = NULL;
+    struct payload *p =
+            payload_new(PAYLOAD_WRITE, buf, res->data, res->len, res->points, w->query, w->auth);
     w->query = NULL;
     w->auth = NULL;
-    write_fan_out(w, p, &res, r);
-out:
-    lp_result_cleanup(&res);
+    return write_fan_out(w, p, r);
 }
 
-void
-h_write_finish(struct h_write *w, struct reply *r)
+enum h_write_step
+h_write_start(struct h_write *w, struct reply *r)
 {
     if (w->refused.status == 0 && w->gz != NULL && inflate_finish(w->gz) != INFLATE_OK) {
         reply_error(&w->refused, 400, inflate_error(w->gz));
@@ -330,9 +335,27 @@ h_write_finish(struct h_write *w, struct reply *r)
     if (w->refused.status != 0) {
         *r = w->refused;
         memset(&w->refused, 0, sizeof(w->refused));
-        return;
+        return H_WRITE_ANSWER;
     }
-    write_process(w, r);
+    return write_process(w, r);
+}
+
+bool
+h_write_notify(struct h_write *w, struct timer *t, unsigned lane, rdv_wake_fn wake, void *arg)
+{
+    return rdv_notify(w->rv, t, lane, wake, arg);
+}
+
+void
+h_write_finish(struct h_write *w, struct reply *r)
+{
+    struct rdv_verdict v;
+    rdv_finish(w->rv, &v);
+    rdv_unref(w->rv);
+    w->rv = NULL;
+    struct answer_partial partial = {w->res.dropped, w->res.errors, w->res.errors_len};
+    answer_verdict(&v, &partial, write_retry_after_s(w), r);
+    rdv_verdict_cleanup(&v);
 }
 
 void
@@ -341,6 +364,15 @@ h_write_free(struct h_write *w)
     if (w == NULL) {
         return;
     }
+    if (w->rv != NULL) {
+        /* The client went away before its answer (shutdown): give the write up. */
+        struct rdv_verdict v;
+        rdv_finish(w->rv, &v);
+        rdv_verdict_cleanup(&v);
+        rdv_unref(w->rv);
+    }
+    inflight_give(w->x->inflight, w->charged);
+    lp_result_cleanup(&w->res);
     reply_cleanup(&w->refused);
     dbuf_cleanup(&w->body);
     inflate_free(w->gz);

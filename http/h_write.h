@@ -1,8 +1,9 @@
-/* POST /write: reads the body whole (bounded, gzip inflated), validates and stamps it through lp/,
- * fans one payload out to every backend of the relay and waits on a rendezvous for the answer
- * (influxdb-relay(8), HTTP API). One struct h_write per request, created on the first
- * access-handler call and freed in MHD's request-completed callback; used by its MHD connection
- * thread only. */
+/* POST /write: reads the body whole (bounded, gzip inflated, charged to max-inflight-mb),
+ * validates and stamps it through lp/, fans one payload out to every backend of the relay and
+ * asks a rendezvous to wake it once the backends' verdict is in (influxdb-relay(8), HTTP API);
+ * the connection is suspended meanwhile (server.c). One struct h_write per request, created on the
+ * first access-handler call and freed in libmicrohttpd's request-completed callback; used by the
+ * worker thread that owns the connection only. */
 #ifndef IR_HTTP_H_WRITE_H
 #define IR_HTTP_H_WRITE_H
 
@@ -11,9 +12,12 @@
 #include <microhttpd.h>
 
 #include "buffer/backend.h"
+#include "buffer/rdv.h"
 #include "conf/conf.h"
+#include "http/inflight.h"
 #include "http/reply.h"
 #include "http/stats.h"
+#include "util/timer.h"
 
 /* What a relay's /write handler borrows from its struct httpd (immutable after start; the stats
  * are atomics). */
@@ -21,24 +25,37 @@ struct h_write_ctx {
     const struct conf_http *conf;
     struct backend *const *backends; /* n == conf->n_outputs, in output order */
     struct httpd_stats *stats;
+    struct inflight *inflight; /* the process-wide body budget (max-inflight-mb) */
 };
 
 struct h_write;
 
 /* First access-handler call (headers received). Reads the query parameters and headers it needs
  * from c. Returns owned state (free with h_write_free()). When the request must be refused before
- * its body is read (Content-Length above max-body-mb), fills *now with the answer (status != 0):
+ * its body is read (Content-Length above max-body-mb, or above what max-inflight-mb has left,
+ * with "Expect: 100-continue" or far above the bound), fills *now with the answer (status != 0):
  * the caller queues it at once. Other refusals (missing db, bad precision) are answered by
- * h_write_finish() after the body has been consumed, so the connection stays usable. */
+ * h_write_start() after the body has been consumed, so the connection stays usable. */
 struct h_write *h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c,
                             struct reply *now);
 /* A chunk of the upload: appended (or inflated) into the body, or discarded once the request is
  * already refused. */
 void h_write_feed(struct h_write *w, const char *data, size_t len);
-/* The upload is complete: validates, forwards, waits for the backends' verdict (at most
- * write-timeout) and fills *r with the answer to send. */
+enum h_write_step {
+    H_WRITE_ANSWER, /* *r is the answer */
+    H_WRITE_WAIT,   /* the backends have the write: h_write_notify(), then h_write_finish() */
+};
+/* The upload is complete: validates and forwards. H_WRITE_ANSWER for a refusal, a body with
+ * nothing to forward, or a verdict reached at once; H_WRITE_WAIT otherwise. */
+enum h_write_step h_write_start(struct h_write *w, struct reply *r);
+/* H_WRITE_WAIT: asks for wake(arg) once the verdict is reached (write-timeout at the latest:
+ * its deadline is armed on t's lane). False when it is already reached: h_write_finish() now. */
+bool h_write_notify(struct h_write *w, struct timer *t, unsigned lane, rdv_wake_fn wake,
+                    void *arg) IR_WARN_UNUSED;
+/* After the wake (or when h_write_notify() returned false): fills *r with the answer. */
 void h_write_finish(struct h_write *w, struct reply *r);
-/* NULL is a no-op. */
+/* Gives up a write still waiting (its client is gone: withdrawn like a timeout) and gives its
+ * bytes back to max-inflight-mb. NULL is a no-op. */
 void h_write_free(struct h_write *w);
 
 #endif

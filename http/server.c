@@ -1,21 +1,47 @@
-/* One libmicrohttpd daemon per HTTP relay, thread per connection: a /write handler blocks on its
- * rendezvous for at most write-timeout, which costs nothing to the other connections.
+/* One libmicrohttpd daemon per HTTP relay: `workers` threads, each with its own epoll set and its
+ * share of the connections; no thread per connection or per request.
+ *
+ * A /write waiting for its backends suspends its connection (MHD_suspend_connection()), so the
+ * worker serves other connections meanwhile; the rendezvous wakes it: whoever reaches the
+ * verdict (a sender reporting, the deadline timer at write-timeout) calls httpd_wake(), which
+ * resumes the connection, and libmicrohttpd calls the access handler again on its worker, which
+ * sends the answer. One worker wake-up serves every connection resumed meanwhile.
+ *
+ * Suspend and resume, as libmicrohttpd 0.9.75 implements them (src/microhttpd/daemon.c,
+ * internal_suspend_connection_(), MHD_resume_connection(), resume_suspended_connections()):
+ * suspending must happen on the worker that owns the connection (the access handler is), and it
+ * moves the connection to the suspended list at once, under the daemon's cleanup mutex. Resuming
+ * may come from any thread: it only marks the connection "resuming" under that mutex and signals
+ * the worker's inter-thread channel; the worker moves it back on its next loop and calls the
+ * access handler again (state FULL_REQ_RECEIVED: the "final" call, repeated until a response is
+ * queued). Resuming a connection that is not suspended is undefined (in that code, a later
+ * suspend would then be cancelled and the resume lost). So the order here is: suspend first, then
+ * register the wake-up with the rendezvous (rdv_notify()); a verdict reached before the
+ * registration makes rdv_notify() return false and the handler resumes the connection itself.
+ * Every resume therefore follows its suspend, and exactly one resume is called per suspend.
+ * MHD_stop_daemon() aborts the process when a connection is still suspended and not resumed:
+ * httpd_stop() first answers every waiting write (the timer lane of write deadlines is flushed)
+ * and waits until each has been resumed (h->waiting == 0).
  *
  * Choices:
  * - The listening socket is created and bound here (then handed to MHD), so a bind failure names
  *   the address and the system's reason.
- * - Idle keep-alive connections are closed after HTTPD_IDLE_TIMEOUT_S (75 s, nginx's default
- *   keepalive_timeout: longer than the usual load balancer idle timeout, so the balancer, not the
- *   relay, closes idle connections). A client stalling mid-body holds one connection slot (out of
- *   max-connections) for that long, and nothing of its body is forwarded.
- * - Every answer except an early 413 (Content-Length above max-body-mb) is sent after the whole
- *   upload has been consumed, so the keep-alive connection stays usable after 4xx answers.
- * - Shutdown: httpd_quiesce() closes the listening socket; httpd_stop() waits (bounded by
- *   write-timeout + 2 s) until the requests being answered are done, then stops MHD. Answers
- *   sent while stopping carry "Connection: close". */
+ * - Connections: see http/conn.c (max-connections counted by the accept policy callback, the
+ *   read-timeout enforced from the timer thread). idle-timeout is libmicrohttpd's inactivity
+ *   timeout (whole seconds, rounded up): a keep-alive connection with no byte for that long is
+ *   closed. A suspended connection has no timeout (write-timeout bounds it).
+ * - Every answer except an early one (413 for a Content-Length above max-body-mb, or 503 for one
+ *   above what max-inflight-mb has left, when the client waits for "100 Continue") is sent after
+ *   the whole upload has been consumed, so the keep-alive connection stays usable after 4xx.
+ * - Shutdown: httpd_quiesce() closes the listening socket; httpd_stop() stops forwarding writes
+ *   (a write whose upload ends from then on gets 503 and is not forwarded: it could not be
+ *   answered), waits until the requests being answered are done or the shutdown deadline, then
+ *   answers the writes still waiting, then stops MHD. Answers sent while stopping carry
+ *   "Connection: close". */
 #include "http/server.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -30,6 +56,7 @@
 
 #include <microhttpd.h>
 
+#include "http/conn.h"
 #include "http/h_health.h"
 #include "http/h_metrics.h"
 #include "http/h_ping.h"
@@ -41,27 +68,34 @@
 #include "util/pem.h"
 #include "util/xalloc.h"
 
-#define HTTPD_IDLE_TIMEOUT_S 75u
 /* MHD's per-connection buffer: bounds each upload chunk handed to the /write handler. */
-#define HTTPD_CONN_MEMORY ((size_t)64 * 1024)
+#define HTTPD_CONN_MEMORY ((size_t)16 * 1024)
 
 struct httpd {
     /* Immutable after start. */
-    const struct conf_http *c;       /* borrowed */
-    struct backend **backends;       /* borrowed */
-    const struct httpd_world *world; /* borrowed */
+    const struct conf_http *c; /* borrowed */
+    struct backend **backends; /* borrowed */
+    struct httpd_env env;      /* copied; the pointers borrowed */
     struct h_write_ctx wctx;
+    struct conn_set *conns; /* owned */
+    unsigned write_lane;    /* the timer lane of write-timeout deadlines */
+    unsigned workers;
     char *tls_cert; /* owned PEM: the certificate chain, or NULL (plain HTTP) */
     char *tls_key;  /* owned PEM: the private key */
     /* Main thread only. */
     struct MHD_Daemon *d;
     int listen_fd;
     /* Shared. */
-    struct httpd_stats stats;   /* atomics */
-    _Atomic unsigned in_flight; /* atomic: requests being answered */
-    _Atomic bool stopping;      /* atomic */
-    pthread_mutex_t mu;         /* guards nothing but the wait for in_flight == 0 */
-    pthread_cond_t idle;        /* signalled when in_flight drops while stopping */
+    struct httpd_stats stats;      /* atomics */
+    _Atomic unsigned in_flight;    /* atomic: requests read in full and not completed */
+    _Atomic unsigned waiting;      /* atomic: suspended connections not resumed yet */
+    _Atomic bool stopping;         /* atomic: answers carry Connection: close */
+    _Atomic bool closing;          /* atomic: no write is forwarded any more */
+    _Atomic int64_t stop_deadline; /* atomic: httpd_stop()'s deadline (httpd_hurry() moves it) */
+    _Atomic bool hurried;          /* atomic: httpd_hurry() was called (no grace any more) */
+    pthread_mutex_t mu;            /* guards nothing but the waits of httpd_stop() */
+    pthread_cond_t idle;           /* CLOCK_MONOTONIC; signalled when in_flight or waiting drops
+                                    * to 0 while closing, and by httpd_hurry() */
 };
 
 enum route {
@@ -76,14 +110,20 @@ enum route {
     ROUTE_NOT_FOUND,
 };
 
-/* Per-request state, MHD connection thread only: allocated on the first access-handler call,
- * freed in httpd_completed(). */
+/* Per-request state, owned by the connection's worker thread: allocated when the request line
+ * arrives (URI log callback), freed in httpd_completed(). Only httpd_wake() runs elsewhere, and
+ * it reads h and mc only, which are immutable. */
 struct req {
+    struct httpd *h;           /* borrowed */
+    struct MHD_Connection *mc; /* borrowed */
+    struct conn *conn;         /* borrowed: the connection's state (NULL if unknown) */
     enum route route;
     enum httpd_endpoint ep;
     struct h_write *w; /* owned, ROUTE_WRITE only */
     int64_t start_ns;
-    bool in_flight;
+    bool headers;   /* the first access-handler call happened */
+    bool in_flight; /* counted in h->in_flight */
+    bool waiting;   /* suspended until the backends' verdict */
 };
 
 static bool
@@ -131,7 +171,7 @@ static void
 httpd_render_metrics(struct httpd *h, struct reply *r)
 {
     size_t len = 0;
-    char *text = h_metrics_render(h->world, &len);
+    char *text = h->env.metrics(h->env.world, &len);
     if (text == NULL) {
         reply_error(r, 500, "out of memory");
         return;
@@ -139,12 +179,26 @@ httpd_render_metrics(struct httpd *h, struct reply *r)
     reply_body(r, 200, text, len, H_METRICS_CONTENT_TYPE);
 }
 
+/* /health renders a snapshot of this relay's own backends and of the process's UDP relays. */
 static void
 httpd_render_health(struct httpd *h, struct reply *r)
 {
+    size_t n = h->c->n_outputs;
+    size_t n_udp = h->env.udp_health(h->env.world, NULL, 0);
+    struct backend_snapshot *snaps = calloc(n ? n : 1, sizeof(*snaps));
+    struct h_health_udp *udp = calloc(n_udp ? n_udp : 1, sizeof(*udp));
     size_t len = 0;
     int status = 500;
-    char *text = h_health_render(h, &status, &len);
+    char *text = NULL;
+    if (snaps != NULL && udp != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            backend_snapshot(h->backends[i], &snaps[i]);
+        }
+        n_udp = h->env.udp_health(h->env.world, udp, n_udp);
+        text = h_health_render_snapshots(h->c, snaps, n, udp, n_udp, &status, &len);
+    }
+    free(snaps);
+    free(udp);
     if (text == NULL) {
         reply_error(r, 500, "out of memory");
         return;
@@ -152,15 +206,14 @@ httpd_render_health(struct httpd *h, struct reply *r)
     reply_body(r, status, text, len, "application/json");
 }
 
-/* The answer to a request whose upload (if any) is complete. */
+/* The answer to a request other than POST /write whose upload (if any) is complete. */
 static void
 httpd_dispatch(struct httpd *h, struct MHD_Connection *c, struct req *q, const char *method,
                struct reply *r)
 {
     switch (q->route) {
     case ROUTE_WRITE:
-        h_write_finish(q->w, r);
-        break;
+        break; /* httpd_final() */
     case ROUTE_WRITE_OPTIONS:
         reply_empty(r, 204);
         r->allow = "POST";
@@ -191,11 +244,11 @@ httpd_dispatch(struct httpd *h, struct MHD_Connection *c, struct req *q, const c
 
 /* Queues r, counts it, and records the /write duration. */
 static enum MHD_Result
-httpd_answer(struct httpd *h, struct MHD_Connection *c, struct req *q, struct reply *r)
+httpd_answer(struct httpd *h, struct req *q, struct reply *r)
 {
     int status = r->status;
-    r->close = atomic_load(&h->stopping);
-    enum MHD_Result ret = reply_queue(c, r);
+    r->close = r->close || atomic_load(&h->stopping);
+    enum MHD_Result ret = reply_queue(q->mc, r);
     if (status >= 0 && status < HTTPD_MAX_CODE) {
         atomic_fetch_add_explicit(&h->stats.requests[q->ep][status], 1, memory_order_relaxed);
     }
@@ -207,6 +260,118 @@ httpd_answer(struct httpd *h, struct MHD_Connection *c, struct req *q, struct re
     return ret;
 }
 
+/* Wakes httpd_stop() when a count it waits for dropped to 0. */
+static void
+httpd_signal_idle(struct httpd *h)
+{
+    pthread_mutex_lock(&h->mu);
+    pthread_cond_broadcast(&h->idle);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* The rendezvous reached the verdict of q's write (any thread: a sender, the timer, or q's own
+ * worker): resume the connection; its worker then calls the access handler with the answer to
+ * send. q may be freed by that worker as soon as the connection is resumed. */
+static void
+httpd_wake(void *arg)
+{
+    struct req *q = arg;
+    struct httpd *h = q->h;
+    MHD_resume_connection(q->mc);
+    /* seq_cst pairs with httpd_stop(): either it sees the decrement or we see `closing`. */
+    if (atomic_fetch_sub(&h->waiting, 1) == 1 && atomic_load(&h->closing)) {
+        httpd_signal_idle(h);
+    }
+}
+
+/* The write is with the backends: suspend the connection until the verdict. */
+static enum MHD_Result
+httpd_wait(struct httpd *h, struct req *q)
+{
+    atomic_fetch_add(&h->waiting, 1);
+    MHD_suspend_connection(q->mc);
+    q->waiting = true;
+    if (!h_write_notify(q->w, h->env.timer, h->write_lane, httpd_wake, q)) {
+        httpd_wake(q); /* decided meanwhile: the next call (after the resume) answers */
+    }
+    return MHD_YES;
+}
+
+/* The last upload call: the request is read in full. */
+static enum MHD_Result
+httpd_final(struct httpd *h, struct req *q, const char *method)
+{
+    if (q->conn != NULL && !conn_request_read(q->conn)) {
+        return MHD_NO; /* read-timeout closed it first: nothing of it is acted on */
+    }
+    q->in_flight = true;
+    atomic_fetch_add(&h->in_flight, 1);
+    struct reply r = {0};
+    if (q->route != ROUTE_WRITE) {
+        httpd_dispatch(h, q->mc, q, method, &r);
+        return httpd_answer(h, q, &r);
+    }
+    /* seq_cst pairs with httpd_stop(): it waits for this request, or we see `closing`. */
+    if (atomic_load(&h->closing)) {
+        reply_error(&r, 503, "the relay is shutting down");
+        r.retry_after_s = 1;
+        r.close = true;
+        return httpd_answer(h, q, &r);
+    }
+    if (h_write_start(q->w, &r) == H_WRITE_WAIT) {
+        return httpd_wait(h, q);
+    }
+    return httpd_answer(h, q, &r);
+}
+
+/* The first access-handler call (headers received): route, and refuse at once what must not be
+ * read. */
+static enum MHD_Result
+httpd_headers(struct httpd *h, struct req *q, const char *url, const char *method)
+{
+    q->headers = true;
+    q->start_ns = clock_real_ns();
+    q->route = httpd_route(url, method, &q->ep);
+    if (q->route != ROUTE_WRITE) {
+        return MHD_YES;
+    }
+    struct reply now = {0};
+    q->w = h_write_new(&h->wctx, q->mc, &now);
+    if (now.status == 0) {
+        return MHD_YES;
+    }
+    if (q->conn != NULL && !conn_request_read(q->conn)) {
+        reply_cleanup(&now);
+        return MHD_NO;
+    }
+    return httpd_answer(h, q, &now);
+}
+
+static struct req *
+req_new(struct httpd *h, struct MHD_Connection *c)
+{
+    struct req *q = xcalloc(1, sizeof(*q));
+    q->h = h;
+    q->mc = c;
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    q->conn = ci != NULL ? ci->socket_context : NULL;
+    return q;
+}
+
+/* libmicrohttpd's URI log callback: the request line arrived. Starts the request's state (it
+ * becomes *con_cls) and its read deadline. */
+static void *
+httpd_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)uri;
+    struct req *q = req_new(cls, c);
+    if (q->conn != NULL) {
+        (void)conn_request_begin(q->conn);
+    }
+    return q;
+}
+
 static enum MHD_Result
 httpd_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
              const char *version, const char *upload, size_t *upload_size, void **con_cls)
@@ -215,17 +380,11 @@ httpd_access(void *cls, struct MHD_Connection *c, const char *url, const char *m
     struct httpd *h = cls;
     struct req *q = *con_cls;
     if (q == NULL) {
-        /* Headers received: route, and refuse at once what must not be read. */
-        q = xcalloc(1, sizeof(*q));
+        q = req_new(h, c); /* the URI log callback always made it; this is a safety net */
         *con_cls = q;
-        q->start_ns = clock_real_ns();
-        q->route = httpd_route(url, method, &q->ep);
-        if (q->route != ROUTE_WRITE) {
-            return MHD_YES;
-        }
-        struct reply now = {0};
-        q->w = h_write_new(&h->wctx, c, &now);
-        return now.status != 0 ? httpd_answer(h, c, q, &now) : MHD_YES;
+    }
+    if (!q->headers) {
+        return httpd_headers(h, q, url, method);
     }
     if (*upload_size > 0) {
         if (q->w != NULL) {
@@ -234,11 +393,14 @@ httpd_access(void *cls, struct MHD_Connection *c, const char *url, const char *m
         *upload_size = 0; /* consumed (or discarded) */
         return MHD_YES;
     }
-    q->in_flight = true;
-    atomic_fetch_add(&h->in_flight, 1);
-    struct reply r = {0};
-    httpd_dispatch(h, c, q, method, &r);
-    return httpd_answer(h, c, q, &r);
+    if (q->waiting) {
+        /* Resumed by httpd_wake(): the verdict is in. */
+        q->waiting = false;
+        struct reply r = {0};
+        h_write_finish(q->w, &r);
+        return httpd_answer(h, q, &r);
+    }
+    return httpd_final(h, q, method);
 }
 
 static void
@@ -246,21 +408,46 @@ httpd_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                 enum MHD_RequestTerminationCode toe)
 {
     (void)c;
-    (void)toe;
     struct httpd *h = cls;
     struct req *q = *con_cls;
     if (q == NULL) {
         return;
     }
     *con_cls = NULL;
+    if (q->conn != NULL && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        conn_request_done(q->conn);
+    }
     h_write_free(q->w);
     bool counted = q->in_flight;
     free(q);
-    /* seq_cst pairs with httpd_stop(): either it sees the decrement or we see `stopping`. */
-    if (counted && atomic_fetch_sub(&h->in_flight, 1) == 1 && atomic_load(&h->stopping)) {
-        pthread_mutex_lock(&h->mu);
-        pthread_cond_broadcast(&h->idle);
-        pthread_mutex_unlock(&h->mu);
+    /* seq_cst pairs with httpd_stop(): either it sees the decrement or we see `closing`. */
+    if (counted && atomic_fetch_sub(&h->in_flight, 1) == 1 && atomic_load(&h->closing)) {
+        httpd_signal_idle(h);
+    }
+}
+
+/* Accept policy: max-connections for the whole relay (see http/conn.c). */
+static enum MHD_Result
+httpd_admit(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    struct httpd *h = cls;
+    return conn_admit(h->conns) ? MHD_YES : MHD_NO;
+}
+
+static void
+httpd_notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                  enum MHD_ConnectionNotificationCode code)
+{
+    struct httpd *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = conn_open(h->conns, ci->connect_fd);
+    } else if (*socket_context != NULL) {
+        conn_close(*socket_context); /* before libmicrohttpd closes the socket */
+        *socket_context = NULL;
     }
 }
 
@@ -283,18 +470,31 @@ httpd_mhd_log(void *cls, const char *fmt, va_list ap)
     log_debug(h->c->name, "libmicrohttpd: %s", msg);
 }
 
+unsigned
+httpd_workers(const struct conf_http *c)
+{
+    if (c->workers > 0) {
+        return (unsigned)c->workers;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
 struct httpd *
-httpd_new(const struct conf_http *c, struct backend **backends, const struct httpd_world *world,
+httpd_new(const struct conf_http *c, struct backend **backends, const struct httpd_env *env,
           struct ir_err *err)
 {
     struct httpd *h = xcalloc(1, sizeof(*h));
     h->c = c;
     h->backends = backends;
-    h->world = world;
+    h->env = *env;
     h->listen_fd = -1;
-    h->wctx.conf = c;
-    h->wctx.backends = backends;
-    h->wctx.stats = &h->stats;
+    h->workers = httpd_workers(c);
+    h->wctx = (struct h_write_ctx){c, backends, &h->stats, env->inflight};
+    struct conn_set_conf cc = {c->max_connections, c->read_timeout_ms, c->ssl_combined_pem != NULL,
+                               env->timer, &h->stats};
+    h->conns = conn_set_new(&cc);
+    h->write_lane = timer_lane_new(env->timer);
     pthread_mutex_init(&h->mu, NULL);
     clock_cond_init(&h->idle);
     struct pem_pair pem = {NULL, NULL};
@@ -309,33 +509,49 @@ httpd_new(const struct conf_http *c, struct backend **backends, const struct htt
     return h;
 }
 
+/* libmicrohttpd's connection limit: never reached, so that the accept policy (conn_admit())
+ * decides, for the whole relay, instead of each worker's even share of it. */
+static unsigned
+httpd_mhd_limit(const struct httpd *h)
+{
+    uint64_t n = (uint64_t)h->c->max_connections * h->workers + 16;
+    return n > UINT_MAX / 2 ? UINT_MAX / 2 : (unsigned)n;
+}
+
 /* Hands the bound socket to a new MHD daemon; NULL when MHD refuses. */
 static struct MHD_Daemon *
 httpd_start_daemon(struct httpd *h)
 {
-    /* poll(), not MHD's default select(): descriptors above FD_SETSIZE (1024) must work when
-     * max-connections is large. */
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* epoll: one set per worker, no FD_SETSIZE limit, no thread per connection. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
     if (h->tls_cert != NULL) {
         flags |= MHD_USE_TLS;
     }
+    int64_t idle_ms = h->c->idle_timeout_ms;
+    unsigned idle_s = idle_ms / 1000 >= UINT_MAX ? UINT_MAX : (unsigned)((idle_ms + 999) / 1000);
     /* The logger comes first so MHD reports option problems through it. */
-    struct MHD_OptionItem opts[] = {
+    struct MHD_OptionItem opts[16] = {
             {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_mhd_log, h},
             {MHD_OPTION_LISTEN_SOCKET, h->listen_fd, NULL},
-            {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)h->c->max_connections, NULL},
-            {MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S, NULL},
+            {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)httpd_mhd_limit(h), NULL},
+            {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)idle_s, NULL},
             {MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_CONN_MEMORY, NULL},
             {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)httpd_completed, h},
-            {MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert},
-            {MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key},
-            {MHD_OPTION_END, 0, NULL},
+            {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)httpd_notify_conn, h},
+            {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)httpd_uri_log, h},
     };
-    if (h->tls_cert == NULL) {
-        opts[6].option = MHD_OPTION_END; /* plain HTTP: no certificate options */
+    size_t n = 8;
+    if (h->workers > 1) {
+        /* One worker is libmicrohttpd's single polling thread (a pool of 1 is refused). */
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, h->workers, NULL};
     }
-    return MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, h, MHD_OPTION_ARRAY, opts,
+    if (h->tls_cert != NULL) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+    }
+    opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    return MHD_start_daemon(flags, 0, httpd_admit, h, httpd_access, h, MHD_OPTION_ARRAY, opts,
                             MHD_OPTION_END);
 }
 
@@ -365,6 +581,8 @@ httpd_start(struct httpd *h, struct ir_err *err)
     h->listen_fd = -1; /* MHD owns it now */
     log_go(LOG_INFO, h->c->name, NULL, "Starting %s relay \"%s\" on %s",
            h->tls_cert ? "HTTPS" : "HTTP", h->c->name, h->c->bind_addr);
+    log_info(h->c->name, "serving workers=%u max_connections=%lld", h->workers,
+             (long long)h->c->max_connections);
     return 0;
 }
 
@@ -382,31 +600,75 @@ httpd_quiesce(struct httpd *h)
     atomic_store(&h->stopping, true);
 }
 
+/* Waits until *count is 0, or until the stop deadline when bounded. Returns the count left. */
+static unsigned
+httpd_wait_zero(struct httpd *h, _Atomic unsigned *count, bool bounded)
+{
+    pthread_mutex_lock(&h->mu);
+    while (atomic_load(count) > 0) {
+        int64_t deadline = atomic_load(&h->stop_deadline);
+        if (!bounded) {
+            pthread_cond_wait(&h->idle, &h->mu);
+        } else if (clock_mono_ms() >= deadline) {
+            break;
+        } else {
+            struct timespec ts;
+            clock_mono_to_ts(&ts, deadline);
+            (void)pthread_cond_timedwait(&h->idle, &h->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    return atomic_load(count);
+}
+
+/* Moves the stop deadline to deadline_ms when that is earlier (0 = none yet). */
+static void
+httpd_deadline_min(struct httpd *h, int64_t deadline_ms)
+{
+    int64_t cur = atomic_load(&h->stop_deadline);
+    while ((cur == 0 || deadline_ms < cur) &&
+           !atomic_compare_exchange_weak(&h->stop_deadline, &cur, deadline_ms)) {
+    }
+    httpd_signal_idle(h);
+}
+
 void
-httpd_stop(struct httpd *h)
+httpd_stop(struct httpd *h, int64_t deadline_ms)
 {
     if (h->d == NULL) {
         return;
     }
+    httpd_deadline_min(h, deadline_ms);
     atomic_store(&h->stopping, true);
-    /* Answers in progress finish (each is bounded by write-timeout) before MHD closes sockets. */
-    int64_t deadline = clock_mono_ms() + h->c->write_timeout_ms + 2000;
-    struct timespec ts;
-    clock_mono_to_ts(&ts, deadline);
-    pthread_mutex_lock(&h->mu);
-    while (atomic_load(&h->in_flight) > 0) {
-        if (pthread_cond_timedwait(&h->idle, &h->mu, &ts) == ETIMEDOUT) {
-            break;
-        }
+    atomic_store(&h->closing, true);
+    /* 1. Answers in progress finish while the backends are still sending, until the deadline. */
+    unsigned left = httpd_wait_zero(h, &h->in_flight, true);
+    if (left > 0) {
+        log_warn(h->c->name, "shutdown: answering the writes still waiting count=%u", left);
     }
-    pthread_mutex_unlock(&h->mu);
-    unsigned left = atomic_load(&h->in_flight);
+    /* 2. Writes still waiting for their backends are answered now, as at write-timeout (503);
+     * every suspended connection must be resumed before MHD_stop_daemon(). The flushed lane
+     * fires each waiting write's deadline at once, so this wait is short. */
+    timer_flush_lane(h->env.timer, h->write_lane);
+    (void)httpd_wait_zero(h, &h->waiting, false);
+    /* 3. A moment for those answers to be sent (none after a second signal). */
+    if (!atomic_load(&h->hurried)) {
+        atomic_store(&h->stop_deadline, clock_mono_ms() + 1000);
+    }
+    left = httpd_wait_zero(h, &h->in_flight, true);
     if (left > 0) {
         log_warn(h->c->name, "shutdown: closing connections with requests in flight count=%u",
                  left);
     }
     MHD_stop_daemon(h->d);
     h->d = NULL;
+}
+
+void
+httpd_hurry(struct httpd *h, int64_t deadline_ms)
+{
+    atomic_store(&h->hurried, true);
+    httpd_deadline_min(h, deadline_ms);
 }
 
 void
@@ -420,6 +682,7 @@ httpd_free(struct httpd *h)
     } else if (h->listen_fd >= 0) {
         close(h->listen_fd);
     }
+    conn_set_free(h->conns);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->idle);
     free(h->tls_cert);
@@ -444,16 +707,4 @@ const struct httpd_stats *
 httpd_stats(const struct httpd *h)
 {
     return &h->stats;
-}
-
-const struct conf_http *
-httpd_conf(const struct httpd *h)
-{
-    return h->c;
-}
-
-const struct httpd_world *
-httpd_world_of(const struct httpd *h)
-{
-    return h->world;
 }

@@ -1,5 +1,6 @@
-/* Per-HTTP-relay counters, updated by MHD connection threads with relaxed atomics and read by
- * /metrics and /health (any thread). Owned by struct httpd. */
+/* Per-HTTP-relay counters, updated by libmicrohttpd's worker threads (and the timer thread for
+ * read timeouts) with relaxed atomics and read by /metrics and /health (any thread). Owned by
+ * struct httpd. */
 #ifndef IR_HTTP_STATS_H
 #define IR_HTTP_STATS_H
 
@@ -18,6 +19,10 @@ struct httpd_stats {
     _Atomic uint64_t bytes_received;                     /* /write body bytes after gunzip */
     _Atomic uint64_t lines_rejected;                     /* invalid lines in /write bodies */
     struct histo request_duration;                       /* time to answer POST /write */
+    _Atomic uint64_t connections;         /* gauge: open connections (admitted, not closed) */
+    _Atomic uint64_t connections_refused; /* connections closed at once: max-connections */
+    _Atomic uint64_t read_timeouts;       /* requests closed by read-timeout */
+    _Atomic uint64_t inflight_refused;    /* writes refused by max-inflight-mb */
 };
 
 #endif

@@ -6,10 +6,13 @@
 
 #include "lp/scan.h"
 
-/* Output policy: the output stays "a prefix of the input" (zero-copy) for as long as it can;
- * the first line that needs a change (a stamp, a left-out line followed by a kept one, a
- * missing final '\n') switches to one buffer sized from the rest of the input, grown by
- * doubling when stamps outgrow the estimate. */
+/* Output policy: the output stays "a prefix of the input" (zero-copy) for as long as it can.
+ * From the first line that needs a change (a stamp, a left-out line followed by a kept one, a
+ * missing final '\n') the first pass only counts: the exact output size, and two bits per
+ * checked line (kept, stamped) in one bitmap sized from the rest of the input. The second pass
+ * allocates the output once, at its exact size (nothing held beyond what is forwarded, see
+ * docs/queue-and-retry.md "Stamping"), copies the prefix and walks the rest of the lines again
+ * (finding line ends is cheap next to checking points) copying what the bits say. */
 
 static const int64_t prec_ns[] = {
         [LP_PREC_NS] = 1,
@@ -101,30 +104,59 @@ grow_put(struct grow *g, const char *s, size_t n)
 struct proc {
     const char *in;
     size_t len;
-    size_t ident;    /* while !copying: the output is in[0..ident) */
-    bool copying;    /* the output lives in out */
-    struct grow out; /* the output once copying */
-    struct grow err; /* the error text */
-    char stamp[24];  /* " <now in precision>" */
+    size_t ident;        /* while !copying: the output is in[0..ident) */
+    bool copying;        /* a line needed a change: the output is counted, then copied */
+    size_t copy_from;    /* once copying: where the first changed line starts in in */
+    size_t out_len;      /* once copying: the exact output size */
+    unsigned char *bits; /* once copying: two bits per checked line from copy_from on */
+    size_t n_bits;       /* bit pairs written */
+    size_t max_bits;     /* bit pairs bits holds */
+    bool failed;         /* an allocation failed */
+    struct grow err;     /* the error text */
+    char stamp[24];      /* " <now in precision>" */
     size_t stamp_len;
     int64_t mult;
     struct lp_scratch scratch;
     struct lp_result *r;
 };
 
-/* Switches to copying: one buffer for the output so far plus an estimate for the rest. */
+#define BIT_KEPT  1u
+#define BIT_STAMP 2u
+
+/* Switches to copying at the line starting at from: the bitmap gets room for every line left
+ * (a checked line holds at least one byte besides its '\n'). */
 static void
 start_copy(struct proc *p, size_t from)
 {
-    size_t rest = p->len - from;
-    size_t cap = p->ident + rest + (rest / 32 + 2) * (p->stamp_len + 1);
     p->copying = true;
-    if (grow_reserve(&p->out, cap)) {
-        grow_put(&p->out, p->in, p->ident);
+    p->copy_from = from;
+    p->out_len = p->ident;
+    p->max_bits = (p->len - from) / 2 + 1;
+    p->bits = calloc(p->max_bits / 4 + 1, 1);
+    if (p->bits == NULL) {
+        p->failed = true;
     }
 }
 
-/* Emits the valid line in[s..e); ln tells how the input ended it. */
+/* Records the verdict of the next checked line (kept or not, stamped or not). */
+static void
+put_bits(struct proc *p, unsigned v)
+{
+    if (p->bits == NULL || p->n_bits >= p->max_bits) {
+        p->failed = true; /* cannot happen: max_bits bounds the lines */
+        return;
+    }
+    p->bits[p->n_bits / 4] |= (unsigned char)(v << (2 * (p->n_bits % 4)));
+    p->n_bits++;
+}
+
+static unsigned
+get_bits(const struct proc *p, size_t i)
+{
+    return (p->bits[i / 4] >> (2 * (i % 4))) & 3u;
+}
+
+/* Counts the valid line in[s..e); ln tells how the input ended it. */
 static void
 emit(struct proc *p, size_t s, size_t e, bool stamp, const struct lp_line *ln)
 {
@@ -136,15 +168,8 @@ emit(struct proc *p, size_t s, size_t e, bool stamp, const struct lp_line *ln)
     if (!p->copying) {
         start_copy(p, s);
     }
-    if (grow_reserve(&p->out, e - s + p->stamp_len + 1)) {
-        memcpy(p->out.p + p->out.len, p->in + s, e - s);
-        p->out.len += e - s;
-        if (stamp) {
-            memcpy(p->out.p + p->out.len, p->stamp, p->stamp_len);
-            p->out.len += p->stamp_len;
-        }
-        p->out.p[p->out.len++] = '\n';
-    }
+    p->out_len += e - s + (stamp ? p->stamp_len : 0) + 1;
+    put_bits(p, BIT_KEPT | (stamp ? BIT_STAMP : 0));
 }
 
 /* Appends "unable to parse '<line>': <reason>" to the error text. */
@@ -173,26 +198,39 @@ add_error(struct proc *p, size_t s, size_t e, const struct lp_point *pt)
     }
 }
 
+/* Where the point of line ln starts (leading ' ', '\t', NUL skipped) and ends (a '\n' the
+ * line scanner took as escaped at the very end is dropped, as influxd does). False for a blank
+ * line or a comment. Both passes decide with this, so they see the same lines. */
+static bool
+line_point(const char *in, const struct lp_line *ln, size_t *s, size_t *e)
+{
+    size_t i = ln->start;
+    while (i < ln->end && (in[i] == ' ' || in[i] == '\t' || in[i] == '\0')) {
+        i++;
+    }
+    if (i == ln->end || in[i] == '#') {
+        return false;
+    }
+    *s = i;
+    *e = in[ln->end - 1] == '\n' ? ln->end - 1 : ln->end;
+    return true;
+}
+
 static void
 process_line(struct proc *p, const struct lp_line *ln)
 {
-    const char *in = p->in;
-    size_t s = ln->start;
-    while (s < ln->end && (in[s] == ' ' || in[s] == '\t' || in[s] == '\0')) {
-        s++;
+    size_t s = 0;
+    size_t e = 0;
+    if (!line_point(p->in, ln, &s, &e)) {
+        return;
     }
-    if (s == ln->end || in[s] == '#') {
-        return; /* blank line or comment */
-    }
-    /* A '\n' the line scanner took as escaped at the very end is dropped, as influxd does. */
-    size_t e = in[ln->end - 1] == '\n' ? ln->end - 1 : ln->end;
     struct lp_point pt;
-    lp_parse_point(in + s, e - s, p->mult, &p->scratch, &pt);
+    lp_parse_point(p->in + s, e - s, p->mult, &p->scratch, &pt);
     if (pt.why == LP_WHY_OK && (ln->open_end || pt.open_tail)) {
         pt.why = LP_WHY_AMBIGUOUS_END;
     }
     if (pt.why == LP_WHY_NO_MEMORY) {
-        p->err.failed = true;
+        p->failed = true;
     } else if (pt.why == LP_WHY_OK) {
         p->r->points++;
         p->r->stamped += !pt.has_ts;
@@ -200,7 +238,46 @@ process_line(struct proc *p, const struct lp_line *ln)
     } else {
         p->r->dropped++;
         add_error(p, s, e, &pt);
+        if (p->copying) {
+            put_bits(p, 0);
+        }
     }
+}
+
+/* Second pass: one allocation of the exact size, the unchanged prefix, then the lines from
+ * copy_from as the bits recorded them. Returns the buffer, or NULL when it cannot be had. */
+static char *
+copy_out(struct proc *p)
+{
+    char *out = malloc(p->out_len > 0 ? p->out_len : 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    memcpy(out, p->in, p->ident);
+    size_t o = p->ident;
+    size_t i = 0;
+    for (size_t pos = p->copy_from; pos < p->len && i < p->n_bits;) {
+        struct lp_line ln;
+        lp_scan_line(p->in, p->len, pos, &ln);
+        pos = ln.next;
+        size_t s = 0;
+        size_t e = 0;
+        if (ln.end <= ln.start || !line_point(p->in, &ln, &s, &e)) {
+            continue;
+        }
+        unsigned v = get_bits(p, i++);
+        if ((v & BIT_KEPT) == 0) {
+            continue;
+        }
+        memcpy(out + o, p->in + ln.start, e - ln.start);
+        o += e - ln.start;
+        if ((v & BIT_STAMP) != 0) {
+            memcpy(out + o, p->stamp, p->stamp_len);
+            o += p->stamp_len;
+        }
+        out[o++] = '\n';
+    }
+    return out;
 }
 
 static int
@@ -208,8 +285,15 @@ finish(struct proc *p)
 {
     struct lp_result *r = p->r;
     lp_scratch_cleanup(&p->scratch);
-    if (p->out.failed || p->err.failed || (p->r->dropped > 0 && !grow_reserve(&p->err, 1))) {
-        free(p->out.p);
+    char *out = NULL;
+    bool failed = p->failed || p->err.failed || (r->dropped > 0 && !grow_reserve(&p->err, 1));
+    if (!failed && p->copying) {
+        out = copy_out(p);
+        failed = out == NULL;
+    }
+    free(p->bits);
+    if (failed) {
+        free(out);
         free(p->err.p);
         memset(r, 0, sizeof(*r));
         return -1;
@@ -220,9 +304,9 @@ finish(struct proc *p)
         r->errors_len = p->err.len;
     }
     if (p->copying) {
-        r->buf = p->out.p;
+        r->buf = out;
         r->data = r->buf;
-        r->len = p->out.len;
+        r->len = p->out_len;
     } else {
         r->data = p->in;
         r->len = p->ident;

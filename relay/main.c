@@ -2,6 +2,7 @@
  * service lifecycle. Main thread only. --check-config runs exactly the start-up path
  * (conf_load, conf_check, service_new) and stops before service_start() binds anything. */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -166,7 +167,8 @@ check_config(const char *path)
 }
 
 /* Blocks the signals main waits for and ignores SIGPIPE, before any thread exists, so every
- * thread inherits the mask and no signal ever runs a handler. */
+ * thread inherits the mask and no signal ever runs a handler. SIGUSR1 is how the shutdown
+ * thread tells main it is done. */
 static void
 signals_init(sigset_t *set)
 {
@@ -179,6 +181,7 @@ signals_init(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
@@ -195,9 +198,54 @@ wait_for_stop(const sigset_t *set)
             log_info(NULL, "SIGHUP received: configuration reload is not supported, ignoring");
             continue;
         }
+        if (sig == SIGUSR1) {
+            continue;
+        }
         log_info(NULL, "%s received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
         return;
     }
+}
+
+/* The shutdown thread: runs the orderly shutdown while main keeps waiting for signals. */
+struct stopper {
+    struct service *s;
+    pthread_t main;
+    _Atomic bool done;
+};
+
+static void *
+stopper_main(void *arg)
+{
+    struct stopper *st = arg;
+    service_stop(st->s);
+    atomic_store(&st->done, true);
+    pthread_kill(st->main, SIGUSR1);
+    return NULL;
+}
+
+/* Shuts s down on a thread of its own; a second SIGINT/SIGTERM meanwhile makes it drop what is
+ * left and exit at once. */
+static void
+stop_service(struct service *s, const sigset_t *set)
+{
+    struct stopper st = {s, pthread_self(), false};
+    pthread_t t;
+    if (pthread_create(&t, NULL, stopper_main, &st) != 0) {
+        service_stop(s); /* no second-signal exit, but still an orderly shutdown */
+        return;
+    }
+    bool hurried = false;
+    while (!atomic_load(&st.done)) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0 || hurried || (sig != SIGINT && sig != SIGTERM)) {
+            continue;
+        }
+        log_warn(NULL, "%s received again: exiting now, dropping what is still queued",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM");
+        service_hurry(s);
+        hurried = true;
+    }
+    pthread_join(t, NULL);
 }
 
 static int
@@ -222,11 +270,12 @@ run(const char *path)
     if (s != NULL && service_start(s, &err) == 0) {
         wait_for_stop(&set);
         rc = 0;
+        stop_service(s, &set);
     } else {
         print_service_err(path, &err, true);
-    }
-    if (s != NULL) {
-        service_stop(s);
+        if (s != NULL) {
+            service_stop(s);
+        }
     }
     service_free(s);
     conf_free(c);

@@ -40,6 +40,11 @@ FAMILIES = {
     "influxdb_relay_udp_lines_dropped_total": ("counter", {"relay", "reason"}),
     "influxdb_relay_start_time_seconds": ("gauge", set()),
     "influxdb_relay_build_info": ("gauge", {"version"}),
+    # The HTTP front (a worker pool): connections, and the process-wide bound on request bytes.
+    "influxdb_relay_http_connections": ("gauge", {"relay"}),
+    "influxdb_relay_http_connections_refused_total": ("counter", {"relay"}),
+    "influxdb_relay_http_inflight_refused_total": ("counter", {"relay"}),
+    "influxdb_relay_http_inflight_bytes": ("gauge", set()),
 }
 # Additions, documented in docs/operations.md as well (the bound for "queue > 80 %",
 # datagrams lost in sendmmsg, failed receives and a stopped UDP receiver).
@@ -48,6 +53,7 @@ EXTRA_FAMILIES = {
     "influxdb_relay_udp_send_errors_total": ("counter", {"relay", "backend"}),
     "influxdb_relay_udp_receive_errors_total": ("counter", {"relay"}),
     "influxdb_relay_udp_receiver_up": ("gauge", {"relay"}),
+    "influxdb_relay_http_read_timeouts_total": ("counter", {"relay"}),
 }
 
 DROP_REASONS = ("buffer_full", "rejected", "withdrawn", "shutdown")

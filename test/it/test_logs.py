@@ -125,6 +125,8 @@ bind-addr = 127.0.0.1:{pu}
 [udp.u1.output.s1]
 location = 127.0.0.1:{sink.getsockname()[1]}
 """, wait_ports=[port])
+        # The UDP socket is bound after the HTTP one: a datagram sent before would be lost.
+        wait_until(lambda: "listening on udp" in relay.log(), what="udp listener")
         hostile = (b'm\\" v=\xff\xfe\x01"\t x=1 k=\\"\r\n'
                    b'\xc3\x28 bad="\x00\x1b[31m" y=2\n' + b"z" * 3000 + b' "\n')
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

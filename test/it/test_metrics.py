@@ -330,7 +330,7 @@ timeout = 500ms
         self.addCleanup(sink.close)
         m = self.mock()
         port, pu = free_port(), free_port(socket.SOCK_DGRAM)
-        self.relay(f"""
+        r = self.relay(f"""
 [http.r1]
 bind-addr = 127.0.0.1:{port}
 [http.r1.output.b1]
@@ -341,6 +341,8 @@ bind-addr = 127.0.0.1:{pu}
 location = 127.0.0.1:{sink.getsockname()[1]}
 mtu = 200
 """, wait_ports=[port])
+        # The UDP socket is bound after the HTTP one: a datagram sent before would be lost.
+        wait_until(lambda: "listening on udp" in r.log(), what="udp listener")
         short = ["m,d=%02d v=%di 1700000000000000000\n" % (i, i) for i in range(10)]
         longline = "m,d=long s=\"%s\" 1700000000000000000\n" % ("y" * 300)
         datagrams = ["".join(short[:5]), short[0] + "not line protocol\n" + longline + short[1],

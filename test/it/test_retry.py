@@ -165,7 +165,8 @@ class RetryTest(RelayTestCase):
         self.assertGreaterEqual(len(lines), 6)
         self.assertEqual(metric(self.port, "backend_retries_total", "b2"), len(lines))
 
-    def test_write_larger_than_buffer_is_buffer_full(self):
+    def test_write_larger_than_buffer_is_413(self):
+        """Larger than the whole buffer: no retry could ever queue it, so not a 503 (issue 17)."""
         m = self.mock()
         self.start([m.url], output_extra="buffer-size-mb = 1")
         body = b"".join(b"big,k=%d v=%d %d\n" % (i, i, TS) for i in range(60000))
@@ -173,8 +174,9 @@ class RetryTest(RelayTestCase):
         t0 = time.monotonic()
         st, h, resp = self.post(body)
         self.assertLess(time.monotonic() - t0, 1.0)
-        self.assertEqual(st, 503)
-        self.assertIn("buffer full", json.loads(resp)["error"])
+        self.assertEqual(st, 413)
+        self.assertIn("too large", json.loads(resp)["error"])
+        self.assertNotIn("retry-after", h)
         self.assertEqual(m.writes(), [])
         self.assertEqual(dropped(self.port, "b1", "buffer_full"), 1)
 
@@ -204,36 +206,37 @@ class RetryTest(RelayTestCase):
         self.assertEqual(sw.numbers(), list(range(int(held))))
 
     def test_withdraw_on_timeout(self):
-        """A write still queued when its client got 503 is never sent; one already in flight
-        is (the documented exception)."""
-        first = threading.Event()
+        """A write still queued when its client got 503 is never sent (503 + Retry-After: nothing
+        was kept). b1 takes 1.5 s a request; b2 answers w0 and w1 at once, so b1's request
+        carrying w1 is sent whole for clients already answered, and w2 (refused by b2) waits
+        behind it past its 1 s write-timeout."""
+        saw_w1 = threading.Event()
 
-        def slow_first(req):
-            if req["path"] == "/write" and not first.is_set():
-                first.set()
-                return 204, b"", {}, 2.0
-            return 204, b"", {}, 0
+        def slow(req):
+            if req["path"] == "/write" and b"w1" in req["body"]:
+                saw_w1.set()
+            return 204, b"", {}, 1.5 if req["path"] == "/write" else 0
 
-        m = self.mock(slow_first)
-        self.start([m.url], extra="write-timeout = 1s",
-                   output_extra="buffer-size-mb = 16\ntimeout = 5s")
-        res = {}
-
-        def client(name, body):
-            res[name] = self.post(body)
-
-        t1 = threading.Thread(target=client, args=("w1", b"w1 v=1 1\n"))
-        t1.start()
-        first.wait(5)
+        m = self.mock(slow)
+        m2 = self.mock(lambda req: (500, b'{"error":"no"}', {}, 0) if b"w2" in req["body"]
+                       else (204, b"", {}, 0))
+        conf, port = self.http_relay_config([m.url, m2.url], extra="write-timeout = 1s",
+                                            output_extra="timeout = 5s")
+        conf = conf.replace(m.url + "\n", m.url + "\nbuffer-size-mb = 16\n", 1)
+        self.r = self.relay(conf, wait_ports=[port])
+        self.port = port
+        for name in (b"w0", b"w1"):  # b1 is busy with w0 while b2 answers w1
+            st, _, _ = self.post(name + b" v=1 1\n")
+            self.assertEqual(st, 204)
+        self.assertTrue(saw_w1.wait(10))
         t0 = time.monotonic()
         st, h, body = self.post(b"w2 v=2 2\n")
         self.assertEqual(st, 503)
         self.assertIn("retry-after", h)
         self.assertTrue(0.8 < time.monotonic() - t0 < 2.0)
-        t1.join()
         time.sleep(2.5)
         bodies = [w["body"] for w in m.writes()]
-        self.assertIn(b"w1 v=1 1\n", bodies)
+        self.assertIn(b"w1 v=1 1\n", b"".join(bodies))
         self.assertNotIn(b"w2", b"".join(bodies))
         self.assertEqual(dropped(self.port, "b1", "withdrawn"), 1)
 

@@ -173,9 +173,10 @@ class WriteTest(RelayTestCase):
         st, h, body = self.post(b"m v=1 1\n")
         took = time.monotonic() - t0
         self.assertEqual(st, 503)
-        self.assertEqual(h.get("retry-after"), "1")
-        self.assertIn("error", json.loads(body))
-        self.assertTrue(0.9 < took < 2.5, took)
+        # Sent whole to backends that never answered: they may store it, so no Retry-After.
+        self.assertNotIn("retry-after", h)
+        self.assertIn("may have been stored", json.loads(body)["error"])
+        self.assertTrue(0.8 < took < 2.5, took)
 
     def test_buffer_full_503_at_once(self):
         self.start([answer(204, delay=3)], output_extra="buffer-size-mb = 1")

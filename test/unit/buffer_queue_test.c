@@ -5,13 +5,17 @@
 
 #include "buffer/payload.h"
 #include "buffer/queue.h"
+#include "buffer/rdv.h"
 #include "check.h"
 #include "util/xalloc.h"
+
+static const struct queue_ref_ops rdv_refs = {rdv_ref, rdv_unref};
 
 static struct payload *
 mk(const char *data, const char *query, const char *auth)
 {
-    return payload_new(NULL, data, strlen(data), 1, xstrdup(query), auth ? xstrdup(auth) : NULL);
+    return payload_new(PAYLOAD_WRITE, NULL, data, strlen(data), 1, xstrdup(query),
+                       auth ? xstrdup(auth) : NULL);
 }
 
 static void
@@ -21,7 +25,7 @@ test_bound(void)
     uint64_t cost = queue_entry_cost(p);
     CHECK(cost > p->len);
     _Atomic uint64_t withdrawn = 0;
-    struct queue *q = queue_new(cost * 3, false, &withdrawn);
+    struct queue *q = queue_new(cost * 3, false, &withdrawn, &rdv_refs);
     uint64_t seq = 0;
     for (int i = 0; i < 3; i++) {
         CHECK_EQ_I64(queue_push(q, p, NULL, 0, &seq), 0);
@@ -35,7 +39,7 @@ test_bound(void)
     queue_free(q);
     CHECK_EQ_I64(atomic_load(&p->refs), 1);
     /* Unbuffered: an empty queue takes one write of any size, then the bound applies. */
-    q = queue_new(1, true, NULL);
+    q = queue_new(1, true, NULL, &rdv_refs);
     CHECK_EQ_I64(queue_push(q, p, NULL, 0, &seq), 0);
     CHECK_EQ_I64(queue_push(q, p, NULL, 0, &seq), -1);
     queue_free(q);
@@ -49,8 +53,9 @@ test_bound_10k(void)
     char *body = xmalloc(10240);
     memset(body, 'x', 10239);
     body[10239] = '\n';
-    struct payload *p = payload_new(body, body, 10240, 1, xstrdup("db=a&precision=n"), NULL);
-    struct queue *q = queue_new((uint64_t)1024 * 1024, false, NULL);
+    struct payload *p =
+            payload_new(PAYLOAD_WRITE, body, body, 10240, 1, xstrdup("db=a&precision=n"), NULL);
+    struct queue *q = queue_new((uint64_t)1024 * 1024, false, NULL, &rdv_refs);
     uint64_t seq = 0;
     int n = 0;
     while (queue_push(q, p, NULL, 0, &seq) == 0) {
@@ -70,7 +75,7 @@ test_batch_selection(void)
     struct payload *b1 = mk("b 1\n", "db=b", NULL);
     struct payload *a3 = mk("a 3\n", "db=a", "Basic x");
     struct payload *a4 = mk("a 4\n", "db=a", "Basic x");
-    struct queue *q = queue_new(1 << 20, false, NULL);
+    struct queue *q = queue_new(1 << 20, false, NULL, &rdv_refs);
     uint64_t seq = 0;
     struct payload *all[] = {a1, a2, b1, a3, a4};
     for (size_t i = 0; i < 5; i++) {
@@ -126,7 +131,7 @@ test_withdraw(void)
 {
     struct payload *p = mk("m v=1i\n", "db=a", NULL);
     _Atomic uint64_t withdrawn = 0;
-    struct queue *q = queue_new(1 << 20, false, &withdrawn);
+    struct queue *q = queue_new(1 << 20, false, &withdrawn, &rdv_refs);
     uint64_t s1 = 0, s2 = 0, s3 = 0;
     CHECK_EQ_I64(queue_push(q, p, NULL, 0, &s1), 0);
     CHECK_EQ_I64(queue_push(q, p, NULL, 0, &s2), 0);
@@ -173,6 +178,44 @@ test_route(void)
     payload_unref(c);
 }
 
+/* Only writes merge: a Prometheus body or a query always goes alone, even next to payloads of
+ * the same kind and route. */
+static void
+test_kinds_never_merge(void)
+{
+    struct payload *w1 = mk("a 1\n", "db=a", NULL);
+    struct payload *pr1 = payload_new(PAYLOAD_PROM, NULL, "x", 1, 0, xstrdup("db=a"), NULL);
+    struct payload *pr2 = payload_new(PAYLOAD_PROM, NULL, "y", 1, 0, xstrdup("db=a"), NULL);
+    struct payload *q1 = payload_new(PAYLOAD_QUERY, NULL, "q=a", 3, 0, xstrdup("db=a"), NULL);
+    struct payload *q2 = payload_new(PAYLOAD_QUERY, NULL, "q=b", 3, 0, xstrdup("db=a"), NULL);
+    struct payload *w2 = mk("a 2\n", "db=a", NULL);
+    struct payload *w3 = mk("a 3\n", "db=a", NULL);
+    struct payload *all[] = {w1, pr1, pr2, q1, q2, w2, w3};
+    size_t want[] = {1, 1, 1, 1, 1, 2};
+    CHECK(!payload_same_route(pr1, pr2) && !payload_same_route(q1, q2));
+    CHECK(!payload_same_route(w1, pr1) && payload_same_route(w2, w3));
+    struct queue *q = queue_new(1 << 20, false, NULL, &rdv_refs);
+    uint64_t seq = 0;
+    for (size_t i = 0; i < 7; i++) {
+        CHECK_EQ_I64(queue_push(q, all[i], NULL, 0, &seq), 0);
+    }
+    struct queue_entry *out[8];
+    for (size_t i = 0, at = 0; i < 6; i++) {
+        size_t n = queue_take(q, 1024, 8, out);
+        CHECK_EQ_I64(n, want[i]);
+        CHECK(out[0]->p == all[at]);
+        at += n;
+        queue_remove(q, out, n);
+        for (size_t j = 0; j < n; j++) {
+            queue_entry_free(out[j]);
+        }
+    }
+    queue_free(q);
+    for (size_t i = 0; i < 7; i++) {
+        payload_unref(all[i]);
+    }
+}
+
 int
 main(void)
 {
@@ -181,5 +224,6 @@ main(void)
     test_batch_selection();
     test_withdraw();
     test_route();
+    test_kinds_never_merge();
     return CHECK_DONE();
 }

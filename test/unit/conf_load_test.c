@@ -38,7 +38,7 @@ test_defaults(void)
     CHECK_EQ_I64(h->write_timeout_ms, 11000);
     CHECK_EQ_I64(h->write_consistency, CONF_CONSISTENCY_ONE);
     CHECK_EQ_I64(h->max_body_bytes, 32 * 1024 * 1024);
-    CHECK_EQ_I64(h->max_connections, 1024);
+    CHECK_EQ_I64(h->max_connections, 10000);
     CHECK_EQ_I64(h->n_outputs, 1);
     CHECK_EQ_I64(h->outputs[0].timeout_ms, 10000);
     CHECK_EQ_I64(h->outputs[0].buffer_bytes, 0);

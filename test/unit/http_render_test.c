@@ -57,7 +57,11 @@ test_metrics(void)
             {.relay = "r1", .name = "a\"b\\c\nd", .state = BACKEND_UP, .stats = &b2_stats},
     };
     struct h_metrics_relay relay = {"r1", &relay_stats, snaps, 2};
-    struct h_metrics_view v = {&relay, 1, NULL, 0, 1700000000500000000LL};
+    atomic_store(&relay_stats.connections, 12);
+    atomic_store(&relay_stats.connections_refused, 3);
+    struct h_metrics_udp_output uo = {"o1", 4, 40, 1};
+    struct h_metrics_udp udp = {"u1", 5, 50, 2, 1, 6, true, &uo, 1};
+    struct h_metrics_view v = {&relay, 1, &udp, 1, 4096, 1700000000500000000LL};
     size_t len = 0;
     char *t = h_metrics_render_view(&v, &len);
     CHECK(t != NULL && strlen(t) == len);
@@ -99,12 +103,25 @@ test_metrics(void)
     CHECK_HAS(t, "\n# TYPE influxdb_relay_udp_lines_dropped_total counter\n");
     CHECK_HAS(t, "\n# TYPE influxdb_relay_udp_receive_errors_total counter\n");
     CHECK_HAS(t, "\n# TYPE influxdb_relay_udp_receiver_up gauge\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_udp_lines_dropped_total{relay=\"u1\",reason=\"invalid\"} 2\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_udp_datagrams_received_total{relay=\"u1\"} 5\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_udp_points_sent_total{relay=\"u1\",backend=\"o1\"} 40\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_udp_send_errors_total{relay=\"u1\",backend=\"o1\"} 1\n");
+    CHECK_HAS(t, "\n# TYPE influxdb_relay_http_connections gauge\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_http_connections{relay=\"r1\"} 12\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_http_connections_refused_total{relay=\"r1\"} 3\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_http_inflight_refused_total{relay=\"r1\"} 0\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_http_read_timeouts_total{relay=\"r1\"} 0\n");
+    CHECK_HAS(t, "\n# TYPE influxdb_relay_http_inflight_bytes gauge\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_http_inflight_bytes 4096\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_udp_receive_errors_total{relay=\"u1\"} 6\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_udp_receiver_up{relay=\"u1\"} 1\n");
     CHECK_HAS(t, "\ninfluxdb_relay_start_time_seconds 1700000000.500\n");
     CHECK_HAS(t, "\ninfluxdb_relay_build_info{version=\"" IR_VERSION "\"} 1\n");
     /* Every family once, every line ends with a newline, no empty line. */
     CHECK_EQ_I64(count_of(t, "# TYPE influxdb_relay_backend_state "), 1);
     CHECK_EQ_I64(count_of(t, "# TYPE "), count_of(t, "# HELP "));
-    CHECK_EQ_I64(count_of(t, "# TYPE "), 27);
+    CHECK_EQ_I64(count_of(t, "# TYPE "), 32);
     CHECK(len > 0 && t[len - 1] == '\n' && strstr(t, "\n\n") == NULL);
     free(t);
 }

@@ -1,0 +1,157 @@
+/* The spool of one backend: client writes kept on disk until delivered, as an append-only log of
+ * records in segment files under one directory, plus a persisted read cursor. Any thread appends
+ * (the HTTP connection threads); ONE reader thread (the backend's sender) reads the oldest
+ * records in byte-bounded batches and acknowledges them; the owner (main thread) creates and
+ * frees it. It owns its directory's files, descriptors and lock. Never logs: it returns codes
+ * and counts; the caller decides and logs. Format, recovery and locking: the DESIGN of spool.c. */
+#ifndef IR_BUFFER_SPOOL_H
+#define IR_BUFFER_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "util/err.h"
+#include "util/histo.h"
+
+/* The largest record data spool_append() takes (a larger one gets SPOOL_FULL). */
+#define SPOOL_RECORD_MAX_BYTES (1024ULL * 1024 * 1024)
+/* At most this many parts per record. */
+#define SPOOL_PARTS_MAX 14
+
+struct spool;
+
+/* Settings, converted from the config by the caller; copied by spool_new(). */
+struct spool_conf {
+    const char *dir;          /* borrowed: spool-dir/RELAY/BACKEND; missing components are created
+                               * (mode 0750); files are created 0640 */
+    uint64_t cap_bytes;       /* spool-size-mb: bound on the bytes on disk (segments + index) */
+    int64_t max_age_ms;       /* spool-max-age: records older than this are skipped; 0 = no limit */
+    int64_t sync_ms;          /* spool-sync: 0 = spool_append() returns only once its record is
+                               * fdatasync'ed (group commit); > 0 = the owner calls spool_sync() about
+                               * every sync_ms */
+    uint64_t segment_bytes;   /* segment size; 0 = cap_bytes / 16 within [64 KiB, 8 MiB] */
+    struct histo *sync_histo; /* borrowed, may be NULL: the duration of every sync round */
+};
+
+enum spool_status {
+    SPOOL_OK = 0,
+    SPOOL_FULL,  /* the record does not fit under cap_bytes (or exceeds SPOOL_RECORD_MAX_BYTES):
+                  * nothing was written; counted as full */
+    SPOOL_ERROR, /* an I/O error (ENOSPC, EIO, EFBIG, EMFILE...): see struct spool_put */
+};
+
+/* The operations whose failures are counted (the metric's op label: spool_op_name()). */
+enum spool_op {
+    SPOOL_OP_OPEN,   /* creating or opening a file (a new segment included) */
+    SPOOL_OP_WRITE,  /* writing a record or the cursor */
+    SPOOL_OP_SYNC,   /* fdatasync */
+    SPOOL_OP_READ,   /* reading a segment */
+    SPOOL_OP_UNLINK, /* deleting a consumed segment */
+    SPOOL_OP_COUNT
+};
+
+/* What spool_append() reports. */
+struct spool_put {
+    uint64_t seq;     /* SPOOL_OK: the record's sequence number (> 0, increasing) */
+    enum spool_op op; /* SPOOL_ERROR: the operation that failed */
+    int errnum;       /* SPOOL_ERROR: its errno (format with ir_strerror()) */
+};
+
+/* One record handed to the reader; data points into the batch's buffer. */
+struct spool_rec {
+    uint64_t seq;
+    int64_t arrival_ns; /* as given to spool_append() */
+    const char *data;   /* borrowed from the batch: valid until its next spool_read()/cleanup */
+    size_t len;
+};
+
+/* Caller storage for the reader (plain data, reader thread only): spool_read() replaces its
+ * content. Owns recs and buf; spool_batch_cleanup() frees them. */
+struct spool_batch {
+    struct spool_rec *recs; /* owned: n records, oldest first */
+    size_t n;
+    size_t recs_cap;
+    char *buf; /* owned: the records' data */
+    size_t buf_cap;
+    uint64_t data_bytes; /* sum of recs[i].len */
+};
+
+/* A snapshot for /metrics and /health. Counters count since spool_new(). */
+struct spool_stats {
+    uint64_t disk_bytes; /* segment bytes (acknowledged ones not yet deleted included) + index */
+    uint64_t records;    /* sequence numbers issued and not yet acknowledged (a failed append
+                          * counts until the reader passes it) */
+    uint64_t cap_bytes;
+    uint64_t segments; /* segment files */
+    uint64_t appended; /* records written by spool_append() */
+    uint64_t acked;    /* records returned by spool_read() and acknowledged */
+    uint64_t expired;  /* records skipped for spool-max-age */
+    uint64_t corrupt;  /* damaged regions cut off or skipped (each counts as one lost write) */
+    uint64_t full;     /* appends refused with SPOOL_FULL */
+    uint64_t errors[SPOOL_OP_COUNT];
+};
+
+/* Main thread. Creates the directory as needed, takes its lock (flock on DIR/lock: a second
+ * spool on the same directory, in this process or another, fails with a message naming the
+ * directory), and recovers what a previous run left: a torn or corrupt tail of the newest segment
+ * is cut off and counted; damage elsewhere is skipped (and counted) by the reader. Returns owned
+ * (free with spool_free()), or NULL with err filled when the directory is unusable or locked;
+ * damaged content never makes it fail. */
+struct spool *spool_new(const struct spool_conf *c, struct ir_err *err) IR_WARN_UNUSED;
+/* Main thread, once no other thread uses sp: closes every file and releases the lock. It does
+ * not sync: call spool_sync() first for durability against power loss. NULL is a no-op. */
+void spool_free(struct spool *sp);
+
+/* Any thread. Appends one record, the concatenation of parts[0..nparts) (nparts <=
+ * SPOOL_PARTS_MAX; borrowed for the call, written with one pwritev(2), never copied), with its
+ * arrival wall time (ns since the epoch, for spool-max-age). SPOOL_OK: the record is written
+ * (with sync_ms == 0, also fdatasync'ed) and put->seq is its sequence number; sequence order =
+ * file order = read order. Records become readable in sequence order: once every append that
+ * got a smaller sequence number has returned. With sync_ms == 0 it waits for a sync round that
+ * covers its record; concurrent appenders share one fdatasync (group commit). */
+enum spool_status spool_append(struct spool *sp, const struct iovec *parts, size_t nparts,
+                               int64_t arrival_ns, struct spool_put *put) IR_WARN_UNUSED;
+
+/* Any thread (meant for a timer: call it every sync_ms when sync_ms > 0, and before
+ * spool_free(); with sync_ms == 0 it still flushes the cursor). fdatasyncs every segment
+ * written since the last sync (and the directory once a segment file was created) and the
+ * cursor file. Returns 0, or -1 with err filled (counted). */
+int spool_sync(struct spool *sp, struct ir_err *err) IR_WARN_UNUSED;
+
+/* Any thread: empty batch storage, nothing allocated yet. */
+void spool_batch_init(struct spool_batch *b);
+/* Frees b's buffers (b is empty afterwards). */
+void spool_batch_cleanup(struct spool_batch *b);
+
+/* Reader thread only. Replaces b's content with the oldest records not yet returned, in
+ * sequence order, while the sum of their data stays <= max_bytes (the first record always
+ * comes, whatever its size) and there are at most 8192 of them, skipping records older than
+ * spool-max-age (counted expired) and damaged regions (counted corrupt). b->n == 0: nothing to
+ * read now. b's memory stays about max_bytes (or one record). Returns 0, or -1 with err filled
+ * (a read error, counted; or a record too large for memory): the position is kept, so a later
+ * call retries. */
+int spool_read(struct spool *sp, size_t max_bytes, struct spool_batch *b,
+               struct ir_err *err) IR_WARN_UNUSED;
+
+/* Reader thread only. Acknowledges every record returned so far up to and including seq (a seq
+ * that spool_read() returned); they are never returned again, also after a restart, once the
+ * cursor is written (here, with pwrite(2); spool_sync() makes it durable). Deletes segments whose
+ * records are all acknowledged, expired or damaged. Returns 0, or -1 with err filled when the
+ * cursor could not be written (the acknowledgement still holds in memory; after a restart those
+ * records may be returned again). */
+int spool_ack(struct spool *sp, uint64_t seq, struct ir_err *err) IR_WARN_UNUSED;
+
+/* Any thread: true when a record that arrived at arrival_ns is older than spool-max-age now
+ * (for a batch the caller holds while retrying). */
+bool spool_is_expired(const struct spool *sp, int64_t arrival_ns);
+
+/* Any thread: a consistent snapshot. */
+void spool_stats(struct spool *sp, struct spool_stats *s);
+/* Any thread: the directory (for log lines). */
+const char *spool_dir(const struct spool *sp);
+/* "open", "write", "sync", "read", "unlink". */
+const char *spool_op_name(enum spool_op op);
+
+#endif
