@@ -624,6 +624,9 @@ fetcher_start(struct fetcher *fr, struct ir_err *err)
 void
 fetcher_stop(struct fetcher *fr)
 {
+    if (fr == NULL) {
+        return;
+    }
     pthread_mutex_lock(&fr->mu);
     fr->stopping = true;
     if (!fr->started) {

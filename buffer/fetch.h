@@ -25,15 +25,17 @@
 struct fetcher;
 struct fetch;
 
-/* Main thread: the engine, its thread not started. NULL with *err filled on failure. */
+/* The four lifecycle calls below are made by the thread that starts or stops the service (main,
+ * or the shutdown thread), one at a time. */
+/* The engine, its thread not started. NULL with *err filled on failure. */
 struct fetcher *fetcher_new(struct ir_err *err);
-/* Main thread: starts the fetch thread. 0 or -1 with *err filled. */
+/* Starts the fetch thread. 0 or -1 with *err filled. */
 int fetcher_start(struct fetcher *fr, struct ir_err *err) IR_WARN_UNUSED;
-/* Main thread: ends every fetch still running with an error ("relay shutting down", each
- * consumer notified as usual) and joins the thread. Later fetch_start() calls give fetches
- * that already failed. Fetches not yet released stay valid. No-op when not started. */
+/* Ends every fetch still running with an error ("relay shutting down", each consumer notified
+ * as usual) and joins the thread. Later fetch_start() calls give fetches that already failed.
+ * Fetches not yet released stay valid. Idempotent; a no-op on NULL and before the start. */
 void fetcher_stop(struct fetcher *fr);
-/* Main thread, after fetcher_stop() and after every fetch was released. NULL is a no-op. */
+/* After fetcher_stop() and after every fetch was released. NULL is a no-op. */
 void fetcher_free(struct fetcher *fr);
 
 /* Fetch thread: something changed for a consumer that got FETCH_AGAIN (head or body bytes
