@@ -1,6 +1,6 @@
 /* HTTP requests to one backend over one libcurl easy handle kept for the sender's whole life
- * (keep-alive reused). The only module that includes <curl/curl.h>. A struct post belongs to
- * one sender thread; post_global_init()/cleanup() run on the main thread. */
+ * (keep-alive reused). With fetch.c, the only module that includes <curl/curl.h>. A struct post
+ * belongs to one sender thread; post_global_init()/cleanup() run on the main thread. */
 #ifndef IR_BUFFER_POST_H
 #define IR_BUFFER_POST_H
 

@@ -52,6 +52,9 @@ struct rdv {
     int fail_status; /* guarded by mu: the last failure that had an HTTP status */
     char *fail_body, *fail_ctype;
     size_t fail_len;
+    int ok_status; /* guarded by mu: the first 2xx with a body (a /query's answer), 0 = none */
+    char *ok_body, *ok_ctype;
+    size_t ok_len;
     struct rdv_slot slot[]; /* guarded by mu; attachment frozen once withdrawn */
 };
 
@@ -92,6 +95,8 @@ rdv_unref(struct rdv *r)
     free(r->rej_ctype);
     free(r->fail_body);
     free(r->fail_ctype);
+    free(r->ok_body);
+    free(r->ok_ctype);
     free(r);
 }
 
@@ -200,6 +205,11 @@ slot_set(struct rdv *r, struct rdv_slot *s, enum rdv_outcome o, int status, char
     case RDV_OK:
         s->state = SLOT_OK;
         r->n_ok++;
+        if (r->ok_status == 0 && tb != NULL) {
+            r->ok_status = status;
+            *body = r->ok_body, r->ok_body = tb, r->ok_len = len;
+            *ctype = r->ok_ctype, r->ok_ctype = tc;
+        }
         return;
     case RDV_REJECTED:
         s->state = SLOT_REJECTED;
@@ -362,7 +372,11 @@ verdict_take(struct rdv *r, struct rdv_verdict *v)
     v->full = r->n_full > 0;
     v->stored = r->n_ok > 0;
     v->nothing_kept = r->nothing_kept && r->n_ok == 0;
-    if (r->verdict == RDV_VERDICT_REJECTED) {
+    if (r->verdict == RDV_VERDICT_OK && r->ok_status != 0) {
+        v->status = r->ok_status;
+        v->body = r->ok_body, v->body_len = r->ok_len, v->content_type = r->ok_ctype;
+        r->ok_body = NULL, r->ok_ctype = NULL;
+    } else if (r->verdict == RDV_VERDICT_REJECTED) {
         v->status = r->rej_status;
         v->body = r->rej_body, v->body_len = r->rej_len, v->content_type = r->rej_ctype;
         r->rej_body = NULL, r->rej_ctype = NULL;

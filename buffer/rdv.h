@@ -45,8 +45,9 @@ struct rdv_verdict {
     enum rdv_verdict_kind kind;
     int status; /* REJECTED: the 4xx. FAILED: the last failure that carried an HTTP
                  * status (5xx, 429, or the 413 of a write larger than a whole buffer), 0
-                 * when none did (transport errors, full, down) */
-    char *body; /* REJECTED / FAILED with status: that backend's body, or NULL */
+                 * when none did (transport errors, full, down). OK: the first 2xx that had a
+                 * body (a /query change's answer), 0 when none did (a write's 204) */
+    char *body; /* that backend's body (a /query change's answer is the first 2xx's), or NULL */
     size_t body_len;
     char *content_type; /* that backend's Content-Type, or NULL */
     bool full;          /* some backend refused the write as buffer full */

@@ -15,6 +15,9 @@
 
 enum conf_consistency { CONF_CONSISTENCY_ONE, CONF_CONSISTENCY_ALL, CONF_CONSISTENCY_ANY };
 
+/* What an HTTP relay does with /query: every statement it can relay, changes only, nothing. */
+enum conf_query { CONF_QUERY_ALL, CONF_QUERY_DDL, CONF_QUERY_OFF };
+
 /* Timestamp precision of a UDP relay (ns and us are written n and u). */
 enum conf_precision {
     CONF_PREC_N,
@@ -52,6 +55,7 @@ struct conf_http {
     int64_t workers;                  /* libmicrohttpd worker threads, 0 = one per core */
     int64_t idle_timeout_ms;          /* default 75s; 0 = never */
     int64_t read_timeout_ms;          /* default 30s; 0 = never */
+    enum conf_query query;            /* default all */
     int bind_line;                    /* line of bind-addr, 0 if missing */
     int pem_line;                     /* line of ssl-combined-pem, 0 if absent */
     struct conf_http_output *outputs; /* array in file order */

@@ -51,6 +51,7 @@ static const struct conf_key keys_http[] = {
          DUR_MAX_MS, false, 0, 0},
         {"read-timeout", CONF_V_DURATION, offsetof(struct conf_http, read_timeout_ms), "30s", 0,
          DUR_MAX_MS, false, 0, 0},
+        {"query", CONF_V_QUERY, offsetof(struct conf_http, query), "all", 0, 0, false, 0, 0},
 };
 
 static const struct conf_key keys_http_output[] = {
@@ -100,6 +101,7 @@ static const struct table tables[CONF_SEC_COUNT] = {
 static const char *const log_levels[] = {"error", "warn", "info", "debug"};
 static const char *const log_formats[] = {"text", "json"};
 static const char *const consistencies[] = {"one", "all", "any"};
+static const char *const query_modes[] = {"all", "ddl", "off"};
 static const char *const precisions[] = {"n", "ns", "u", "us", "ms", "s", "m", "h"};
 static const enum conf_precision precision_values[] = {
         CONF_PREC_N,  CONF_PREC_N, CONF_PREC_U, CONF_PREC_U,
@@ -185,6 +187,7 @@ static const struct enum_info enums[] = {
         {CONF_V_LOG_FORMAT, log_formats, IR_ARRAY_LEN(log_formats), "text or json"},
         {CONF_V_CONSISTENCY, consistencies, IR_ARRAY_LEN(consistencies), "one, all or any"},
         {CONF_V_PRECISION, precisions, IR_ARRAY_LEN(precisions), "n, ns, u, us, ms, s, m or h"},
+        {CONF_V_QUERY, query_modes, IR_ARRAY_LEN(query_modes), "all, ddl or off"},
 };
 
 static int
@@ -301,6 +304,7 @@ conf_key_set(const struct conf_key *k, void *base, const char *value, char *why,
     case CONF_V_LOG_FORMAT:
     case CONF_V_CONSISTENCY:
     case CONF_V_PRECISION:
+    case CONF_V_QUERY:
         return set_enum(k, dst, value, why, why_len);
     case CONF_V_STRING:
     case CONF_V_URL:

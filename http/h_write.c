@@ -14,6 +14,7 @@
 #include "lp/lp.h"
 #include "util/clock.h"
 #include "util/dbuf.h"
+#include "util/form.h"
 #include "util/log.h"
 #include "util/strconv.h"
 #include "util/xalloc.h"
@@ -34,40 +35,6 @@ struct h_write {
 
 /* The query parameters forwarded to backends, in this order. Nothing else leaks through. */
 static const char *const FORWARDED[] = {"db", "rp", "precision", "u", "p", "consistency"};
-
-static bool
-url_unreserved(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.' || c == '~';
-}
-
-/* Appends "&key=<value URL-encoded>" (without '&' when q is empty). q has room (see caller). */
-static void
-query_add(char *q, size_t *qlen, const char *key, const char *v, size_t vlen)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = *qlen;
-    if (o > 0) {
-        q[o++] = '&';
-    }
-    size_t klen = strlen(key);
-    memcpy(q + o, key, klen);
-    o += klen;
-    q[o++] = '=';
-    for (size_t i = 0; i < vlen; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if (url_unreserved(c)) {
-            q[o++] = (char)c;
-        } else {
-            q[o++] = '%';
-            q[o++] = hex[c >> 4];
-            q[o++] = hex[c & 0xf];
-        }
-    }
-    q[o] = '\0';
-    *qlen = o;
-}
 
 /* Looks up a query parameter; returns true when present, with its decoded value. */
 static bool
@@ -92,33 +59,32 @@ query_get(struct MHD_Connection *c, const char *key, const char **v, size_t *len
 static char *
 write_query(struct h_write *w, struct MHD_Connection *c, bool has_prec)
 {
-    const char *vals[IR_ARRAY_LEN(FORWARDED)];
-    size_t lens[IR_ARRAY_LEN(FORWARDED)];
-    bool present[IR_ARRAY_LEN(FORWARDED)];
-    size_t room = 1;
+    struct dbuf q;
+    dbuf_init(&q, DBUF_NO_BOUND);
     for (size_t i = 0; i < IR_ARRAY_LEN(FORWARDED); i++) {
-        present[i] = query_get(c, FORWARDED[i], &vals[i], &lens[i]);
-        if (i == 1 && lens[i] == 0 && w->x->conf->default_rp != NULL) {
-            vals[i] = w->x->conf->default_rp;
-            lens[i] = strlen(vals[i]);
-            present[i] = true;
+        const char *val = NULL;
+        size_t len = 0;
+        bool present = query_get(c, FORWARDED[i], &val, &len);
+        if (i == 1 && len == 0 && w->x->conf->default_rp != NULL) {
+            val = w->x->conf->default_rp;
+            len = strlen(val);
+            present = true;
         }
         if (i == 2) {
-            present[i] = has_prec;
-            vals[i] = has_prec ? lp_prec_name(w->prec) : "";
-            lens[i] = strlen(vals[i]);
+            present = has_prec;
+            val = has_prec ? lp_prec_name(w->prec) : "";
+            len = strlen(val);
         }
-        room += strlen(FORWARDED[i]) + 2 + 3 * lens[i];
-    }
-    char *q = xmalloc(room);
-    size_t qlen = 0;
-    q[0] = '\0';
-    for (size_t i = 0; i < IR_ARRAY_LEN(FORWARDED); i++) {
-        if (present[i]) {
-            query_add(q, &qlen, FORWARDED[i], vals[i], lens[i]);
+        if (present) {
+            form_add(&q, FORWARDED[i], val, len);
         }
     }
-    return q;
+    size_t n = 0;
+    char *s = dbuf_finish(&q, &n);
+    if (s == NULL) {
+        xalloc_die(); /* a few hundred bytes (the URL's own parameters) */
+    }
+    return s;
 }
 
 /* Validates db and precision; false when the request is refused (w->refused filled). */

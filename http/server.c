@@ -5,7 +5,10 @@
  * worker serves other connections meanwhile; the rendezvous wakes it: whoever reaches the
  * verdict (a sender reporting, the deadline timer at write-timeout) calls httpd_wake(), which
  * resumes the connection, and libmicrohttpd calls the access handler again on its worker, which
- * sends the answer. One worker wake-up serves every connection resumed meanwhile.
+ * sends the answer. One worker wake-up serves every connection resumed meanwhile. A /query
+ * parks its connection the same way (httpd_park(), then httpd_wake() once per park) while a
+ * change waits for its verdict, or a read for its backend's head or next bytes (then it is the
+ * response's content reader that parks, and libmicrohttpd calls it again after the wake).
  *
  * Suspend and resume, as libmicrohttpd 0.9.75 implements them (src/microhttpd/daemon.c,
  * internal_suspend_connection_(), MHD_resume_connection(), resume_suspended_connections()):
@@ -60,6 +63,7 @@
 #include "http/h_health.h"
 #include "http/h_metrics.h"
 #include "http/h_ping.h"
+#include "http/h_query.h"
 #include "http/h_write.h"
 #include "http/reply.h"
 #include "util/clock.h"
@@ -79,6 +83,7 @@ struct httpd {
     struct backend **backends; /* borrowed */
     struct httpd_env env;      /* copied; the pointers borrowed */
     struct h_write_ctx wctx;
+    struct h_query_ctx qctx;
     struct conn_set *conns; /* owned */
     unsigned write_lane;    /* the timer lane of write-timeout deadlines */
     unsigned workers;
@@ -110,6 +115,8 @@ enum route {
     ROUTE_METRICS,
     ROUTE_HEALTH,
     ROUTE_GET_ONLY, /* /metrics or /health with another method */
+    ROUTE_QUERY,
+    ROUTE_QUERY_BAD_METHOD,
     ROUTE_NOT_FOUND,
 };
 
@@ -122,11 +129,13 @@ struct req {
     struct conn *conn;         /* borrowed: the connection's state (NULL if unknown) */
     enum route route;
     enum httpd_endpoint ep;
-    struct h_write *w; /* owned, ROUTE_WRITE only */
+    struct h_write *w;  /* owned, ROUTE_WRITE only */
+    struct h_query *qq; /* owned, ROUTE_QUERY only */
     int64_t start_ns;
     bool headers;   /* the first access-handler call happened */
     bool in_flight; /* counted in h->in_flight */
     bool waiting;   /* suspended until the backends' verdict */
+    bool querying;  /* ROUTE_QUERY: read in full, h_query_step() drives the rest */
 };
 
 static bool
@@ -136,9 +145,16 @@ method_is(const char *m, const char *want)
 }
 
 static enum route
-httpd_route(const char *url, const char *m, enum httpd_endpoint *ep)
+httpd_route(const struct httpd *h, const char *url, const char *m, enum httpd_endpoint *ep)
 {
     bool get = method_is(m, "GET") || method_is(m, "HEAD");
+    if (strcmp(url, "/query") == 0) {
+        *ep = EP_QUERY;
+        if (h->c->query == CONF_QUERY_OFF) {
+            return ROUTE_NOT_FOUND; /* as the Go relay */
+        }
+        return method_is(m, "GET") || method_is(m, "POST") ? ROUTE_QUERY : ROUTE_QUERY_BAD_METHOD;
+    }
     if (strcmp(url, "/write") == 0) {
         *ep = EP_WRITE;
         return method_is(m, "POST")      ? ROUTE_WRITE
@@ -216,7 +232,12 @@ httpd_dispatch(struct httpd *h, struct MHD_Connection *c, struct req *q, const c
 {
     switch (q->route) {
     case ROUTE_WRITE:
+    case ROUTE_QUERY:
         break; /* httpd_final() */
+    case ROUTE_QUERY_BAD_METHOD:
+        reply_error(r, 405, "method not allowed");
+        r->allow = "GET, POST";
+        break;
     case ROUTE_WRITE_OPTIONS:
         reply_empty(r, 204);
         r->allow = "POST";
@@ -302,6 +323,49 @@ httpd_wait(struct httpd *h, struct req *q)
     return MHD_YES;
 }
 
+/* h_query's parking (h_query.h): suspend on the worker that owns the connection; the wake is
+ * httpd_wake(), one per suspend. */
+static void
+httpd_park(void *arg)
+{
+    struct req *q = arg;
+    atomic_fetch_add(&q->h->waiting, 1);
+    MHD_suspend_connection(q->mc);
+}
+
+/* Queues a streamed response (a /query read) and counts it. */
+static enum MHD_Result
+httpd_answer_stream(struct httpd *h, struct req *q, struct MHD_Response *resp, int status)
+{
+    if (atomic_load(&h->stopping)) {
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+    enum MHD_Result ret = MHD_queue_response(q->mc, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    if (status >= 0 && status < HTTPD_MAX_CODE) {
+        atomic_fetch_add_explicit(&h->stats.requests[q->ep][status], 1, memory_order_relaxed);
+    }
+    return ret;
+}
+
+/* /query: the next step of a request read in full (first call, or after a wake). */
+static enum MHD_Result
+httpd_query(struct httpd *h, struct req *q)
+{
+    struct reply r = {0};
+    struct MHD_Response *resp = NULL;
+    int status = 0;
+    switch (h_query_step(q->qq, &r, &resp, &status)) {
+    case H_QUERY_WAIT:
+        return MHD_YES;
+    case H_QUERY_RESPOND:
+        return httpd_answer_stream(h, q, resp, status);
+    case H_QUERY_ANSWER:
+    default:
+        return httpd_answer(h, q, &r);
+    }
+}
+
 /* The last upload call: the request is read in full. */
 static enum MHD_Result
 httpd_final(struct httpd *h, struct req *q, const char *method)
@@ -312,7 +376,7 @@ httpd_final(struct httpd *h, struct req *q, const char *method)
     q->in_flight = true;
     atomic_fetch_add(&h->in_flight, 1);
     struct reply r = {0};
-    if (q->route != ROUTE_WRITE) {
+    if (q->route != ROUTE_WRITE && q->route != ROUTE_QUERY) {
         httpd_dispatch(h, q->mc, q, method, &r);
         return httpd_answer(h, q, &r);
     }
@@ -322,6 +386,10 @@ httpd_final(struct httpd *h, struct req *q, const char *method)
         r.retry_after_s = 1;
         r.close = true;
         return httpd_answer(h, q, &r);
+    }
+    if (q->route == ROUTE_QUERY) {
+        q->querying = true;
+        return httpd_query(h, q);
     }
     if (h_write_start(q->w, &r) == H_WRITE_WAIT) {
         return httpd_wait(h, q);
@@ -336,11 +404,16 @@ httpd_headers(struct httpd *h, struct req *q, const char *url, const char *metho
 {
     q->headers = true;
     q->start_ns = clock_real_ns();
-    q->route = httpd_route(url, method, &q->ep);
+    q->route = httpd_route(h, url, method, &q->ep);
+    struct reply now = {0};
+    if (q->route == ROUTE_QUERY) {
+        struct h_query_park park = {httpd_park, httpd_wake, q};
+        q->qq = h_query_new(&h->qctx, q->mc, method, &park);
+        return MHD_YES;
+    }
     if (q->route != ROUTE_WRITE) {
         return MHD_YES;
     }
-    struct reply now = {0};
     q->w = h_write_new(&h->wctx, q->mc, &now);
     if (now.status == 0) {
         return MHD_YES;
@@ -394,6 +467,8 @@ httpd_access(void *cls, struct MHD_Connection *c, const char *url, const char *m
     if (*upload_size > 0) {
         if (q->w != NULL) {
             h_write_feed(q->w, upload, *upload_size);
+        } else if (q->qq != NULL) {
+            h_query_feed(q->qq, upload, *upload_size);
         }
         *upload_size = 0; /* consumed (or discarded) */
         return MHD_YES;
@@ -404,6 +479,9 @@ httpd_access(void *cls, struct MHD_Connection *c, const char *url, const char *m
         struct reply r = {0};
         h_write_finish(q->w, &r);
         return httpd_answer(h, q, &r);
+    }
+    if (q->querying) {
+        return httpd_query(h, q); /* woken: the next step of the /query */
     }
     return httpd_final(h, q, method);
 }
@@ -423,6 +501,7 @@ httpd_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         conn_request_done(q->conn);
     }
     h_write_free(q->w);
+    h_query_free(q->qq); /* no wake for q after this */
     bool counted = q->in_flight;
     free(q);
     /* seq_cst pairs with httpd_stop(): either it sees the decrement or we see `closing`. */
@@ -515,6 +594,8 @@ httpd_new(const struct conf_http *c, struct backend **backends, const struct htt
                                env->timer, &h->stats};
     h->conns = conn_set_new(&cc);
     h->write_lane = timer_lane_new(env->timer);
+    h->qctx = (struct h_query_ctx){c,          backends,     &h->stats, env->inflight, env->fetcher,
+                                   env->timer, h->write_lane};
     pthread_mutex_init(&h->mu, NULL);
     clock_cond_init(&h->idle);
     struct pem_pair pem = {NULL, NULL};
@@ -670,6 +751,11 @@ httpd_stop(struct httpd *h, int64_t deadline_ms)
      * every suspended connection must be resumed before MHD_stop_daemon(). The flushed lane
      * fires each waiting write's deadline at once, so this wait is short. */
     timer_flush_lane(h->env.timer, h->write_lane);
+    /* Reads still streaming or waiting for a backend end now (fetch engine stopped): each parked
+     * connection is woken and its answer cut (or 503 before its head). */
+    if (h->env.fetcher != NULL) {
+        fetcher_stop(h->env.fetcher);
+    }
     (void)httpd_wait_zero(h, &h->waiting, false);
     /* 3. A moment for those answers to be sent (none after a second signal). */
     if (!atomic_load(&h->hurried)) {

@@ -1,7 +1,9 @@
 /* HTTP relays: one libmicrohttpd daemon per [http.R], a pool of `workers` threads on epoll; no
- * thread per connection. Routes /write, /ping, /metrics, /health. The /write handler validates
- * through lp/, submits one payload to each of the relay's backends and suspends its connection
- * until the rendezvous wakes it with the backends' verdict (or write-timeout passes).
+ * thread per connection. Routes /write, /query, /ping, /metrics, /health. The /write handler
+ * validates through lp/, submits one payload to each of the relay's backends and suspends its
+ * connection until the rendezvous wakes it with the backends' verdict (or write-timeout
+ * passes); /query (h_query.c) does the same for statements that change state, and parks its
+ * connection while a read waits for the backend's bytes.
  * Owned by relay/service.c; borrows its conf section, its backends and the process-wide
  * pieces of struct httpd_env. */
 #ifndef IR_HTTP_SERVER_H
@@ -11,6 +13,7 @@
 #include <stdint.h>
 
 #include "buffer/backend.h"
+#include "buffer/fetch.h"
 #include "conf/conf.h"
 #include "http/h_health.h"
 #include "http/inflight.h"
@@ -33,6 +36,7 @@ struct httpd_env {
     httpd_metrics_fn metrics;       /* renders GET /metrics */
     httpd_udp_health_fn udp_health; /* the UDP receivers GET /health shows */
     void *world;                    /* the ctx of metrics and udp_health */
+    struct fetcher *fetcher;        /* /query reads; httpd_stop() stops it (idempotent) */
 };
 
 struct httpd;
@@ -47,7 +51,8 @@ int httpd_start(struct httpd *h, struct ir_err *err) IR_WARN_UNUSED;
 void httpd_quiesce(struct httpd *h);
 /* Main thread (shutdown step 2): no write is forwarded any more; waits until the requests being
  * answered are answered or deadline_ms (monotonic) passes; then the writes still waiting for
- * their backends are answered at once (503, as at write-timeout), and libmicrohttpd stops. */
+ * their backends are answered at once (503, as at write-timeout), the /query reads still running
+ * are cut (env->fetcher is stopped), and libmicrohttpd stops. */
 void httpd_stop(struct httpd *h, int64_t deadline_ms);
 /* Any thread: moves the deadline of httpd_stop() to deadline_ms when that is earlier (a second
  * signal), also for a call already waiting. */

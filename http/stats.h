@@ -9,7 +9,7 @@
 
 #include "util/histo.h"
 
-enum httpd_endpoint { EP_WRITE, EP_PING, EP_METRICS, EP_HEALTH, EP_OTHER, EP_COUNT };
+enum httpd_endpoint { EP_WRITE, EP_PING, EP_METRICS, EP_HEALTH, EP_QUERY, EP_OTHER, EP_COUNT };
 
 #define HTTPD_MAX_CODE 600
 

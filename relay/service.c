@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "buffer/backend.h"
+#include "buffer/fetch.h"
 #include "http/inflight.h"
 #include "http/server.h"
 #include "relay/world.h"
@@ -28,6 +29,8 @@ struct service {
     struct world world;        /* owns the http and udp arrays */
     struct timer *timer;       /* owned: write-timeout and read-timeout deadlines */
     struct inflight *inflight; /* owned: max-inflight-mb */
+    struct fetcher *fetcher;   /* owned: the /query read engine (its thread runs only when a
+                                * relay relays reads) */
     _Atomic int64_t deadline;  /* atomic: the shutdown deadline (service_hurry() moves it) */
     bool started;              /* main thread only */
 };
@@ -42,8 +45,8 @@ service_new_http(struct service *s, struct ir_err *err)
     }
     s->backends = xcalloc(total ? total : 1, sizeof(struct backend *));
     s->world.http = xcalloc(c->n_http ? c->n_http : 1, sizeof(struct httpd *));
-    struct httpd_env env = {s->timer, s->inflight, world_render_metrics, world_udp_health,
-                            &s->world};
+    struct httpd_env env = {s->timer,         s->inflight, world_render_metrics,
+                            world_udp_health, &s->world,   s->fetcher};
     for (size_t i = 0; i < c->n_http; i++) {
         const struct conf_http *h = &c->http[i];
         struct backend **mine = s->backends + s->n_backends;
@@ -87,7 +90,8 @@ service_new(const struct conf *c, struct ir_err *err)
     s->inflight = inflight_new((uint64_t)c->max_inflight_bytes);
     s->world.inflight = s->inflight;
     s->world.start_time_ns = clock_real_ns();
-    if (service_new_http(s, err) != 0 || service_new_udp(s, err) != 0) {
+    s->fetcher = fetcher_new(err);
+    if (s->fetcher == NULL || service_new_http(s, err) != 0 || service_new_udp(s, err) != 0) {
         service_free(s);
         return NULL;
     }
@@ -141,6 +145,18 @@ service_raise_nofile(const struct conf *c)
     }
 }
 
+/* Whether some HTTP relay sends /query reads to its backends (query = all). */
+static bool
+service_relays_reads(const struct conf *c)
+{
+    for (size_t i = 0; i < c->n_http; i++) {
+        if (c->http[i].query == CONF_QUERY_ALL) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int
 service_start(struct service *s, struct ir_err *err)
 {
@@ -153,6 +169,9 @@ service_start(struct service *s, struct ir_err *err)
         }
     }
     if (timer_start(s->timer, err) != 0) {
+        return -1;
+    }
+    if (service_relays_reads(s->conf) && fetcher_start(s->fetcher, err) != 0) {
         return -1;
     }
     for (size_t i = 0; i < s->world.n_http; i++) {
@@ -192,6 +211,7 @@ service_stop(struct service *s)
     for (size_t i = 0; i < s->world.n_http; i++) {
         httpd_stop(s->world.http[i], atomic_load(&s->deadline));
     }
+    fetcher_stop(s->fetcher); /* done by the first httpd_stop() already, when there is one */
     /* 3. Let every sender drain its queue until the same deadline, then drop, log and join. */
     log_info(NULL, "shutdown: draining queues");
     for (size_t i = 0; i < s->n_backends; i++) {
@@ -231,6 +251,8 @@ service_free(struct service *s)
     for (size_t i = 0; i < s->n_backends; i++) {
         backend_free(s->backends[i]);
     }
+    fetcher_stop(s->fetcher); /* a start that failed half-way */
+    fetcher_free(s->fetcher);
     timer_free(s->timer);
     inflight_free(s->inflight);
     free(s->world.http);

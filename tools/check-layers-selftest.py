@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 
-FOLDERS = ("util", "lp", "conf", "buffer", "udp", "http", "relay", "tools")
+FOLDERS = ("util", "lp", "conf", "ql", "buffer", "udp", "http", "relay", "tools")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -4,8 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static void
-oom(void)
+void
+xalloc_die(void)
 {
     static const char msg[] = "influxdb-relay: out of memory\n";
     ssize_t r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
@@ -18,7 +18,7 @@ xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (p == NULL) {
-        oom();
+        xalloc_die();
     }
     return p;
 }
@@ -28,7 +28,7 @@ xcalloc(size_t nmemb, size_t size)
 {
     void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
     if (p == NULL) {
-        oom();
+        xalloc_die();
     }
     return p;
 }
@@ -38,7 +38,7 @@ xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
     if (q == NULL) {
-        oom();
+        xalloc_die();
     }
     return q;
 }

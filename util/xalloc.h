@@ -12,5 +12,8 @@ void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* What the functions above do on exhaustion (log, abort()), for a fixed-size allocation made
+ * elsewhere (a dbuf without bound holding a few hundred bytes). */
+void xalloc_die(void) __attribute__((noreturn));
 
 #endif

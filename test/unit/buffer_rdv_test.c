@@ -443,6 +443,17 @@ test_any_failed_before_attach(void)
     payload_unref(p);
 }
 
+/* A /query change: the verdict carries the first 2xx that had a body (influxd's 200 answer). */
+static void
+test_ok_body(void)
+{
+    struct rdv *r = rdv_new(3, CONF_CONSISTENCY_ALL, SOON);
+    report_str(r, 2, RDV_OK, 204, NULL);
+    report_str(r, 1, RDV_OK, 200, "{\"results\":[{\"statement_id\":0}]}");
+    report_str(r, 0, RDV_OK, 200, "{\"results\":[{\"statement_id\":0,\"error\":\"x\"}]}");
+    expect(r, RDV_VERDICT_OK, 200, "{\"results\":[{\"statement_id\":0}]}", false);
+}
+
 int
 main(void)
 {
@@ -453,6 +464,7 @@ main(void)
         return 1;
     }
     test_one();
+    test_ok_body();
     test_retry_supersedes();
     test_all();
     test_any_and_withdraw();
