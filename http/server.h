@@ -1,5 +1,6 @@
 /* HTTP relays: one libmicrohttpd daemon per [http.R], a pool of `workers` threads on epoll; no
- * thread per connection. Routes /write, /ping, /metrics, /health. The /write handler validates
+ * thread per connection. Routes /write (and /api/v2/write, /api/v1/prom/write: the same write
+ * path), /ping, /metrics, /health. The write handler validates
  * through lp/, submits one payload to each of the relay's backends and suspends its connection
  * until the rendezvous wakes it with the backends' verdict (or write-timeout passes).
  * Owned by relay/service.c; borrows its conf section, its backends and the process-wide

@@ -3,7 +3,8 @@
  * UTF-8 JSON whatever the input (client bytes in a log line or an error body). Two flavours:
  * JSON_ESC_MINIMAL (quote, backslash, control characters as \u00XX: log lines, /health) and
  * JSON_ESC_GO (Go's encoding/json with HTML escaping, as influxd writes its errors: \n \r \t,
- * <, >, & as \u003c \u003e \u0026, U+2028 and U+2029 escaped). Pure; any thread. */
+ * <, >, & as \u003c \u003e \u0026, U+2028 and U+2029 escaped). Also one reader: a string
+ * member of a JSON object (json_member_string()). Pure; any thread. */
 #ifndef IR_UTIL_JSON_H
 #define IR_UTIL_JSON_H
 
@@ -28,5 +29,11 @@ size_t json_escape_one(const char *s, size_t n, enum json_esc how, char *out, si
 void json_escape(struct dbuf *b, const char *s, size_t n, enum json_esc how);
 /* Appends the NUL-terminated s as a JSON string, quotes included. */
 void json_str(struct dbuf *b, const char *s, enum json_esc how);
+
+/* Reading (an answer's error message): when s[0..n) is a JSON object (blanks around allowed)
+ * with a member named key whose value is a string, appends that string, unescaped (\uXXXX as
+ * UTF-8, a lone surrogate as U+FFFD; other bytes as they are), to out and returns 0; otherwise
+ * -1 (out may then hold part of it). Nesting deeper than 32 levels counts as not JSON. */
+int json_member_string(const char *s, size_t n, const char *key, struct dbuf *out);
 
 #endif

@@ -60,7 +60,8 @@ class HttpListenerTest(RelayTestCase):
             self.assertEqual(h.get("allow"), "POST")
             if method != "HEAD":
                 self.json_error((st, h, body), 405)
-        for path in ("/", "/query?q=show+databases", "/write/", "/writes", "/api/v2/write"):
+        for path in ("/", "/query?q=show+databases", "/write/", "/writes", "/api/v2/query",
+                     "/api/v1/prom/read"):
             self.json_error(http_request(p, "POST", path, "m v=1"), 404)
         st, h, body = http_request(p, "GET", "/metrics")
         self.assertEqual(st, 200)
