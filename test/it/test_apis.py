@@ -52,6 +52,11 @@ def write_request(series):
     return out
 
 
+# Two series, three samples (what PromWriteTest and test_apis_transport send).
+PROM_SERIES = [({"__name__": "http_requests_total", "job": "api", "code": "200"},
+                [(1027.0, 1700000000000), (1030.5, 1700000015000)]),
+               ({"__name__": "up", "job": "api"}, [(1.0, 1700000000000)])]
+
 PROM_HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
                 "X-Prometheus-Remote-Write-Version": "0.1.0"}
 
@@ -282,9 +287,7 @@ class ApiV2MockTest(RelayTestCase):
 class PromWriteTest(RelayTestCase):
     """/api/v1/prom/write: a snappy body forwarded byte for byte, or refused as influxd would."""
 
-    SERIES = [({"__name__": "http_requests_total", "job": "api", "code": "200"},
-               [(1027.0, 1700000000000), (1030.5, 1700000015000)]),
-              ({"__name__": "up", "job": "api"}, [(1.0, 1700000000000)])]
+    SERIES = PROM_SERIES
 
     def start(self, outputs=2, output_extra=""):
         self.mocks_ = [self.mock() for _ in range(outputs)]
