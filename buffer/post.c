@@ -36,6 +36,7 @@ struct post_body {
     size_t off;          /* offset in the current part */
     z_stream *z;         /* borrowed: the post's deflate stream when this body is gzipped */
     bool z_end;          /* the gzip stream is complete */
+    bool z_failed;       /* deflate() failed: the request was aborted */
     uint64_t wire_bytes; /* handed to curl */
 };
 
@@ -172,6 +173,7 @@ on_read_gzip(char *dst, size_t size, size_t nmemb, void *ud)
         if (rc == Z_STREAM_END) {
             b->z_end = true;
         } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            b->z_failed = true;
             return CURL_READFUNC_ABORT;
         }
     }
@@ -437,7 +439,8 @@ post_perform(struct post *p, curl_off_t body_len, struct post_result *res)
     if (rc != CURLE_OK) {
         const char *why = p->errbuf[0] != '\0' ? p->errbuf : curl_easy_strerror(rc);
         if (rc == CURLE_ABORTED_BY_CALLBACK) {
-            why = "request aborted at the shutdown deadline"; /* on_progress() */
+            why = p->body.z_failed ? "gzip compression failed"
+                                   : "request aborted at the shutdown deadline"; /* on_progress() */
         }
         long info = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &info);

@@ -131,14 +131,25 @@ fwd_from_query(struct MHD_Connection *c, struct fwd *f, const int *keys, size_t 
     }
 }
 
-/* /write: db required, precision one of influxd 1.x's (forwarded as its canonical letter). */
+/* The parameters of /write and /api/v1/prom/write taken as they are: db (required: missing
+ * says what influxd says then), rp, u, p, consistency. */
 static bool
-params_v1(struct h_write *w, struct MHD_Connection *c, struct fwd *f)
+params_with_db(struct h_write *w, struct MHD_Connection *c, struct fwd *f, const char *missing)
 {
     static const int keys[] = {F_DB, F_RP, F_U, F_P, F_CONSISTENCY};
     fwd_from_query(c, f, keys, IR_ARRAY_LEN(keys));
     if (!f[F_DB].present || f[F_DB].len == 0) {
-        reply_error(&w->refused, 400, "missing parameter: db");
+        reply_error(&w->refused, 400, missing);
+        return false;
+    }
+    return true;
+}
+
+/* /write: db required, precision one of influxd 1.x's (forwarded as its canonical letter). */
+static bool
+params_v1(struct h_write *w, struct MHD_Connection *c, struct fwd *f)
+{
+    if (!params_with_db(w, c, f, "missing parameter: db")) {
         return false;
     }
     const char *v = NULL;
@@ -208,20 +219,6 @@ params_v2(struct h_write *w, struct MHD_Connection *c, struct fwd *f)
     return true;
 }
 
-/* /api/v1/prom/write, as influxd 1.x reads it: db required, rp, u, p, consistency; no
- * precision (the samples carry their own times). */
-static bool
-params_prom(struct h_write *w, struct MHD_Connection *c, struct fwd *f)
-{
-    static const int keys[] = {F_DB, F_RP, F_U, F_P, F_CONSISTENCY};
-    fwd_from_query(c, f, keys, IR_ARRAY_LEN(keys));
-    if (!f[F_DB].present || f[F_DB].len == 0) {
-        reply_error(&w->refused, 400, "database is required");
-        return false;
-    }
-    return true;
-}
-
 /* Validates the endpoint's parameters into f; false when the request is refused (w->refused
  * filled). */
 static bool
@@ -232,7 +229,8 @@ write_check_params(struct h_write *w, struct MHD_Connection *c, struct fwd *f)
     case H_WRITE_V2:
         return params_v2(w, c, f);
     case H_WRITE_PROM:
-        return params_prom(w, c, f);
+        /* As influxd 1.x reads it; no precision (the samples carry their own times). */
+        return params_with_db(w, c, f, "database is required");
     case H_WRITE_V1:
         break;
     }

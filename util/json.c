@@ -24,6 +24,29 @@ utf8_seq_len(const unsigned char *s, size_t n)
     return len;
 }
 
+void
+utf8_append(struct dbuf *b, unsigned long cp)
+{
+    char u[4];
+    size_t n = 0;
+    if (cp < 0x80) {
+        u[n++] = (char)cp;
+    } else if (cp < 0x800) {
+        u[n++] = (char)(0xc0 | (cp >> 6));
+        u[n++] = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        u[n++] = (char)(0xe0 | (cp >> 12));
+        u[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[n++] = (char)(0x80 | (cp & 0x3f));
+    } else {
+        u[n++] = (char)(0xf0 | (cp >> 18));
+        u[n++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        u[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[n++] = (char)(0x80 | (cp & 0x3f));
+    }
+    (void)dbuf_append(b, u, n);
+}
+
 /* Whether the ASCII byte c is written as it is. */
 static bool
 ascii_is_plain(unsigned char c, enum json_esc how)
@@ -163,31 +186,6 @@ hex4(const char *s, unsigned *v)
     return 0;
 }
 
-static void
-put_utf8(struct dbuf *out, unsigned cp)
-{
-    char u[4];
-    size_t n = 0;
-    if (cp < 0x80) {
-        u[n++] = (char)cp;
-    } else if (cp < 0x800) {
-        u[n++] = (char)(0xc0 | cp >> 6);
-        u[n++] = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        u[n++] = (char)(0xe0 | cp >> 12);
-        u[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[n++] = (char)(0x80 | (cp & 0x3f));
-    } else {
-        u[n++] = (char)(0xf0 | cp >> 18);
-        u[n++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[n++] = (char)(0x80 | (cp & 0x3f));
-    }
-    if (out != NULL) {
-        (void)dbuf_append(out, u, n);
-    }
-}
-
 /* \uXXXX at r->s[r->i] (after the backslash and 'u'), with a following low surrogate when it is
  * a high one. */
 static int
@@ -206,7 +204,9 @@ read_unicode(struct jread *r, struct dbuf *out)
     } else if (cp >= 0xd800 && cp < 0xe000) {
         cp = 0xfffd; /* a lone surrogate, as Go decodes it */
     }
-    put_utf8(out, cp);
+    if (out != NULL) {
+        utf8_append(out, cp);
+    }
     return 0;
 }
 

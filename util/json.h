@@ -21,6 +21,9 @@ enum json_esc { JSON_ESC_MINIMAL, JSON_ESC_GO };
  * above U+10FFFF) at s[0..n), n >= 1; 0 when s[0] does not start one (ASCII included). */
 size_t utf8_seq_len(const unsigned char *s, size_t n);
 
+/* Appends the UTF-8 form of code point cp (below 0x110000) to b. */
+void utf8_append(struct dbuf *b, unsigned long cp);
+
 /* Escapes the character at s[0..n), n >= 1: writes its JSON form to out (at most JSON_ESC_MAX
  * bytes) and returns that length; *used gets the input bytes it stands for (1 to 4). */
 size_t json_escape_one(const char *s, size_t n, enum json_esc how, char *out, size_t *used);
