@@ -9,7 +9,10 @@ timestamps to
            fan-out with no logic,
   relay    this relay (--relay) with two sinks as outputs, and with --before a second build (e.g.
            main, for a before/after in one sitting), with --go the Go relay,
-and, with --influxd, 100-line bodies to the relay with two real influxd vs straight to one influxd.
+and, with --influxd, 100-line bodies to the relay with two real influxd vs straight to one influxd;
+with --gzip, the relay with content-encoding = identity vs gzip on both outputs (two relay
+processes, the same two sinks, one after the other): bytes on the wire per byte delivered
+(from /metrics) and relay CPU per million points.
 Reports requests/s, points/s, p50/p99, CPU-seconds per million points of the relay process
 (utime+stime from /proc/PID/stat; the mirror's nginx too) and its peak RSS (VmHWM), each the
 median of --runs runs, then the ratios the targets are stated in (relay/direct points/s, relay
@@ -17,7 +20,7 @@ CPU / mirror CPU, 1000-connection / 32-connection points/s).
 
 Usage: bench/http_bench.py --relay build-rel/influxdb-relay [--before OLD_BIN] [--go GO_BIN]
            [--secs 6] [--runs 3] [--lines 1,100,5000] [--conns 32,1000] [--no-mirror]
-           [--influxd] [--no-nginx]
+           [--influxd] [--gzip] [--no-nginx]
 """
 
 import argparse
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "it"))
@@ -138,13 +142,14 @@ def wrk(port, body, secs, path="/write?db=bench", conns=32):
 OUTPUT_EXTRA = ""
 
 
-def run_relay(relay_bin, tmp, outputs, name):
-    """This relay (any build: the config uses no key newer than the first release)."""
+def run_relay(relay_bin, tmp, outputs, name, output_extra=OUTPUT_EXTRA):
+    """This relay (any build: the config uses no key newer than the first release, unless
+    output_extra adds one)."""
     port = harness.free_port()
     conf = ("[relay]\nlog-level = warn\n\n[http.bench]\nbind-addr = 127.0.0.1:%d\n"
             "max-body-mb = 64\n" % port)
     for i, url in enumerate(outputs):
-        conf += "\n[http.bench.output.b%d]\nlocation = %s\n%s" % (i + 1, url, OUTPUT_EXTRA)
+        conf += "\n[http.bench.output.b%d]\nlocation = %s\n%s" % (i + 1, url, output_extra)
     path = os.path.join(tmp, name + ".ini")
     with open(path, "w") as f:
         f.write(conf)
@@ -271,6 +276,58 @@ def bench_influxd(args, tmp):
         i.kill()
 
 
+def backend_sums(port):
+    """(wire bytes, delivered bytes) of every backend of a relay, from its /metrics."""
+    st, _, body = harness.http_request(port, "GET", "/metrics")
+    wire = delivered = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith("influxdb_relay_backend_wire_bytes_total{"):
+            wire += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("influxdb_relay_backend_bytes_delivered_total{"):
+            delivered += float(line.rsplit(" ", 1)[1])
+    return wire, delivered
+
+
+def bench_gzip(args, tmp):
+    """content-encoding identity vs gzip, 32 connections, for each --lines."""
+    _, p1 = start_nginx(tmp, "gzsink1")
+    _, p2 = start_nginx(tmp, "gzsink2")
+    sinks = ["http://127.0.0.1:%d/write" % p for p in (p1, p2)]
+    relays = []
+    for enc in ("identity", "gzip"):
+        relays.append((enc,) + run_relay(args.relay, tmp, sinks, "enc-" + enc,
+                                         "content-encoding = %s\n" % enc))
+    rows = {}
+    for lines in args.lines:
+        body = make_body(tmp, lines)
+        for enc, proc, port in relays:
+            w0, d0 = backend_sums(port)
+            r = median_of([measure(port, body, lines, args.secs, 32, proc.pid)
+                           for _ in range(args.runs)])
+            w1, d1 = backend_sums(port)
+            r["wire_per_byte"] = (w1 - w0) / (d1 - d0)
+            rows[(enc, lines)] = r
+            print(fmt("%-8s %4d lines   32 conns" % (enc, lines), r, peak_rss_kb(proc.pid)) +
+                  "  wire/delivered %.3f" % r["wire_per_byte"])
+            sys.stdout.flush()
+    print("\ngzip vs identity (same sitting; 'alone' = one body gzipped by itself at level 1, as a "
+          "reference: merged batches of the same body repeated compress far better):")
+    for lines in args.lines:
+        i, g = rows[("identity", lines)], rows[("gzip", lines)]
+        with open(make_body(tmp, lines), "rb") as f:
+            raw = f.read()
+        z = zlib.compressobj(1, zlib.DEFLATED, 31)
+        alone = len(z.compress(raw) + z.flush()) / len(raw)
+        print("%4d lines: wire bytes %.3f x (alone %.3f), relay CPU per point %.2f x (+%.3f s per "
+              "million points), points/s %.0f %%" % (
+                  lines, g["wire_per_byte"] / i["wire_per_byte"], alone,
+                  g["cpu_s_per_mpoints"] / i["cpu_s_per_mpoints"],
+                  g["cpu_s_per_mpoints"] - i["cpu_s_per_mpoints"],
+                  100 * g["points_s"] / i["points_s"]))
+    for _, proc, _ in relays:
+        harness._kill(proc)
+
+
 def int_list(s):
     return [int(x) for x in s.split(",") if x]
 
@@ -286,12 +343,16 @@ def main():
     ap.add_argument("--conns", type=int_list, default=[32, 1000])
     ap.add_argument("--no-mirror", action="store_true")
     ap.add_argument("--influxd", action="store_true", help="also the real influxd comparison")
+    ap.add_argument("--gzip", action="store_true",
+                    help="content-encoding identity vs gzip instead of the nginx comparison")
     ap.add_argument("--no-nginx", action="store_true")
     args = ap.parse_args()
     raise_nofile()
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
         try:
-            if not args.no_nginx:
+            if args.gzip:
+                bench_gzip(args, tmp)
+            elif not args.no_nginx:
                 bench_nginx(args, tmp)
             if args.influxd:
                 bench_influxd(args, tmp)

@@ -211,6 +211,9 @@ backend_new(const char *relay, const struct conf_http_output *o, struct ir_err *
     struct post_conf pc = {.location = o->location,
                            .timeout_ms = o->timeout_ms,
                            .skip_tls_verification = o->skip_tls_verification,
+                           .gzip = o->content_encoding == CONF_ENCODING_GZIP,
+                           .username = o->username,
+                           .password = o->password,
                            .abort_at_ms = &b->stop_deadline_ms};
     b->s.post = post_new(&pc, err);
     if (b->s.post == NULL) {
@@ -935,6 +938,7 @@ send_batch(struct backend *b, size_t n, bool witness)
     struct post_result res;
     (void)post_write(s->post, &req, &res);
     histo_observe(&b->stats.send_duration, (uint64_t)res.duration_us);
+    atomic_fetch_add_explicit(&b->stats.wire_bytes, res.wire_bytes, memory_order_relaxed);
     on_answer(b, k, &res, witness, budget < b->o->timeout_ms);
     post_result_cleanup(&res);
 }

@@ -25,6 +25,9 @@ enum backend_state { BACKEND_UP, BACKEND_DOWN, BACKEND_DRAINING };
     X(batches_sent, "batches_sent_total", "Batches the backend accepted.")                         \
     X(points_delivered, "points_delivered_total", "Points the backend accepted (2xx).")            \
     X(bytes_delivered, "bytes_delivered_total", "Bytes the backend accepted.")                     \
+    X(wire_bytes, "wire_bytes_total",                                                              \
+      "Request body bytes sent to the backend (compressed with content-encoding gzip), every "     \
+      "attempt included.")                                                                         \
     X(retries, "retries_total", "Failed sends that will be retried.")                              \
     X(dropped_buffer_full, "", "Writes that did not fit in the queue.")                            \
     X(dropped_rejected, "", "Writes the backend refused with a 4xx.")                              \

@@ -21,6 +21,12 @@ struct post_conf {
     const char *location; /* borrowed, must outlive the post: the backend's /write URL */
     int64_t timeout_ms;   /* whole request, connect included (a request may ask for less) */
     bool skip_tls_verification;
+    bool gzip; /* content-encoding = gzip: line-protocol writes (PAYLOAD_WRITE) go compressed
+                * (gzip, level 1) as they are sent, chunked; other kinds go as they are */
+    const char *username; /* borrowed, may be NULL: the output's own credentials, sent as HTTP
+                           * Basic on every request instead of the client's Authorization, u
+                           * and p (copied into the post; the copy is wiped by post_free()) */
+    const char *password; /* borrowed; with username */
     const _Atomic int64_t *abort_at_ms; /* borrowed, may be NULL: when > 0, a request still
                                          * running at that monotonic ms is aborted */
 };
@@ -28,7 +34,9 @@ struct post_conf {
 struct post;
 
 /* Main thread. Returns owned (free with post_free()), or NULL with *err filled. No proxy is ever
- * used, whatever http_proxy, HTTPS_PROXY, ALL_PROXY or NO_PROXY say (curl would honour them). */
+ * used, whatever http_proxy, HTTPS_PROXY, ALL_PROXY or NO_PROXY say (curl would honour them).
+ * The credentials are read once, here: a post built from a reloaded configuration (a new
+ * password-file content) sends the new ones. */
 struct post *post_new(const struct post_conf *c, struct ir_err *err);
 /* NULL is a no-op. */
 void post_free(struct post *p);
@@ -43,8 +51,10 @@ struct post_request {
     enum payload_kind kind; /* where and how: see post_url_of() */
     int64_t timeout_ms;     /* this request's whole time, 0 = the configured timeout (a larger
                              * value is cut to it) */
-    const char *query;      /* borrowed: appended to the URL after '?' (may be "" or NULL) */
-    const char *auth;       /* borrowed: Authorization header value, or NULL */
+    const char *query;      /* borrowed: appended to the URL after '?' (may be "" or NULL);
+                             * with the output's own credentials, without its u and p */
+    const char *auth;       /* borrowed: the client's Authorization header value, or NULL (not
+                             * sent when the output has its own credentials) */
     const struct post_part *parts; /* sent back to back, without copying them together */
     size_t n_parts;
 };
@@ -60,11 +70,14 @@ struct post_result {
     size_t body_len;
     char *ctype; /* owned Content-Type, or NULL */
     int64_t duration_us;
+    uint64_t wire_bytes; /* request body bytes handed to the connection (compressed with gzip;
+                          * again after a rewind), chunk framing and headers not counted */
 };
 
 /* Owner thread: POST the parts as one body to the URL of req->kind (?query appended), with the
- * kind's headers (see post_url_of()). Fills *res (cleanup on every path). Returns 0 when the
- * backend answered (any status), -1 on a transport error. */
+ * kind's headers (see post_url_of()): a write compressed as it is read from the parts when the
+ * output gzips (never a copy of the whole batch). Fills *res (cleanup on every path). Returns 0
+ * when the backend answered (any status), -1 on a transport error. */
 int post_write(struct post *p, const struct post_request *req, struct post_result *res);
 /* Owner thread: GET /ping next to the location (its last path segment replaced by "ping").
  * Same returns as post_write(). */

@@ -1,8 +1,11 @@
+/* explicit_bzero() (glibc, BSD): a wipe of a password the compiler cannot drop. */
+#define _DEFAULT_SOURCE /* NOLINT(bugprone-reserved-identifier) */
 #include "conf/conf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/xalloc.h"
 
@@ -45,12 +48,26 @@ conf_errs_cleanup(struct conf_errs *e)
     e->cap = 0;
 }
 
+void
+conf_password_wipe(struct conf_http_output *o)
+{
+    if (o->password != NULL) {
+        explicit_bzero(o->password, strlen(o->password));
+        free(o->password);
+        o->password = NULL;
+    }
+}
+
 static void
 conf_http_cleanup(struct conf_http *h)
 {
     for (size_t j = 0; j < h->n_outputs; j++) {
-        free(h->outputs[j].name);
-        free(h->outputs[j].location);
+        struct conf_http_output *o = &h->outputs[j];
+        free(o->name);
+        free(o->location);
+        free(o->username);
+        conf_password_wipe(o);
+        free(o->password_file);
     }
     free(h->outputs);
     free(h->name);

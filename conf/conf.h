@@ -28,6 +28,9 @@ enum conf_precision {
     CONF_PREC_H,
 };
 
+/* How an output's write requests are sent (content-encoding). */
+enum conf_encoding { CONF_ENCODING_IDENTITY, CONF_ENCODING_GZIP };
+
 /* One [http.R.output.B] section. */
 struct conf_http_output {
     char *name;
@@ -38,6 +41,17 @@ struct conf_http_output {
     int64_t max_batch_bytes; /* max-batch-kb in bytes, default 512 KiB */
     int64_t max_delay_ms;    /* max-delay-interval, default 10s */
     bool skip_tls_verification;
+    enum conf_encoding content_encoding; /* default identity */
+    /* The output's own credentials (username with password or password-file): sent as HTTP
+     * Basic instead of any client's. NULL username = the clients' credentials are forwarded.
+     * password holds the password key's value or password-file's content (read by
+     * conf_load(): conf/conf_secret.h); it is never printed. */
+    char *username;
+    char *password;
+    char *password_file;
+    int username_line; /* line of each key, 0 if absent */
+    int password_line;
+    int password_file_line;
 };
 
 /* One [http.R] section. */
@@ -116,8 +130,11 @@ void conf_errs_add(struct conf_errs *e, int line, const char *fmt, ...) IR_PRINT
 void conf_errs_sort(struct conf_errs *e);
 void conf_errs_cleanup(struct conf_errs *e);
 
-/* Frees the tree and every string in it. NULL is a no-op. Main thread, after every runtime
- * object that borrows from it is freed. */
+/* Wipes and frees o->password (NULL afterwards). */
+void conf_password_wipe(struct conf_http_output *o);
+
+/* Frees the tree and every string in it (passwords wiped first). NULL is a no-op. Main thread,
+ * after every runtime object that borrows from it is freed. */
 void conf_free(struct conf *c);
 
 #endif

@@ -67,6 +67,15 @@ static const struct conf_key keys_http_output[] = {
          "10s", 1, DUR_MAX_MS, false, 0, 0},
         {"skip-tls-verification", CONF_V_BOOL,
          offsetof(struct conf_http_output, skip_tls_verification), "false", 0, 0, false, 0, 0},
+        {"content-encoding", CONF_V_ENCODING, offsetof(struct conf_http_output, content_encoding),
+         "identity", 0, 0, false, 0, 0},
+        {"username", CONF_V_STRING, offsetof(struct conf_http_output, username), NULL, 0, 0, false,
+         offsetof(struct conf_http_output, username_line), 0},
+        /* Its value is never printed: a problem with it names the key only. */
+        {"password", CONF_V_STRING, offsetof(struct conf_http_output, password), NULL, 0, 0, false,
+         offsetof(struct conf_http_output, password_line), 0},
+        {"password-file", CONF_V_STRING, offsetof(struct conf_http_output, password_file), NULL, 0,
+         0, false, offsetof(struct conf_http_output, password_file_line), 0},
 };
 
 static const struct conf_key keys_udp[] = {
@@ -103,6 +112,7 @@ static const char *const log_formats[] = {"text", "json"};
 static const char *const consistencies[] = {"one", "all", "any"};
 static const char *const query_modes[] = {"all", "ddl", "off"};
 static const char *const precisions[] = {"n", "ns", "u", "us", "ms", "s", "m", "h"};
+static const char *const encodings[] = {"identity", "gzip"};
 static const enum conf_precision precision_values[] = {
         CONF_PREC_N,  CONF_PREC_N, CONF_PREC_U, CONF_PREC_U,
         CONF_PREC_MS, CONF_PREC_S, CONF_PREC_M, CONF_PREC_H,
@@ -188,6 +198,7 @@ static const struct enum_info enums[] = {
         {CONF_V_CONSISTENCY, consistencies, IR_ARRAY_LEN(consistencies), "one, all or any"},
         {CONF_V_PRECISION, precisions, IR_ARRAY_LEN(precisions), "n, ns, u, us, ms, s, m or h"},
         {CONF_V_QUERY, query_modes, IR_ARRAY_LEN(query_modes), "all, ddl or off"},
+        {CONF_V_ENCODING, encodings, IR_ARRAY_LEN(encodings), "identity or gzip"},
 };
 
 static int
@@ -234,8 +245,8 @@ check_url(const char *v, char *why, size_t why_len)
         const char *at = strchr(shown + u.userinfo_off, '@');
         int n = at != NULL ? (int)(at + 1 - (shown + u.userinfo_off)) : 0;
         snprintf(why, why_len,
-                 "userinfo is not allowed in \"%s\" (remove \"%.*s\"; the relay forwards each "
-                 "client's own credentials: u, p and Authorization)",
+                 "userinfo is not allowed in \"%s\" (remove \"%.*s\"; set the output's "
+                 "username and password or password-file instead)",
                  shown, n, shown + u.userinfo_off);
     } else if (u.fragment_off > 0) {
         snprintf(why, why_len,
@@ -305,6 +316,7 @@ conf_key_set(const struct conf_key *k, void *base, const char *value, char *why,
     case CONF_V_CONSISTENCY:
     case CONF_V_PRECISION:
     case CONF_V_QUERY:
+    case CONF_V_ENCODING:
         return set_enum(k, dst, value, why, why_len);
     case CONF_V_STRING:
     case CONF_V_URL:

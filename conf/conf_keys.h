@@ -34,6 +34,7 @@ enum conf_vtype {
     CONF_V_CONSISTENCY, /* one|all|any -> enum conf_consistency */
     CONF_V_PRECISION,   /* n|ns|u|us|ms|s|m|h -> enum conf_precision */
     CONF_V_QUERY,       /* all|ddl|off -> enum conf_query */
+    CONF_V_ENCODING,    /* identity|gzip -> enum conf_encoding */
 };
 
 #define CONF_KEYS_MAX 16 /* the most keys of any table */

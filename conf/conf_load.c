@@ -9,6 +9,7 @@
 #include <ini.h>
 
 #include "conf/conf_keys.h"
+#include "conf/conf_secret.h"
 #include "conf/value.h"
 #include "util/xalloc.h"
 
@@ -337,8 +338,11 @@ line_feed(struct loader *L, char *line, size_t len, char *out, int num)
         return;
     }
     if (!has_delimiter(line)) {
-        conf_errs_add(L->errs, L->lineno, "syntax error: want KEY = VALUE or [SECTION], got %.80s",
-                      line);
+        /* "password hunter2" or "password: hunter2" must not show the password. */
+        bool secret = strncmp(line, "password", 8) == 0;
+        conf_errs_add(L->errs, L->lineno,
+                      "syntax error: want KEY = VALUE or [SECTION], got %.80s%s",
+                      secret ? "password" : line, secret ? "... (the rest is not shown)" : "");
         return;
     }
     memcpy(out, line, len + 1);
@@ -516,6 +520,7 @@ conf_load_file(FILE *f, const char *path, struct conf_errs *errs)
     free(L.raw);
     attach_outputs(&L);
     default_write_timeouts(L.c);
+    conf_secrets_load(L.c, errs);
     if (L.read_errno != 0) {
         char eb[128];
         conf_errs_add(errs, 0, "cannot read config file: %s",

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <microhttpd.h>
+
+#include "util/dbuf.h"
+#include "util/json.h"
 #include "util/xalloc.h"
 
 /* Said on a 503 after which a backend may hold or have stored the write: no Retry-After then. */
@@ -85,4 +89,109 @@ answer_verdict(struct rdv_verdict *v, const struct answer_partial *partial, unsi
     if (r->status == 503 && !kept) {
         r->retry_after_s = retry_after_s;
     }
+}
+
+/* The most bytes of a message put in X-Influxdb-Error (influxd 1.8 cuts it there too). */
+#define V2_HEADER_MAX 1024
+
+static const char *
+v2_code(int status)
+{
+    switch (status) {
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "not found";
+    case 405:
+        return "method not allowed";
+    case 413:
+        return "request too large";
+    case 422:
+        return "unprocessable entity";
+    case 429:
+        return "too many requests";
+    case 503:
+        return "unavailable";
+    default:
+        return status < 500 ? "invalid" : "internal error";
+    }
+}
+
+/* The message of an error answer, appended to m (see answer_v2_shape()). */
+static void
+v2_message(const struct reply *r, struct dbuf *m)
+{
+    if (r->body != NULL && json_member_string(r->body, r->len, "error", m) == 0) {
+        return;
+    }
+    dbuf_cleanup(m);
+    size_t n = r->body != NULL ? r->len : 0;
+    while (n > 0 && strchr(" \t\r\n", r->body[n - 1]) != NULL) {
+        n--;
+    }
+    if (n > 0) {
+        (void)dbuf_append(m, r->body, n);
+    } else {
+        const char *phrase = MHD_get_reason_phrase_for((unsigned)r->status);
+        if (phrase != NULL && phrase[0] != '\0' && strcmp(phrase, "Unknown") != 0) {
+            dbuf_str(m, phrase);
+        } else {
+            dbuf_str(m, "status ");
+            dbuf_u64(m, (uint64_t)r->status);
+        }
+    }
+}
+
+/* X-Influxdb-Error: the message on one line, at most V2_HEADER_MAX bytes, not cutting a UTF-8
+ * sequence. */
+static char *
+v2_header(const char *msg, size_t len)
+{
+    size_t n = len > V2_HEADER_MAX ? V2_HEADER_MAX : len;
+    while (n < len && n > 0 && ((unsigned char)msg[n] & 0xc0) == 0x80) {
+        n--;
+    }
+    char *h = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)msg[i];
+        h[i] = msg[i];
+        if (c < 0x20 || c == 0x7f) {
+            h[i] = ' ';
+        }
+    }
+    h[n] = '\0';
+    return h;
+}
+
+void
+answer_v2_shape(struct reply *r)
+{
+    if (r->status < 400) {
+        return;
+    }
+    struct dbuf m;
+    dbuf_init(&m, DBUF_NO_BOUND);
+    v2_message(r, &m);
+    struct dbuf b;
+    dbuf_init(&b, DBUF_NO_BOUND);
+    dbuf_str(&b, "{\"code\":\"");
+    dbuf_str(&b, v2_code(r->status));
+    dbuf_str(&b, "\",\"message\":\"");
+    json_escape(&b, m.p != NULL ? m.p : "", m.len, JSON_ESC_GO);
+    dbuf_str(&b, "\"}\n");
+    size_t len = 0;
+    char *body = dbuf_finish(&b, &len);
+    free(r->influx_error);
+    r->influx_error = v2_header(m.p != NULL ? m.p : "", m.len);
+    dbuf_cleanup(&m);
+    free(r->ctype);
+    r->ctype = NULL;
+    if (body == NULL) {
+        reply_error(r, r->status, "out of memory");
+        return;
+    }
+    reply_body(r, r->status, body, len, "application/json; charset=utf-8");
+    r->oom = false;
 }

@@ -23,4 +23,14 @@ struct answer_partial {
 void answer_verdict(struct rdv_verdict *v, const struct answer_partial *partial,
                     unsigned retry_after_s, struct reply *r);
 
+/* The InfluxDB 2.x shape of an error answer (POST /api/v2/write): a status >= 400 gets the body
+ * {"code":"<code>","message":"<message>"} and the header X-Influxdb-Error: <message> (its first
+ * 1024 bytes, control characters as spaces). The message is the "error" member of the JSON
+ * body r holds (the relay's own errors and influxd's), else that body's text, else the status's
+ * reason phrase; the code follows the status (400 invalid, 401 unauthorized, 403 forbidden,
+ * 404 not found, 405 method not allowed, 413 request too large, 422 unprocessable entity,
+ * 429 too many requests, 503 unavailable, another 4xx invalid, another 5xx internal error).
+ * Status, Retry-After and the other headers are kept; an answer below 400 is left as it is. */
+void answer_v2_shape(struct reply *r);
+
 #endif

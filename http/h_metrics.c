@@ -21,8 +21,8 @@
 #define PREFIX     "influxdb_relay_"
 #define LABELS_MAX 4 /* key/value pairs of one series, plus the NULL end */
 
-static const char *const endpoint_names[EP_COUNT] = {"write",  "ping",  "metrics",
-                                                     "health", "query", "other"};
+static const char *const endpoint_names[EP_COUNT] = {
+        "write", "ping", "metrics", "health", "query", "api_v2_write", "prom_write", "other"};
 static const char *const state_names[] = {"up", "down", "draining"};
 
 static const struct httpd_stats zero_http_stats;

@@ -12,16 +12,19 @@
 #include "http/answer.h"
 #include "http/inflate.h"
 #include "lp/lp.h"
+#include "util/base64.h"
 #include "util/clock.h"
 #include "util/dbuf.h"
 #include "util/form.h"
 #include "util/log.h"
+#include "util/snappy.h"
 #include "util/strconv.h"
 #include "util/xalloc.h"
 
 struct h_write {
     const struct h_write_ctx *x; /* borrowed */
-    struct reply refused;        /* status != 0: decided before the body ended; discard the rest */
+    enum h_write_api api;
+    struct reply refused; /* status != 0: decided before the body ended; discard the rest */
     struct dbuf body;
     struct inflate_gz *gz; /* owned, NULL unless Content-Encoding: gzip */
     size_t raw_len;        /* bytes received on the wire (compressed for gzip) */
@@ -35,6 +38,14 @@ struct h_write {
 
 /* The query parameters forwarded to backends, in this order. Nothing else leaks through. */
 static const char *const FORWARDED[] = {"db", "rp", "precision", "u", "p", "consistency"};
+enum { F_DB, F_RP, F_PRECISION, F_U, F_P, F_CONSISTENCY, F_COUNT };
+
+/* The value of one forwarded parameter, borrowed (from the request or a literal). */
+struct fwd {
+    bool present;
+    const char *v;
+    size_t len;
+};
 
 /* Looks up a query parameter; returns true when present, with its decoded value. */
 static bool
@@ -54,29 +65,19 @@ query_get(struct MHD_Connection *c, const char *key, const char **v, size_t *len
     return true;
 }
 
-/* Builds the forwarded query: default-retention-policy fills rp only when the request has none,
- * precision goes out as the canonical letter influxd 1.x understands. */
+/* Builds the forwarded query from f: default-retention-policy fills rp only when the request
+ * has none. */
 static char *
-write_query(struct h_write *w, struct MHD_Connection *c, bool has_prec)
+write_query(const struct h_write *w, struct fwd *f)
 {
+    if (f[F_RP].len == 0 && w->x->conf->default_rp != NULL) {
+        f[F_RP] = (struct fwd){true, w->x->conf->default_rp, strlen(w->x->conf->default_rp)};
+    }
     struct dbuf q;
     dbuf_init(&q, DBUF_NO_BOUND);
-    for (size_t i = 0; i < IR_ARRAY_LEN(FORWARDED); i++) {
-        const char *val = NULL;
-        size_t len = 0;
-        bool present = query_get(c, FORWARDED[i], &val, &len);
-        if (i == 1 && len == 0 && w->x->conf->default_rp != NULL) {
-            val = w->x->conf->default_rp;
-            len = strlen(val);
-            present = true;
-        }
-        if (i == 2) {
-            present = has_prec;
-            val = has_prec ? lp_prec_name(w->prec) : "";
-            len = strlen(val);
-        }
-        if (present) {
-            form_add(&q, FORWARDED[i], val, len);
+    for (size_t i = 0; i < F_COUNT; i++) {
+        if (f[i].present) {
+            form_add(&q, FORWARDED[i], f[i].v, f[i].len);
         }
     }
     size_t n = 0;
@@ -87,24 +88,142 @@ write_query(struct h_write *w, struct MHD_Connection *c, bool has_prec)
     return s;
 }
 
-/* Validates db and precision; false when the request is refused (w->refused filled). */
-static bool
-write_check_params(struct h_write *w, struct MHD_Connection *c, bool *has_prec)
+/* The forwarded parameters taken as the client sent them (absent ones marked so). */
+static void
+fwd_from_query(struct MHD_Connection *c, struct fwd *f, const int *keys, size_t n)
 {
-    const char *v = NULL;
-    size_t len = 0;
-    if (!query_get(c, "db", &v, &len) || len == 0) {
-        reply_error(&w->refused, 400, "missing parameter: db");
-        return false;
+    for (size_t i = 0; i < n; i++) {
+        struct fwd *x = &f[keys[i]];
+        x->present = query_get(c, FORWARDED[keys[i]], &x->v, &x->len);
     }
-    w->prec = LP_PREC_NS;
-    *has_prec = query_get(c, "precision", &v, &len) && len > 0;
-    if (*has_prec && lp_prec_parse(v, len, &w->prec) != 0) {
-        reply_error3(&w->refused, 400, "invalid precision \"", v, len,
-                     "\": must be one of n, ns, u, us, ms, s, m, h");
+}
+
+/* The parameters of /write and /api/v1/prom/write taken as they are: db (required: missing
+ * says what influxd says then), rp, u, p, consistency. */
+static bool
+params_with_db(struct h_write *w, struct MHD_Connection *c, struct fwd *f, const char *missing)
+{
+    static const int keys[] = {F_DB, F_RP, F_U, F_P, F_CONSISTENCY};
+    fwd_from_query(c, f, keys, IR_ARRAY_LEN(keys));
+    if (!f[F_DB].present || f[F_DB].len == 0) {
+        reply_error(&w->refused, 400, missing);
         return false;
     }
     return true;
+}
+
+/* /write: db required, precision one of influxd 1.x's (forwarded as its canonical letter). */
+static bool
+params_v1(struct h_write *w, struct MHD_Connection *c, struct fwd *f)
+{
+    if (!params_with_db(w, c, f, "missing parameter: db")) {
+        return false;
+    }
+    const char *v = NULL;
+    size_t len = 0;
+    if (query_get(c, "precision", &v, &len) && len > 0) {
+        if (lp_prec_parse(v, len, &w->prec) != 0) {
+            reply_error3(&w->refused, 400, "invalid precision \"", v, len,
+                         "\": must be one of n, ns, u, us, ms, s, m, h");
+            return false;
+        }
+        const char *name = lp_prec_name(w->prec);
+        f[F_PRECISION] = (struct fwd){true, name, strlen(name)};
+    }
+    return true;
+}
+
+/* The v2 precision: ns (the default), us, ms or s; false when it is another one. */
+static bool
+v2_precision(const char *v, size_t len, enum lp_prec *out)
+{
+    static const char *const names[] = {"ns", "us", "ms", "s"};
+    static const enum lp_prec precs[] = {LP_PREC_NS, LP_PREC_US, LP_PREC_MS, LP_PREC_S};
+    for (size_t i = 0; i < IR_ARRAY_LEN(names); i++) {
+        if (len == strlen(names[i]) && memcmp(v, names[i], len) == 0) {
+            *out = precs[i];
+            return true;
+        }
+    }
+    return len == 0;
+}
+
+/* /api/v2/write, as influxd 1.8 maps it: bucket "DB" or "DB/RP" (an empty RP is the default
+ * one), a v2 precision; org ignored; u, p and consistency as on /write. The errors are
+ * influxd 1.8's. */
+static bool
+params_v2(struct h_write *w, struct MHD_Connection *c, struct fwd *f)
+{
+    static const int keys[] = {F_U, F_P, F_CONSISTENCY};
+    fwd_from_query(c, f, keys, IR_ARRAY_LEN(keys));
+    const char *v = NULL;
+    size_t len = 0;
+    (void)query_get(c, "precision", &v, &len);
+    v = v != NULL ? v : "";
+    if (!v2_precision(v, len, &w->prec)) {
+        reply_error3(&w->refused, 400, "invalid precision \"", v, len, "\" (use ns, us, ms or s)");
+        return false;
+    }
+    if (len > 0) {
+        const char *name = lp_prec_name(w->prec);
+        f[F_PRECISION] = (struct fwd){true, name, strlen(name)};
+    }
+    (void)query_get(c, "bucket", &v, &len);
+    v = v != NULL ? v : "";
+    const char *slash = len > 0 ? memchr(v, '/', len) : NULL;
+    size_t db_len = slash != NULL ? (size_t)(slash - v) : len;
+    if (db_len == 0) {
+        reply_error3(&w->refused, 404, "bucket name \"", v, len,
+                     slash == NULL ? "\" is missing a slash; not in \"database/retention-policy\" "
+                                     "format"
+                                   : "\" is in db/rp form but has an empty database");
+        return false;
+    }
+    f[F_DB] = (struct fwd){true, v, db_len};
+    if (slash != NULL) {
+        f[F_RP] = (struct fwd){true, slash + 1, len - db_len - 1};
+    }
+    return true;
+}
+
+/* Validates the endpoint's parameters into f; false when the request is refused (w->refused
+ * filled). */
+static bool
+write_check_params(struct h_write *w, struct MHD_Connection *c, struct fwd *f)
+{
+    w->prec = LP_PREC_NS;
+    switch (w->api) {
+    case H_WRITE_V2:
+        return params_v2(w, c, f);
+    case H_WRITE_PROM:
+        /* As influxd 1.x reads it; no precision (the samples carry their own times). */
+        return params_with_db(w, c, f, "database is required");
+    case H_WRITE_V1:
+        break;
+    }
+    return params_v1(w, c, f);
+}
+
+/* The Authorization forwarded: on /api/v2/write, "Token USER:PASSWORD" (InfluxDB 1.8's way,
+ * which influxd 1.6 does not read) becomes "Basic base64(USER:PASSWORD)", which every influxd
+ * 1.x reads. Anything else goes as it came, as influxd 1.8 reads it: a token without a colon is
+ * no credentials to it (ignored without auth-enabled, 401 with it) and the backends answer for
+ * it the same way. */
+static char *
+write_auth(const struct h_write *w, const char *auth)
+{
+    if (auth == NULL) {
+        return NULL;
+    }
+    if (w->api != H_WRITE_V2 || strncmp(auth, "Token ", 6) != 0) {
+        return xstrdup(auth);
+    }
+    const char *tok = auth + 6;
+    const char *colon = strchr(tok, ':');
+    if (colon == NULL || strchr(tok, ' ') != NULL) {
+        return xstrdup(auth);
+    }
+    return base64_basic(tok, (size_t)(colon - tok), colon + 1, strlen(colon + 1));
 }
 
 /* A body announced above max-body-mb is refused at once (MHD then closes the connection without
@@ -154,10 +273,12 @@ write_charge(struct h_write *w, uint64_t n)
 }
 
 struct h_write *
-h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply *now)
+h_write_new(const struct h_write_ctx *x, enum h_write_api api, struct MHD_Connection *c,
+            struct reply *now)
 {
     struct h_write *w = xcalloc(1, sizeof(*w));
     w->x = x;
+    w->api = api;
     size_t max = (size_t)x->conf->max_body_bytes;
     dbuf_init(&w->body, max);
     int64_t announced = write_announced(c);
@@ -166,8 +287,8 @@ h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply 
         reply_error(now, 413, "http: request body too large");
         return w;
     }
-    bool has_prec = false;
-    if (!write_check_params(w, c, &has_prec)) {
+    struct fwd f[F_COUNT] = {{false, NULL, 0}};
+    if (!write_check_params(w, c, f)) {
         return w;
     }
     if (too_big) {
@@ -182,8 +303,9 @@ h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply 
         }
         return w;
     }
+    /* A Prometheus body says "Content-Encoding: snappy": that is its format, kept as is. */
     const char *enc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
-    if (enc != NULL && strcmp(enc, "gzip") == 0) {
+    if (api != H_WRITE_PROM && enc != NULL && strcmp(enc, "gzip") == 0) {
         w->gz = inflate_new();
         if (w->gz == NULL) {
             reply_error(&w->refused, 503, "out of memory");
@@ -196,9 +318,8 @@ h_write_new(const struct h_write_ctx *x, struct MHD_Connection *c, struct reply 
             return w;
         }
     }
-    w->query = write_query(w, c, has_prec);
-    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    w->auth = auth != NULL ? xstrdup(auth) : NULL;
+    w->query = write_query(w, f);
+    w->auth = write_auth(w, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
     return w;
 }
 
@@ -259,12 +380,34 @@ write_fan_out(struct h_write *w, struct payload *p, struct reply *r)
     return H_WRITE_ANSWER;
 }
 
+/* A Prometheus remote-write body: forwarded unchanged when it is a snappy block influxd would
+ * decode, refused as influxd refuses it otherwise (nothing forwarded). Its protobuf is
+ * checked by the backends (400 from influxd when it does not parse). */
+static enum h_write_step
+prom_process(struct h_write *w, struct reply *r)
+{
+    const unsigned char *body = (const unsigned char *)(w->body.p != NULL ? w->body.p : "");
+    if (!snappy_block_is_valid(body, w->body.len, NULL)) {
+        reply_error(r, 400, SNAPPY_CORRUPT_TEXT);
+        return H_WRITE_ANSWER;
+    }
+    size_t len = w->body.len;
+    char *buf = dbuf_take(&w->body);
+    struct payload *p = payload_new(PAYLOAD_PROM, buf, buf, len, 0, w->query, w->auth);
+    w->query = NULL;
+    w->auth = NULL;
+    return write_fan_out(w, p, r);
+}
+
 /* Validates the complete body and forwards its valid lines. */
 static enum h_write_step
 write_process(struct h_write *w, struct reply *r)
 {
     struct httpd_stats *st = w->x->stats;
     atomic_fetch_add_explicit(&st->bytes_received, w->body.len, memory_order_relaxed);
+    if (w->api == H_WRITE_PROM) {
+        return prom_process(w, r);
+    }
     dbuf_terminate_line(&w->body);
     struct lp_result *res = &w->res;
     const char *in = w->body.p != NULL ? w->body.p : "";

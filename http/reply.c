@@ -62,8 +62,10 @@ reply_cleanup(struct reply *r)
 {
     free(r->body);
     free(r->ctype);
+    free(r->influx_error);
     r->body = NULL;
     r->ctype = NULL;
+    r->influx_error = NULL;
     r->len = 0;
     r->oom = false;
 }
@@ -110,6 +112,9 @@ reply_queue(struct MHD_Connection *c, struct reply *r)
     }
     if (r->version_header) {
         MHD_add_response_header(resp, "X-InfluxDB-Version", "relay");
+    }
+    if (r->influx_error != NULL) {
+        MHD_add_response_header(resp, "X-Influxdb-Error", r->influx_error);
     }
     if (r->close) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");

@@ -20,6 +20,7 @@ struct reply {
     const char *allow;        /* borrowed literal for an Allow header, or NULL */
     unsigned retry_after_s;   /* Retry-After header when > 0 */
     bool version_header;      /* X-InfluxDB-Version: relay */
+    char *influx_error;       /* owned X-Influxdb-Error value (one line), or NULL */
     bool close;               /* Connection: close (the relay is shutting down) */
     bool oom;                 /* an error body could not be allocated: send a fixed one */
 };

@@ -59,6 +59,7 @@
 
 #include <microhttpd.h>
 
+#include "http/answer.h"
 #include "http/conn.h"
 #include "http/h_health.h"
 #include "http/h_metrics.h"
@@ -129,8 +130,9 @@ struct req {
     struct conn *conn;         /* borrowed: the connection's state (NULL if unknown) */
     enum route route;
     enum httpd_endpoint ep;
-    struct h_write *w;  /* owned, ROUTE_WRITE only */
-    struct h_query *qq; /* owned, ROUTE_QUERY only */
+    enum h_write_api api; /* ROUTE_WRITE* only: which write endpoint */
+    struct h_write *w;    /* owned, ROUTE_WRITE only */
+    struct h_query *qq;   /* owned, ROUTE_QUERY only */
     int64_t start_ns;
     bool headers;   /* the first access-handler call happened */
     bool in_flight; /* counted in h->in_flight */
@@ -144,10 +146,22 @@ method_is(const char *m, const char *want)
     return strcmp(m, want) == 0;
 }
 
+/* The write endpoints: one write path (http/h_write.c) for the three. */
+static const struct {
+    const char *path;
+    enum httpd_endpoint ep;
+    enum h_write_api api;
+} WRITE_PATHS[] = {
+        {"/write", EP_WRITE, H_WRITE_V1},
+        {"/api/v2/write", EP_WRITE_V2, H_WRITE_V2},
+        {"/api/v1/prom/write", EP_PROM_WRITE, H_WRITE_PROM},
+};
+
 static enum route
-httpd_route(const struct httpd *h, const char *url, const char *m, enum httpd_endpoint *ep)
+httpd_route(const struct httpd *h, const char *url, const char *m, struct req *q)
 {
     bool get = method_is(m, "GET") || method_is(m, "HEAD");
+    enum httpd_endpoint *ep = &q->ep;
     if (strcmp(url, "/query") == 0) {
         *ep = EP_QUERY;
         if (h->c->query == CONF_QUERY_OFF) {
@@ -155,11 +169,14 @@ httpd_route(const struct httpd *h, const char *url, const char *m, enum httpd_en
         }
         return method_is(m, "GET") || method_is(m, "POST") ? ROUTE_QUERY : ROUTE_QUERY_BAD_METHOD;
     }
-    if (strcmp(url, "/write") == 0) {
-        *ep = EP_WRITE;
-        return method_is(m, "POST")      ? ROUTE_WRITE
-               : method_is(m, "OPTIONS") ? ROUTE_WRITE_OPTIONS
-                                         : ROUTE_WRITE_BAD_METHOD;
+    for (size_t i = 0; i < IR_ARRAY_LEN(WRITE_PATHS); i++) {
+        if (strcmp(url, WRITE_PATHS[i].path) == 0) {
+            *ep = WRITE_PATHS[i].ep;
+            q->api = WRITE_PATHS[i].api;
+            return method_is(m, "POST")      ? ROUTE_WRITE
+                   : method_is(m, "OPTIONS") ? ROUTE_WRITE_OPTIONS
+                                             : ROUTE_WRITE_BAD_METHOD;
+        }
     }
     if (strcmp(url, "/ping") == 0) {
         *ep = EP_PING;
@@ -270,6 +287,9 @@ httpd_dispatch(struct httpd *h, struct MHD_Connection *c, struct req *q, const c
 static enum MHD_Result
 httpd_answer(struct httpd *h, struct req *q, struct reply *r)
 {
+    if (q->ep == EP_WRITE_V2) {
+        answer_v2_shape(r); /* every answer of /api/v2/write, whoever made it */
+    }
     int status = r->status;
     r->close = r->close || atomic_load(&h->stopping);
     enum MHD_Result ret = reply_queue(q->mc, r);
@@ -404,7 +424,7 @@ httpd_headers(struct httpd *h, struct req *q, const char *url, const char *metho
 {
     q->headers = true;
     q->start_ns = clock_real_ns();
-    q->route = httpd_route(h, url, method, &q->ep);
+    q->route = httpd_route(h, url, method, q);
     struct reply now = {0};
     if (q->route == ROUTE_QUERY) {
         struct h_query_park park = {httpd_park, httpd_wake, q};
@@ -414,7 +434,7 @@ httpd_headers(struct httpd *h, struct req *q, const char *url, const char *metho
     if (q->route != ROUTE_WRITE) {
         return MHD_YES;
     }
-    q->w = h_write_new(&h->wctx, q->mc, &now);
+    q->w = h_write_new(&h->wctx, q->api, q->mc, &now);
     if (now.status == 0) {
         return MHD_YES;
     }

@@ -1,9 +1,10 @@
 /* HTTP relays: one libmicrohttpd daemon per [http.R], a pool of `workers` threads on epoll; no
- * thread per connection. Routes /write, /query, /ping, /metrics, /health. The /write handler
- * validates through lp/, submits one payload to each of the relay's backends and suspends its
- * connection until the rendezvous wakes it with the backends' verdict (or write-timeout
- * passes); /query (h_query.c) does the same for statements that change state, and parks its
- * connection while a read waits for the backend's bytes.
+ * thread per connection. Routes /write (and /api/v2/write, /api/v1/prom/write: the same write
+ * path), /query, /ping, /metrics, /health. The write handler validates through lp/, submits one
+ * payload to each of the relay's backends and suspends its connection until the rendezvous wakes
+ * it with the backends' verdict (or write-timeout passes); /query (h_query.c) does the same for
+ * statements that change state, and parks its connection while a read waits for the backend's
+ * bytes.
  * Owned by relay/service.c; borrows its conf section, its backends and the process-wide
  * pieces of struct httpd_env. */
 #ifndef IR_HTTP_SERVER_H

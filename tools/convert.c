@@ -620,7 +620,7 @@ emit_http_output(struct ctx *c, const struct relay *r, const struct item *o)
                "location: %s is not allowed in \"%s\" (influxdb-relay refuses it: %s)",
                u.userinfo_len > 0 ? "userinfo" : "a fragment",
                shown(value_url_redacted(loc->v.str, rb, sizeof(rb)), sb, sizeof(sb)),
-               u.userinfo_len > 0 ? "clients' own credentials are forwarded"
+               u.userinfo_len > 0 ? "set the output's username and password-file instead"
                                   : "the query would follow it");
     } else {
         emit(c, loc->line, "location", loc->v.str);

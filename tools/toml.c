@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/dbuf.h"
+#include "util/json.h"
 
 /* A recursive-descent reader over the whole text. The first problem stops it (TOML has no
  * error recovery worth having); every function returns 0, or -1 once p->err is set.
@@ -188,29 +189,6 @@ table_add(struct toml_value *t, char *key, int line, const struct toml_value *v)
     return &kv->v;
 }
 
-static void
-utf8_put(struct dbuf *b, unsigned long c)
-{
-    char u[4];
-    size_t n = 0;
-    if (c < 0x80) {
-        u[n++] = (char)c;
-    } else if (c < 0x800) {
-        u[n++] = (char)(0xc0 | (c >> 6));
-        u[n++] = (char)(0x80 | (c & 0x3f));
-    } else if (c < 0x10000) {
-        u[n++] = (char)(0xe0 | (c >> 12));
-        u[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
-        u[n++] = (char)(0x80 | (c & 0x3f));
-    } else {
-        u[n++] = (char)(0xf0 | (c >> 18));
-        u[n++] = (char)(0x80 | ((c >> 12) & 0x3f));
-        u[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
-        u[n++] = (char)(0x80 | (c & 0x3f));
-    }
-    sbuf_add(b, u, n);
-}
-
 /* \uXXXX or \UXXXXXXXX after the 'u'/'U' at p->pos. */
 static int
 escape_unicode(struct parser *p, struct dbuf *b)
@@ -233,7 +211,10 @@ escape_unicode(struct parser *p, struct dbuf *b)
     if (c == 0 || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
         return fail(p, "unicode escape U+%04lX is not allowed here", c);
     }
-    utf8_put(b, c);
+    utf8_append(b, c);
+    if (b->status != DBUF_OK) {
+        abort(); /* out of memory, as sbuf_add() */
+    }
     return 0;
 }
 

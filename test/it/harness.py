@@ -260,8 +260,11 @@ class MockBackend:
                 pass
 
             def _handle(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
+                if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+                    body = read_chunked(self.rfile)  # a gzipping output sends chunked
+                else:
+                    n = int(self.headers.get("Content-Length") or 0)
+                    body = self.rfile.read(n) if n else b""
                 u = urllib.parse.urlsplit(self.path)
                 req = {"method": self.command, "path": u.path,
                        "query": urllib.parse.parse_qs(u.query, keep_blank_values=True),
@@ -667,3 +670,17 @@ def trust_store_prefix(bundle_dir):
     userns = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
     return ([require_tool("unshare")] + userns + ["--mount", "--propagation", "private", "sh",
             "-c", 'mount --bind "$0" /etc/ssl/certs && exec "$@"', bundle_dir])
+
+
+def read_chunked(rfile):
+    """The body of a request sent with Transfer-Encoding: chunked, read from rfile (chunk
+    extensions and trailers ignored)."""
+    out = []
+    while True:
+        size = int(rfile.readline().split(b";", 1)[0].strip(), 16)
+        if size == 0:
+            while rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(out)
+        out.append(rfile.read(size))
+        rfile.readline()

@@ -54,6 +54,7 @@ EXTRA_FAMILIES = {
     "influxdb_relay_udp_receive_errors_total": ("counter", {"relay"}),
     "influxdb_relay_udp_receiver_up": ("gauge", {"relay"}),
     "influxdb_relay_http_read_timeouts_total": ("counter", {"relay"}),
+    "influxdb_relay_backend_wire_bytes_total": ("counter", {"relay", "backend"}),
 }
 
 DROP_REASONS = ("buffer_full", "rejected", "withdrawn", "shutdown")

@@ -61,7 +61,7 @@ class HttpListenerTest(RelayTestCase):
             if method != "HEAD":
                 self.json_error((st, h, body), 405)
         # /query is relayed (query = all, test_query.py); other paths are not.
-        for path in ("/", "/write/", "/writes", "/api/v2/write", "/query/"):
+        for path in ("/", "/write/", "/writes", "/query/", "/api/v2/query", "/api/v1/prom/read"):
             self.json_error(http_request(p, "POST", path, "m v=1"), 404)
         st, h, body = http_request(p, "GET", "/metrics")
         self.assertEqual(st, 200)

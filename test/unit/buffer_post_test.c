@@ -1,6 +1,7 @@
 /* Unit test of buffer/post.c against a tiny HTTP server in this process: the URL and headers of
  * each payload kind (write, Prometheus remote write, query), that no environment proxy is used,
- * the per-request timeout and the "sent" mark, and a redirect answer. */
+ * the per-request timeout and the "sent" mark, a redirect answer, gzip (chunked, inflating to
+ * exactly the parts, wire bytes counted) and the output's own credentials. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -10,9 +11,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "buffer/post.h"
 #include "check.h"
 #include "util/clock.h"
+
+/* The largest request the server keeps (head and body). */
+#define SRV_MAX (1 << 20)
 
 /* One listening socket served by one thread, one connection at a time. */
 struct srv {
@@ -20,46 +26,51 @@ struct srv {
     int port;
     pthread_t thread;
     pthread_mutex_t mu;
-    char req[8192];     /* guarded by mu: the last request, head and body */
+    char *req;          /* guarded by mu: the last request, head and body (SRV_MAX + 1) */
     size_t req_len;     /* guarded by mu */
     int requests;       /* guarded by mu */
     const char *answer; /* immutable while a request runs: the whole response */
     int delay_ms;       /* immutable while a request runs: wait before answering */
 };
 
-/* Reads one request (head + Content-Length body) into s->req; false at EOF. */
+/* Whether buf[0..n) holds a whole request whose head ends at end: its Content-Length body,
+ * or a chunked body up to its last chunk. */
 static bool
-read_request(struct srv *s, int c)
+request_complete(const char *buf, size_t n, const char *end)
 {
-    char buf[8192];
-    size_t n = 0;
-    char *end = NULL;
-    while (end == NULL) {
-        ssize_t r = read(c, buf + n, sizeof(buf) - 1 - n);
-        if (r <= 0) {
-            return false;
-        }
-        n += (size_t)r;
-        buf[n] = '\0';
-        end = strstr(buf, "\r\n\r\n");
+    size_t head = (size_t)(end + 4 - buf);
+    if (strstr(buf, "\r\nTransfer-Encoding: chunked\r\n") != NULL) {
+        return n >= head + 5 && memcmp(buf + n - 5, "0\r\n\r\n", 5) == 0;
     }
     const char *cl = strstr(buf, "Content-Length: ");
     size_t body = cl != NULL ? strtoul(cl + 16, NULL, 10) : 0;
-    size_t want = (size_t)(end + 4 - buf) + body;
-    while (n < want && n < sizeof(buf) - 1) {
-        ssize_t r = read(c, buf + n, sizeof(buf) - 1 - n);
-        if (r <= 0) {
-            return false;
-        }
-        n += (size_t)r;
+    return n >= head + body;
+}
+
+/* Reads one request (head + Content-Length or chunked body) into s->req; false at EOF. */
+static bool
+read_request(struct srv *s, int c)
+{
+    char *buf = malloc(SRV_MAX + 1);
+    size_t n = 0;
+    char *end = NULL;
+    bool ok = true;
+    while (ok && (end == NULL || !request_complete(buf, n, end))) {
+        ssize_t r = read(c, buf + n, SRV_MAX - n);
+        ok = r > 0;
+        n += ok ? (size_t)r : 0;
+        buf[n] = '\0';
+        end = end != NULL ? end : strstr(buf, "\r\n\r\n");
     }
-    buf[n] = '\0';
-    pthread_mutex_lock(&s->mu);
-    memcpy(s->req, buf, n + 1);
-    s->req_len = n;
-    s->requests++;
-    pthread_mutex_unlock(&s->mu);
-    return true;
+    if (ok) {
+        pthread_mutex_lock(&s->mu);
+        memcpy(s->req, buf, n + 1);
+        s->req_len = n;
+        s->requests++;
+        pthread_mutex_unlock(&s->mu);
+    }
+    free(buf);
+    return ok;
 }
 
 static void *
@@ -87,6 +98,7 @@ static void
 srv_start(struct srv *s, const char *answer)
 {
     memset(s, 0, sizeof(*s));
+    s->req = calloc(1, SRV_MAX + 1);
     pthread_mutex_init(&s->mu, NULL);
     s->answer = answer;
     s->fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -106,17 +118,30 @@ srv_stop(struct srv *s)
     pthread_join(s->thread, NULL);
     close(s->fd);
     pthread_mutex_destroy(&s->mu);
+    free(s->req);
 }
 
-/* Copies the last request (NUL-terminated) and returns how many requests came. */
+/* Copies the last request (NUL-terminated, binary bytes included; *len gets its length when
+ * len is not NULL) and returns how many requests came. */
+static int
+srv_last_n(struct srv *s, char *out, size_t n, size_t *len)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t k = s->req_len < n - 1 ? s->req_len : n - 1;
+    memcpy(out, s->req, k);
+    out[k] = '\0';
+    int count = s->requests;
+    pthread_mutex_unlock(&s->mu);
+    if (len != NULL) {
+        *len = k;
+    }
+    return count;
+}
+
 static int
 srv_last(struct srv *s, char *out, size_t n)
 {
-    pthread_mutex_lock(&s->mu);
-    snprintf(out, n, "%s", s->req);
-    int k = s->requests;
-    pthread_mutex_unlock(&s->mu);
-    return k;
+    return srv_last_n(s, out, n, NULL);
 }
 
 #define ANSWER_204 "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
@@ -309,6 +334,155 @@ test_redirect(void)
     srv_stop(&s);
 }
 
+/* Joins the chunks of the chunked body at body[0..n) into out (room n); returns its length,
+ * or -1 when the framing is wrong. */
+static long
+dechunk(const char *body, size_t n, char *out)
+{
+    size_t o = 0;
+    size_t i = 0;
+    for (;;) {
+        char *e = NULL;
+        unsigned long len = strtoul(body + i, &e, 16);
+        if (e == body + i || (size_t)(e - body) + 2 > n || memcmp(e, "\r\n", 2) != 0) {
+            return -1;
+        }
+        i = (size_t)(e - body) + 2;
+        if (len == 0) {
+            return i + 2 == n ? (long)o : -1;
+        }
+        if (i + len + 2 > n) {
+            return -1;
+        }
+        memcpy(out + o, body + i, len);
+        o += len;
+        i += len + 2;
+    }
+}
+
+/* Inflates the gzip stream in[0..n) into out (room max); returns its length, or -1. */
+static long
+gunzip(const char *in, size_t n, char *out, size_t max)
+{
+    z_stream z = {0};
+    if (inflateInit2(&z, 15 + 16) != Z_OK) {
+        return -1;
+    }
+    z.next_in = (const Bytef *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)max;
+    int rc = inflate(&z, Z_FINISH);
+    long len = rc == Z_STREAM_END && z.avail_in == 0 ? (long)z.total_out : -1;
+    inflateEnd(&z);
+    return len;
+}
+
+/* A gzipping output: a batch of several parts (400 KiB of line protocol) goes compressed and
+ * chunked, inflates to exactly the parts, and the wire bytes are the compressed ones; a
+ * Prometheus body goes as it is. */
+static void
+test_gzip(void)
+{
+    struct srv s;
+    srv_start(&s, ANSWER_204);
+    char loc[96];
+    snprintf(loc, sizeof(loc), "http://127.0.0.1:%d/write", s.port);
+    struct post_conf c = {.location = loc, .timeout_ms = 5000, .gzip = true};
+    struct ir_err err = {0};
+    struct post *p = post_new(&c, &err);
+    size_t total = 400 * 1024;
+    char *lp = malloc(total);
+    for (size_t i = 0; i < total; i++) {
+        lp[i] = (i % 41 == 40) ? '\n' : (char)('a' + (i * 7 + i / 41) % 26);
+    }
+    struct post_part parts[3] = {{lp, 1000},
+                                 {lp + 1000, 300 * 1024},
+                                 {lp + 1000 + 300 * 1024, total - 1000 - 300 * 1024}};
+    struct post_request req = {
+            .kind = PAYLOAD_WRITE, .query = "db=a", .parts = parts, .n_parts = 3};
+    struct post_result res;
+    CHECK(post_write(p, &req, &res) == 0);
+    CHECK_EQ_I64(res.status, 204);
+    CHECK(res.sent);
+    char *got = malloc(SRV_MAX + 1);
+    size_t len = 0;
+    srv_last_n(&s, got, SRV_MAX + 1, &len);
+    CHECK(strstr(got, "\r\nContent-Encoding: gzip\r\n") != NULL);
+    CHECK(strstr(got, "\r\nTransfer-Encoding: chunked\r\n") != NULL);
+    CHECK(strstr(got, "\r\nContent-Length:") == NULL);
+    char *head_end = strstr(got, "\r\n\r\n");
+    char *body = malloc(SRV_MAX);
+    long zlen = dechunk(head_end + 4, len - (size_t)(head_end + 4 - got), body);
+    CHECK(zlen > 0 && zlen < (long)total / 4);
+    CHECK_EQ_I64(res.wire_bytes, zlen);
+    char *plain = malloc(total + 1);
+    CHECK_EQ_I64(gunzip(body, (size_t)zlen, plain, total + 1), total);
+    CHECK(memcmp(plain, lp, total) == 0);
+    post_result_cleanup(&res);
+    /* Again on the same handle: the stream starts afresh. */
+    CHECK(post_write(p, &req, &res) == 0);
+    CHECK_EQ_I64(res.wire_bytes, zlen);
+    post_result_cleanup(&res);
+    /* Prometheus remote write: snappy already, sent as it is, with its length. */
+    req.kind = PAYLOAD_PROM;
+    req.n_parts = 1;
+    CHECK(post_write(p, &req, &res) == 0);
+    CHECK_EQ_I64(res.wire_bytes, 1000);
+    post_result_cleanup(&res);
+    srv_last_n(&s, got, SRV_MAX + 1, &len);
+    CHECK(strstr(got, "Content-Encoding: gzip") == NULL);
+    CHECK(strstr(got, "\r\nContent-Length: 1000\r\n") != NULL);
+    free(plain);
+    free(body);
+    free(got);
+    free(lp);
+    post_free(p);
+    srv_stop(&s);
+}
+
+/* An output with its own credentials: Basic with them, never the client's Authorization, u or
+ * p; the other query parameters kept in order. */
+static void
+test_credentials(void)
+{
+    struct srv s;
+    srv_start(&s, ANSWER_204);
+    char loc[96];
+    snprintf(loc, sizeof(loc), "http://127.0.0.1:%d/write", s.port);
+    struct post_conf c = {
+            .location = loc, .timeout_ms = 5000, .username = "relay", .password = "s3cret"};
+    struct ir_err err = {0};
+    struct post *p = post_new(&c, &err);
+    struct post_part part = {.data = "m v=1\n", .len = 6};
+    static const char *const queries[][2] = {
+            {"db=a&rp=r&precision=s&u=me&p=mine&consistency=one",
+             "db=a&rp=r&precision=s&consistency=one"},
+            {"u=me&p=mine&db=a", "db=a"},
+            {"db=a&u=me", "db=a"},
+            {"db=up&rp=pp", "db=up&rp=pp"},
+    };
+    char got[8192];
+    char want[256];
+    for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+        struct post_request req = {.kind = PAYLOAD_WRITE,
+                                   .query = queries[i][0],
+                                   .auth = "Token me:mine",
+                                   .parts = &part,
+                                   .n_parts = 1};
+        struct post_result res;
+        CHECK(post_write(p, &req, &res) == 0);
+        post_result_cleanup(&res);
+        srv_last(&s, got, sizeof(got));
+        snprintf(want, sizeof(want), "POST /write?%s HTTP/1.1\r\n", queries[i][1]);
+        CHECK(strncmp(got, want, strlen(want)) == 0);
+        CHECK(strstr(got, "\r\nAuthorization: Basic cmVsYXk6czNjcmV0\r\n") != NULL);
+        CHECK(strstr(got, "mine") == NULL);
+    }
+    post_free(p);
+    srv_stop(&s);
+}
+
 int
 main(void)
 {
@@ -318,6 +492,8 @@ main(void)
     test_each_proxy_variable();
     test_timeout_and_sent();
     test_redirect();
+    test_gzip();
+    test_credentials();
     post_global_cleanup();
     return CHECK_DONE();
 }

@@ -132,11 +132,64 @@ test_maybe_kept(void)
     expect(v, 500, "{\"error\":\"x\"}", "application/json", 0);
 }
 
+/* answer_v2_shape() on a reply of status with body (NULL: none): body, header, Content-Type. */
+static void
+expect_v2(int status, const char *body, const char *want_body, const char *want_header)
+{
+    struct reply r = {0};
+    if (body != NULL) {
+        reply_body(&r, status, xstrdup(body), strlen(body), "application/json");
+    } else {
+        reply_empty(&r, status);
+    }
+    r.retry_after_s = status == 503 ? 3 : 0;
+    answer_v2_shape(&r);
+    CHECK_EQ_I64(r.status, status);
+    if (want_body == NULL) {
+        CHECK(r.body == NULL && r.influx_error == NULL);
+    } else {
+        CHECK(r.body != NULL && r.len == strlen(want_body) &&
+              memcmp(r.body, want_body, r.len) == 0);
+        CHECK_STREQ(r.influx_error, want_header);
+        CHECK_STREQ(r.ctype != NULL ? r.ctype : r.ctype_static, "application/json; charset=utf-8");
+    }
+    CHECK_EQ_I64(r.retry_after_s, status == 503 ? 3 : 0);
+    reply_cleanup(&r);
+}
+
+static void
+test_v2_shape(void)
+{
+    expect_v2(204, NULL, NULL, NULL);
+    expect_v2(400, "{\"error\":\"partial write: unable to parse 'a b': x\\ny dropped=1\"}\n",
+              "{\"code\":\"invalid\",\"message\":\"partial write: unable to parse 'a b': "
+              "x\\ny dropped=1\"}\n",
+              "partial write: unable to parse 'a b': x y dropped=1");
+    expect_v2(404, "{\"error\":\"database not found: \\\"x\\\"\"}",
+              "{\"code\":\"not found\",\"message\":\"database not found: \\\"x\\\"\"}\n",
+              "database not found: \"x\"");
+    expect_v2(413, "{\"error\":\"http: request body too large\"}\n",
+              "{\"code\":\"request too large\",\"message\":\"http: request body too large\"}\n",
+              "http: request body too large");
+    expect_v2(503, "{\"error\":\"timeout\"}",
+              "{\"code\":\"unavailable\",\"message\":\"timeout\"}\n", "timeout");
+    expect_v2(500, "<b>&</b>\r\n",
+              "{\"code\":\"internal "
+              "error\",\"message\":\"\\u003cb\\u003e\\u0026\\u003c/b\\u003e\"}\n",
+              "<b>&</b>");
+    expect_v2(410, NULL, "{\"code\":\"invalid\",\"message\":\"Gone\"}\n", "Gone");
+    expect_v2(499, "", "{\"code\":\"invalid\",\"message\":\"status 499\"}\n", "status 499");
+    expect_v2(401, "{\"error\":\"authorization failed\"}",
+              "{\"code\":\"unauthorized\",\"message\":\"authorization failed\"}\n",
+              "authorization failed");
+}
+
 int
 main(void)
 {
     test_ok_and_rejected();
     test_failures();
     test_maybe_kept();
+    test_v2_shape();
     return CHECK_DONE();
 }

@@ -87,9 +87,51 @@ test_one(void)
     CHECK_EQ_I64(json_escape_one("<", 1, JSON_ESC_GO, out, &used), 6);
 }
 
+/* json_member_string() on s: the member's value, or "(none)". */
+static const char *
+member(const char *s, const char *key)
+{
+    static char out[256];
+    struct dbuf b;
+    dbuf_init(&b, 200);
+    int rc = json_member_string(s, strlen(s), key, &b);
+    size_t len = 0;
+    char *t = dbuf_finish(&b, &len);
+    snprintf(out, sizeof(out), "%s", rc == 0 && t != NULL ? t : "(none)");
+    free(t);
+    return out;
+}
+
+static void
+test_member(void)
+{
+    CHECK_STREQ(member("{\"error\":\"database not found: \\\"x\\\"\"}\n", "error"),
+                "database not found: \"x\"");
+    CHECK_STREQ(member(" { \"a\" : 1.5e3 , \"b\":[1,{\"c\":null},\"]\"], \"error\" : \"e\" } ",
+                       "error"),
+                "e");
+    CHECK_STREQ(member("{\"error\":\"\\u003c\\u00e9\\ud83d\\ude00\\ud800x\\n\\t\\/\"}", "error"),
+                "<\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbdx\n\t/");
+    CHECK_STREQ(member("{\"message\":\"m\",\"code\":\"invalid\"}", "code"), "invalid");
+    CHECK_STREQ(member("{\"error\":1}", "error"), "(none)");
+    CHECK_STREQ(member("{\"other\":\"x\"}", "error"), "(none)");
+    CHECK_STREQ(member("{}", "error"), "(none)");
+    CHECK_STREQ(member("", "error"), "(none)");
+    CHECK_STREQ(member("<html>bad gateway</html>", "error"), "(none)");
+    CHECK_STREQ(member("{\"error\":\"unterminated", "error"), "(none)");
+    CHECK_STREQ(member("{\"error\":\"bad \\q escape\"}", "error"), "(none)");
+    CHECK_STREQ(member("{\"error\":\"raw \x01 control\"}", "error"), "(none)");
+    CHECK_STREQ(member("{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+                       "]]]]],"
+                       "\"error\":\"deep\"}",
+                       "error"),
+                "(none)");
+}
+
 int
 main(void)
 {
+    test_member();
     test_utf8();
     test_go();
     test_minimal();
