@@ -44,6 +44,7 @@
 #include "buffer/rdv.h"
 #include "http/answer.h"
 #include "ql/ql.h"
+#include "util/base64.h"
 #include "util/clock.h"
 #include "util/dbuf.h"
 #include "util/form.h"
@@ -250,14 +251,16 @@ query_params(struct h_query *q)
     }
 }
 
-/* The request's parameters [from, to) of PARAMS, URL-encoded. */
+/* The request's parameters [from, to) of PARAMS, URL-encoded; without the client's u and p
+ * when no_creds (an output with credentials of its own). */
 static char *
-params_encoded(const struct h_query *q, size_t from, size_t to, size_t *len)
+params_encoded(const struct h_query *q, size_t from, size_t to, bool no_creds, size_t *len)
 {
     struct dbuf d;
     dbuf_init(&d, DBUF_NO_BOUND);
     for (size_t i = from; i < to; i++) {
-        if (q->vals[i] != NULL) {
+        bool cred = strcmp(PARAMS[i], "u") == 0 || strcmp(PARAMS[i], "p") == 0;
+        if (q->vals[i] != NULL && !(cred && no_creds)) {
             form_add(&d, PARAMS[i], q->vals[i], q->lens[i]);
         }
     }
@@ -370,8 +373,8 @@ change_start(struct h_query *q, struct reply *r)
     const struct conf_http *conf = q->x->conf;
     size_t len = 0;
     size_t ulen = 0;
-    char *form = params_encoded(q, 0, N_FORM, &len);
-    char *url = params_encoded(q, N_FORM, N_PARAMS, &ulen);
+    char *form = params_encoded(q, 0, N_FORM, false, &len);
+    char *url = params_encoded(q, N_FORM, N_PARAMS, false, &ulen);
     char *auth = q->auth != NULL ? xstrdup(q->auth) : NULL;
     struct payload *p = payload_new(PAYLOAD_QUERY, form, form, len, 0, url, auth);
     unsigned n = (unsigned)conf->n_outputs;
@@ -425,8 +428,13 @@ read_fetch(struct h_query *q, unsigned i)
     const struct conf_http_output *o = &q->x->conf->outputs[i];
     size_t plen = 0;
     size_t qlen = 0;
-    char *params = params_encoded(q, 0, N_FORM, &plen); /* the body of a POST */
-    char *query = params_encoded(q, q->post ? N_FORM : 0, N_PARAMS, &qlen);
+    /* An output with credentials of its own gets them, never the client's (as for writes). */
+    bool own = o->username != NULL;
+    char *basic =
+            own ? base64_basic(o->username, strlen(o->username), o->password, strlen(o->password))
+                : NULL;
+    char *params = params_encoded(q, 0, N_FORM, own, &plen); /* the body of a POST */
+    char *query = params_encoded(q, q->post ? N_FORM : 0, N_PARAMS, own, &qlen);
     char *base = post_url_of(o->location, PAYLOAD_QUERY);
     size_t ulen = strlen(base) + qlen + 2;
     char *url = xmalloc(ulen);
@@ -445,7 +453,7 @@ read_fetch(struct h_query *q, unsigned i)
             .body = q->post ? params : NULL,
             .body_len = q->post ? plen : 0,
             .ctype = "application/x-www-form-urlencoded",
-            .auth = q->auth,
+            .auth = own ? basic : q->auth,
             .accept = q->accept,
             .encoding = q->encoding,
             .connect_timeout_ms = o->timeout_ms,
@@ -456,6 +464,7 @@ read_fetch(struct h_query *q, unsigned i)
     };
     s->f = fetch_start(q->x->fetcher, &req);
     q->st = s;
+    free(basic);
     free(url);
     free(base);
     free(query);

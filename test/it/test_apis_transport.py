@@ -216,6 +216,39 @@ class CredentialsTest(RelayTestCase):
             ("/api/v1/prom/write", "db=db&u=client&p=client-pw", client_auth),
         ])
 
+    def test_query_reads_and_changes_carry_the_outputs_credentials(self):
+        """/query: a read streamed from an output with credentials of its own and a change
+        queued to every output both carry that output's Basic and never the client's u/p."""
+        def answer(req):
+            return 200, b'{"results":[{"statement_id":0}]}', {
+                "Content-Type": "application/json"}, 0
+        own, fwd = self.mock(answer), self.mock(answer)
+        conf, port = self.http_relay_config([own.url, fwd.url])
+        conf = conf.replace("location = %s\n" % own.url,
+                            "location = %s\nusername = relay\npassword = r3lay-pw\n" % own.url)
+        self.relay(conf, wait_ports=[port])
+        client_auth = basic("client", "client-pw")
+        st, _, b = http_request(port, "GET", "/query?q=SHOW+DATABASES&u=client&p=client-pw",
+                                headers={"Authorization": client_auth})
+        self.assertEqual(st, 200, b)
+        st, _, b = http_request(port, "POST", "/query?u=client&p=client-pw",
+                                "q=CREATE+DATABASE+x",
+                                {"Authorization": client_auth,
+                                 "Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(st, 200, b)
+        wait_until(lambda: len(own.requests) == 2 and len(fwd.requests) == 1,
+                   what="the read at the first output, the change at both")
+        with own.lock:
+            got = [(r["method"], r["path"], r["query"], r["headers"].get("authorization"))
+                   for r in own.requests]
+        relay_auth = basic("relay", "r3lay-pw")
+        self.assertEqual(got, [("GET", "/query", {"q": ["SHOW DATABASES"]}, relay_auth),
+                               ("POST", "/query", {}, relay_auth)])
+        with fwd.lock:
+            r = fwd.requests[0]
+        self.assertEqual((r["path"], r["query"], r["headers"].get("authorization")),
+                         ("/query", {"u": ["client"], "p": ["client-pw"]}, client_auth))
+
     def test_batches_keep_clients_credentials_apart(self):
         """An output without credentials of its own forwards each client's: writes of different
         clients are never merged into one request (their Authorization differs)."""
