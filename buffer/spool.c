@@ -1090,7 +1090,11 @@ spool_sync(struct spool *sp, struct ir_err *err)
 {
     int e = 0;
     pthread_mutex_lock(&sp->mu);
-    int rc = wait_synced_locked(sp, sp->done_ticket, &e);
+    /* Nothing written since a round that failed: that failure was reported (and counted) by
+     * whoever waited for it; reporting it again on every call would make an idle spool fail
+     * every sync forever. */
+    uint64_t t = sp->done_ticket;
+    int rc = t > sp->fail_upto ? wait_synced_locked(sp, t, &e) : 0;
     pthread_mutex_unlock(&sp->mu);
     if (rc != 0) {
         set_errno_err(err, "fdatasync", sp->dir, e);

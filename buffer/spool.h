@@ -120,7 +120,9 @@ enum spool_status spool_append(struct spool *sp, const struct iovec *parts, size
 /* Any thread (meant for a timer: call it every sync_ms when sync_ms > 0, and before
  * spool_free(); with sync_ms == 0 it still flushes the cursor). fdatasyncs every segment
  * written since the last sync (and the directory once a segment file was created) and the
- * cursor file. Returns 0, or -1 with err filled (counted). */
+ * cursor file. Returns 0, or -1 with err filled (counted). A failed fdatasync of the segments
+ * is reported once (a later call with nothing written since returns 0: retrying it is pointless,
+ * Linux may have dropped the pages); the cursor's is retried by the next call. */
 int spool_sync(struct spool *sp, struct ir_err *err) IR_WARN_UNUSED;
 
 /* Any thread: empty batch storage, nothing allocated yet. */

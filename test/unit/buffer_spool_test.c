@@ -4,10 +4,11 @@
  * newest and in an older segment, a damaged cursor), disk errors (RLIMIT_FSIZE -> EFBIG, from
  * one and from several threads), injected faults (spool_inject_fault: a stale void header that
  * once lost acknowledged records, random write and void header failures from several threads,
- * a disk-full episode that must not grow the spool, more appends in flight than the ring holds),
- * group commit, and crash safety: a child process appending from several threads is SIGKILLed
- * at random moments, and every append it saw return is then read back in order, byte for byte,
- * nothing invented. SPOOL_TEST_SEED=N replays a random run. */
+ * a disk-full episode that must not grow the spool, more appends in flight than the ring holds,
+ * fdatasync failures with and without group commit), group commit, and crash safety: a child
+ * process appending from several threads is SIGKILLed at random moments, and every append it saw
+ * return is then read back in order, byte for byte, nothing invented. SPOOL_TEST_SEED=N replays a
+ * random run. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1768,6 +1769,145 @@ test_ring_full(void)
     inj_cleanup(&x);
 }
 
+struct sync_arg {
+    struct spool *sp;
+    uint32_t t;
+    uint32_t n;
+    uint64_t *seqs;       /* per index: the seq, 0 when the append failed */
+    unsigned sync_errors; /* appends that failed with SPOOL_OP_SYNC, EIO */
+    unsigned odd;         /* appends that failed otherwise */
+};
+
+static void *
+sync_thread(void *p)
+{
+    struct sync_arg *a = p;
+    for (uint32_t i = 0; i < a->n; i++) {
+        char line[32];
+        snprintf(line, sizeof(line), "t%u i%u\n", a->t, i);
+        struct iovec iov = {line, strlen(line)};
+        struct spool_put put;
+        enum spool_status st = spool_append(a->sp, &iov, 1, T0_NS, &put);
+        a->seqs[i] = st == SPOOL_OK ? put.seq : 0;
+        bool sync_err = st == SPOOL_ERROR && put.op == SPOOL_OP_SYNC && put.errnum == EIO;
+        a->sync_errors += sync_err;
+        a->odd += st != SPOOL_OK && !sync_err; /* checked by the main thread */
+    }
+    return NULL;
+}
+
+/* fdatasync failures with spool-sync 0: the append whose round failed gets SPOOL_ERROR (op
+ * sync), later ones succeed; from 4 threads with every 3rd fdatasync failing, every append that
+ * succeeded is read back, in order (a failed one may come too: its record stays, a duplicate,
+ * never a loss). */
+static void
+test_sync_fail(void)
+{
+    char dir[256];
+    struct inj x;
+    struct spool *sp = open_inj(dir, sizeof(dir), "syncfail", 1 << 20, 0, &x);
+    put_str(sp, "before\n");
+    x.sync_fail = 1;
+    char ns[] = "not synced\n";
+    struct iovec iov = {ns, strlen(ns)};
+    struct spool_put put;
+    CHECK_EQ_I64(spool_append(sp, &iov, 1, T0_NS, &put), SPOOL_ERROR);
+    CHECK_EQ_I64(put.op, SPOOL_OP_SYNC);
+    CHECK_EQ_I64(put.errnum, EIO);
+    put_str(sp, "after\n");
+    struct spool_stats s;
+    stats_of(sp, &s);
+    CHECK_EQ_I64(s.errors[SPOOL_OP_SYNC], 1);
+    CHECK_EQ_I64(s.errors[SPOOL_OP_WRITE], 0);
+    enum { T = 4, N = 60 };
+    static uint64_t seqs[T][N];
+    pthread_t th[T];
+    struct sync_arg a[T];
+    pthread_mutex_lock(&x.mu);
+    x.sync_every = 3;
+    pthread_mutex_unlock(&x.mu);
+    for (uint32_t t = 0; t < T; t++) {
+        a[t] = (struct sync_arg){sp, t, N, seqs[t], 0, 0};
+        pthread_create(&th[t], NULL, sync_thread, &a[t]);
+    }
+    unsigned failed = 0;
+    for (uint32_t t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+        failed += a[t].sync_errors;
+        CHECK_EQ_I64(a[t].odd, 0);
+    }
+    pthread_mutex_lock(&x.mu);
+    x.sync_every = 0;
+    pthread_mutex_unlock(&x.mu);
+    fprintf(stderr, "fdatasync failures: %u of %d appends failed\n", failed, T * N);
+    CHECK(failed > 0 && failed < T * N);
+    struct gots g = {0};
+    read_all(sp, 1 << 20, true, &g);
+    CHECK(g.n >= 3 + T * N - failed && g.n <= 3 + T * N);
+    CHECK(g.n >= 3 && strcmp(g.v[0].data, "before\n") == 0 &&
+          strcmp(g.v[1].data, "not synced\n") == 0 && strcmp(g.v[2].data, "after\n") == 0);
+    size_t next[T] = {0};
+    for (size_t k = 3; k < g.n; k++) {
+        CHECK(g.v[k].seq > g.v[k - 1].seq);
+        unsigned t = 0;
+        unsigned i = 0;
+        CHECK(sscanf(g.v[k].data, "t%u i%u", &t, &i) == 2 && t < T && i < N);
+        while (t < T && i < N && next[t] < i) {
+            CHECK_EQ_I64(seqs[t][next[t]], 0); /* skipped: only an append that failed */
+            next[t]++;
+        }
+        if (t < T && i < N && next[t] == i) {
+            CHECK(seqs[t][i] == 0 || seqs[t][i] == g.v[k].seq);
+            next[t]++;
+        }
+    }
+    for (uint32_t t = 0; t < T; t++) {
+        for (; next[t] < N; next[t]++) {
+            CHECK_EQ_I64(seqs[t][next[t]], 0);
+        }
+    }
+    gots_free(&g);
+    spool_free(sp);
+    inj_cleanup(&x);
+}
+
+/* spool-sync > 0: spool_sync() reports a failure of the segments' fdatasync once, and of the
+ * cursor's, which the next call syncs again. */
+static void
+test_sync_fail_timer(void)
+{
+    char dir[256];
+    struct inj x;
+    struct spool *sp = open_inj(dir, sizeof(dir), "syncfail_timer", 1 << 20, 1000, &x);
+    struct spool_stats s;
+    struct gots g = {0};
+    put_str(sp, "timer\n");
+    struct ir_err err = {0, ""};
+    x.sync_fail = 1;
+    CHECK_EQ_I64(spool_sync(sp, &err), -1);
+    CHECK(strstr(err.msg, "fdatasync") != NULL);
+    stats_of(sp, &s);
+    CHECK_EQ_I64(s.errors[SPOOL_OP_SYNC], 1);
+    CHECK_EQ_I64(spool_sync(sp, &err), 0); /* reported once: nothing written since */
+    read_all(sp, 1 << 20, true, &g);
+    CHECK_EQ_I64(g.n, 1);
+    /* Only the cursor is left to sync: it fails, and is synced again by the next call. */
+    x.sync_fail = 1;
+    unsigned syncs = x.syncs;
+    CHECK_EQ_I64(spool_sync(sp, &err), -1);
+    CHECK(strstr(err.msg, "cursor") != NULL);
+    CHECK_EQ_I64(x.syncs, syncs + 1);
+    CHECK_EQ_I64(spool_sync(sp, &err), 0);
+    CHECK_EQ_I64(x.syncs, syncs + 2);
+    CHECK_EQ_I64(spool_sync(sp, &err), 0);
+    CHECK_EQ_I64(x.syncs, syncs + 2); /* nothing left to sync */
+    stats_of(sp, &s);
+    CHECK_EQ_I64(s.errors[SPOOL_OP_SYNC], 2);
+    gots_free(&g);
+    spool_free(sp);
+    inj_cleanup(&x);
+}
+
 /* ------------------------------------------------------------------ crash safety */
 
 /* What the child reports for every append that returned SPOOL_OK. */
@@ -2020,6 +2160,8 @@ main(void)
     test_stale_void();
     test_fault_mix();
     test_ring_full();
+    test_sync_fail();
+    test_sync_fail_timer();
     test_crash(1000, 24);
     test_crash(0, 20);
     if (check_failures == 0) {
