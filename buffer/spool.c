@@ -53,13 +53,17 @@
  *     number whose append has not completed) over done slots; each segment's written_end follows
  *     it. The reader never reads past written_end, so it never sees a record being written, and
  *     sequence order = file order = read order.
- * A failed write (ENOSPC, EIO, EFBIG) that is the last reservation of its segment is rolled
- * back (its bytes are handed out again, so a long disk-full episode creates no file and no
- * hole); otherwise its range becomes a hole, skipped by the reader without counting damage: the
- * appender writes a void header over the start of the range (same layout, magic F5 'S' 'P' 'V',
- * len = the rest of the range, no data check), which readers skip, also after a restart; the
- * in-memory hole list covers a void header that could not be written (after a restart such a
- * range counts as damage).
+ * A failed write (ENOSPC, EIO, EFBIG) becomes a hole, skipped by the reader without counting
+ * damage: the appender writes a void header over the start of the range (same layout, magic
+ * F5 'S' 'P' 'V', len = the rest of the range, no data check), which readers skip, also after a
+ * restart; the in-memory hole list covers a void header that could not be written (after a
+ * restart such a range counts as damage, and the resync crosses only the failed write's own
+ * bytes). A failed write that left no byte in the file (neither data nor void header: the usual
+ * case while the disk stays full) is rolled back instead when nothing was reserved after it,
+ * together with the untouched holes just before it: its bytes are handed out again, so a long
+ * disk-full episode creates no file and no hole. A range with any byte written is never handed
+ * out again: no byte at or past a segment's reserved_end was ever written, so a reused range
+ * holds no stale header that a reader could take for the record or void written there now.
  *
  * Sync. sync_ms == 0: an appender waits, after its write, for a sync round that started after
  * it completed; one appender leads the round (fdatasync of every segment written since the last
@@ -112,7 +116,7 @@
 
 #define REC_HEAD      32
 #define REC_ALIGN     8
-#define RING          4096 /* appends in flight at once, at most */
+#define RING          SPOOL_IN_FLIGHT_MAX /* appends in flight at once, at most */
 #define CURSOR_SLOT   32
 #define CURSOR_BYTES  64 /* 2 slots */
 #define SEG_MIN_BYTES (64ULL * 1024)
@@ -132,6 +136,7 @@ struct hole {
     struct hole *next; /* guarded by sp->mu; sorted by off */
     uint64_t off;
     uint64_t len;
+    bool written; /* some of its bytes were written: never handed out again */
 };
 
 struct seg {
@@ -147,17 +152,13 @@ struct seg {
     uint64_t last_seq;     /* guarded by sp->mu: highest seq reserved or read in it */
     bool sealed;           /* guarded by sp->mu: takes no more appends */
     bool dirty;            /* guarded by sp->mu: on the dirty list */
-    bool junk;             /* guarded by sp->mu: a rolled-back write may have left bytes past
-                            * reserved_end (cut when the descriptor is closed) */
     bool removed;          /* guarded by sp->mu: off the list; the last ref frees it */
     struct hole *holes;    /* guarded by sp->mu */
 };
 
 /* What to do, without the lock, after dropping a segment reference. */
 struct seg_act {
-    int fd; /* close it (after truncating it to trunc_to when trunc) */
-    bool trunc;
-    uint64_t trunc_to;
+    int fd;           /* close it */
     struct seg *dead; /* free it */
 };
 
@@ -257,6 +258,10 @@ struct spool {
     _Atomic uint64_t full;     /* atomic */
     _Atomic uint64_t errors[SPOOL_OP_COUNT]; /* atomic */
     struct reader rd;                        /* reader thread only */
+
+    /* Tests only (spool_inject_fault()), immutable: their hook, or NULL. */
+    int (*fault)(void *ctx, enum spool_fault_at at, uint64_t seq);
+    void *fault_ctx;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -343,6 +348,24 @@ seg_parse(const char *name, uint64_t *id)
     }
     *id = v;
     return true;
+}
+
+/* The error the tests inject at this point, 0 when none. */
+static int
+fault_at(const struct spool *sp, enum spool_fault_at at, uint64_t seq)
+{
+    return sp->fault != NULL ? sp->fault(sp->fault_ctx, at, seq) : 0;
+}
+
+/* fdatasync(2), or the injected error. Returns 0 or an errno. */
+static int
+datasync(const struct spool *sp, int fd)
+{
+    int e = fault_at(sp, SPOOL_FAULT_SYNC, 0);
+    if (e == 0 && fdatasync(fd) != 0) {
+        e = errno;
+    }
+    return e;
 }
 
 static void
@@ -551,10 +574,7 @@ seg_unref_locked(struct seg *s, struct seg_act *a)
     }
     if (s->wfd >= 0 && (s->sealed || s->removed)) {
         a->fd = s->wfd;
-        a->trunc = s->junk;
-        a->trunc_to = s->reserved_end;
         s->wfd = -1;
-        s->junk = false;
     }
     if (s->removed) {
         a->dead = s;
@@ -565,18 +585,13 @@ static void
 seg_act_init(struct seg_act *a)
 {
     a->fd = -1;
-    a->trunc = false;
-    a->trunc_to = 0;
     a->dead = NULL;
 }
 
 static void
-seg_act_run(struct spool *sp, struct seg_act *a)
+seg_act_run(struct seg_act *a)
 {
     if (a->fd >= 0) {
-        if (a->trunc && ftruncate(a->fd, (off_t)a->trunc_to) != 0) {
-            count(&sp->errors[SPOOL_OP_WRITE]);
-        }
         close(a->fd);
     }
     if (a->dead != NULL) {
@@ -593,7 +608,7 @@ seg_unref(struct spool *sp, struct seg *s)
     pthread_mutex_lock(&sp->mu);
     seg_unref_locked(s, &a);
     pthread_mutex_unlock(&sp->mu);
-    seg_act_run(sp, &a);
+    seg_act_run(&a);
 }
 
 static void
@@ -704,6 +719,7 @@ reserve(struct spool *sp, uint64_t size, struct resv *r, struct spool_put *put)
             break;
         }
         if (sp->next_seq - sp->wm_seq >= RING) {
+            (void)fault_at(sp, SPOOL_FAULT_RING_WAIT, sp->next_seq);
             sp->ring_waiters++;
             pthread_cond_wait(&sp->cv, &sp->mu);
             sp->ring_waiters--;
@@ -741,9 +757,10 @@ reserve(struct spool *sp, uint64_t size, struct resv *r, struct spool_put *put)
     return st;
 }
 
-/* Step 2: writes every byte of iov at off (regular files write short only on errors). */
+/* Step 2: writes every byte of iov at off (regular files write short only on errors); *wrote =
+ * the bytes written, also on failure. */
 static int
-write_all(int fd, struct iovec *iov, int n, uint64_t off, int *errnum)
+write_all(int fd, struct iovec *iov, int n, uint64_t off, uint64_t *wrote, int *errnum)
 {
     while (n > 0) {
         ssize_t r = pwritev(fd, iov, n, (off_t)off);
@@ -755,6 +772,7 @@ write_all(int fd, struct iovec *iov, int n, uint64_t off, int *errnum)
             return -1;
         }
         off += (uint64_t)r;
+        *wrote += (uint64_t)r;
         size_t left = (size_t)r;
         while (n > 0 && left >= iov->iov_len) {
             left -= iov->iov_len;
@@ -769,7 +787,8 @@ write_all(int fd, struct iovec *iov, int n, uint64_t off, int *errnum)
     return 0;
 }
 
-/* Removes holes that end where the segment's reservations now end (nothing follows them). */
+/* Removes untouched holes that end where the segment's reservations now end (nothing follows
+ * them). */
 static void
 holes_trim_locked(struct spool *sp, struct seg *s, struct hole **trash)
 {
@@ -778,7 +797,7 @@ holes_trim_locked(struct spool *sp, struct seg *s, struct hole **trash)
         again = false;
         for (struct hole **hp = &s->holes; *hp != NULL; hp = &(*hp)->next) {
             struct hole *h = *hp;
-            if (h->next == NULL && h->off + h->len == s->reserved_end) {
+            if (h->next == NULL && !h->written && h->off + h->len == s->reserved_end) {
                 *hp = NULL;
                 s->reserved_end = h->off;
                 sp->disk_bytes -= h->len;
@@ -791,15 +810,22 @@ holes_trim_locked(struct spool *sp, struct seg *s, struct hole **trash)
     }
 }
 
-/* A failed write: rolled back when nothing was reserved after it, else a hole. */
+/* A failed write: rolled back when it wrote no byte (written: neither data nor void header) and
+ * nothing was reserved after it, else a hole (for good once written).
+ * Never hand out again a range with a byte written: such a range keeps a valid-looking header
+ * (the void header, or the record header of a partial write). It once lost acknowledged records:
+ * P fails, its void header written, and is rolled back; D gets the same offset and fails before
+ * writing anything, even its own void header, while E, reserved after D, succeeds; D is now a
+ * hole, and the reader, finding P's stale void header at D's offset, skipped P's longer range:
+ * over E (read never, although acknowledged) into what it then counted as damage. */
 static void
-fail_locked(struct spool *sp, const struct resv *r, struct hole **spare_hole, struct hole **trash)
+fail_locked(struct spool *sp, const struct resv *r, bool written, struct hole **spare_hole,
+            struct hole **trash)
 {
     struct seg *s = r->seg;
-    if (s->reserved_end == r->off + r->size) {
+    if (!written && s->reserved_end == r->off + r->size) {
         s->reserved_end = r->off;
         sp->disk_bytes -= r->size;
-        s->junk = true;
         holes_trim_locked(sp, s, trash);
         return;
     }
@@ -807,6 +833,7 @@ fail_locked(struct spool *sp, const struct resv *r, struct hole **spare_hole, st
     *spare_hole = NULL;
     h->off = r->off;
     h->len = r->size;
+    h->written = written;
     struct hole **hp = &s->holes;
     while (*hp != NULL && (*hp)->off < h->off) {
         hp = &(*hp)->next;
@@ -838,9 +865,10 @@ advance_wm_locked(struct spool *sp)
     }
 }
 
-/* Step 3, under the lock. Returns the write's sync ticket (0 when it failed). */
+/* Step 3, under the lock. Returns the write's sync ticket (0 when it failed). written: a failed
+ * write left bytes in the file. */
 static uint64_t
-complete_locked(struct spool *sp, struct resv *r, bool ok, struct hole **spare_hole,
+complete_locked(struct spool *sp, struct resv *r, bool ok, bool written, struct hole **spare_hole,
                 struct hole **trash)
 {
     struct slot *sl = &sp->ring[r->seq % RING];
@@ -857,7 +885,7 @@ complete_locked(struct spool *sp, struct resv *r, bool ok, struct hole **spare_h
         }
     } else {
         sl->state = SLOT_FAILED;
-        fail_locked(sp, r, spare_hole, trash);
+        fail_locked(sp, r, written, spare_hole, trash);
     }
     advance_wm_locked(sp);
     seg_unref_locked(s, &r->act);
@@ -887,9 +915,8 @@ sync_round_locked(struct spool *sp)
         e = errno; /* the new segments' names may not survive a power loss */
     }
     for (struct seg *s = list; s != NULL; s = s->sync_next) {
-        if (fdatasync(s->wfd) != 0 && e == 0) {
-            e = errno;
-        }
+        int se = datasync(sp, s->wfd);
+        e = e != 0 ? e : se;
     }
     int64_t us = (clock_real_ns() - t0) / 1000;
     if (sp->histo != NULL && (list != NULL || dir)) {
@@ -958,35 +985,40 @@ head_encode(unsigned char *h, const struct head *f)
 }
 
 /* After a failed write: marks its range void for readers after a restart (best effort: a
- * range left unmarked is counted as damage then). Overwritten if the range is rolled back. */
-static void
-void_mark(const struct resv *r)
+ * range left unmarked is counted as damage then). Returns true when it wrote a byte (even a
+ * torn header): the range is then never handed out again. */
+static bool
+void_mark(const struct spool *sp, const struct resv *r)
 {
+    if (fault_at(sp, SPOOL_FAULT_VOID, r->seq) != 0) {
+        return false;
+    }
     unsigned char h[REC_HEAD];
     head_encode(h, &(struct head){void_magic, r->size - REC_HEAD, r->seq, 0, 0});
-    ssize_t w = pwrite(r->seg->wfd, h, sizeof(h), (off_t)r->off);
-    (void)w;
+    return pwrite(r->seg->wfd, h, sizeof(h), (off_t)r->off) > 0;
 }
 
 /* Steps 2 and 3 for a reserved record. Returns 0, or -1 with put->op and put->errnum. */
 static int
 append_write(struct spool *sp, struct resv *r, struct iovec *iov, int n, struct spool_put *put)
 {
-    int e = 0;
-    int rc = write_all(r->seg->wfd, iov, n, r->off, &e);
-    if (rc != 0) {
-        void_mark(r);
+    uint64_t wrote = 0;
+    int e = fault_at(sp, SPOOL_FAULT_WRITE, r->seq);
+    int rc = e != 0 ? -1 : write_all(r->seg->wfd, iov, n, r->off, &wrote, &e);
+    bool written = wrote > 0;
+    if (rc != 0 && void_mark(sp, r)) {
+        written = true;
     }
     struct hole *h = rc != 0 ? xcalloc(1, sizeof(*h)) : NULL;
     struct hole *trash = NULL;
     pthread_mutex_lock(&sp->mu);
-    uint64_t ticket = complete_locked(sp, r, rc == 0, &h, &trash);
+    uint64_t ticket = complete_locked(sp, r, rc == 0, written, &h, &trash);
     int src = 0;
     if (rc == 0 && sp->sync_each) {
         src = wait_synced_locked(sp, ticket, &e);
     }
     pthread_mutex_unlock(&sp->mu);
-    seg_act_run(sp, &r->act);
+    seg_act_run(&r->act);
     free(h);
     while (trash != NULL) {
         struct hole *t = trash;
@@ -1027,7 +1059,7 @@ spool_append(struct spool *sp, const struct iovec *parts, size_t nparts, int64_t
     struct resv r = {.make_spare = false};
     seg_act_init(&r.act);
     enum spool_status st = reserve(sp, size, &r, put);
-    seg_act_run(sp, &r.act);
+    seg_act_run(&r.act);
     if (st == SPOOL_FULL) {
         count(&sp->full);
     }
@@ -1058,15 +1090,19 @@ spool_sync(struct spool *sp, struct ir_err *err)
 {
     int e = 0;
     pthread_mutex_lock(&sp->mu);
-    int rc = wait_synced_locked(sp, sp->done_ticket, &e);
+    /* Nothing written since a round that failed: that failure was reported (and counted) by
+     * whoever waited for it; reporting it again on every call would make an idle spool fail
+     * every sync forever. */
+    uint64_t t = sp->done_ticket;
+    int rc = t > sp->fail_upto ? wait_synced_locked(sp, t, &e) : 0;
     pthread_mutex_unlock(&sp->mu);
     if (rc != 0) {
         set_errno_err(err, "fdatasync", sp->dir, e);
     }
     if (atomic_exchange(&sp->cursor_dirty, false)) {
         int64_t t0 = clock_real_ns();
-        if (fdatasync(sp->curfd) != 0) {
-            e = errno;
+        e = datasync(sp, sp->curfd);
+        if (e != 0) {
             count(&sp->errors[SPOOL_OP_SYNC]);
             atomic_store(&sp->cursor_dirty, true);
             set_errno_err(err, "fdatasync of the cursor in", sp->dir, e);
@@ -1861,8 +1897,8 @@ spool_free(struct spool *sp)
         s->refs = 1;
         s->sealed = true;
         s->dirty = false;
-        seg_unref_locked(s, &a); /* closes (and cuts junk); nobody else holds it any more */
-        seg_act_run(sp, &a);
+        seg_unref_locked(s, &a); /* closes it; nobody else holds it any more */
+        seg_act_run(&a);
         seg_destroy(s);
     }
     if (sp->spare != NULL) {
@@ -1910,6 +1946,14 @@ spool_stats(struct spool *sp, struct spool_stats *s)
     for (unsigned i = 0; i < SPOOL_OP_COUNT; i++) {
         s->errors[i] = atomic_load_explicit(&sp->errors[i], memory_order_relaxed);
     }
+}
+
+void
+spool_inject_fault(struct spool *sp, int (*fault)(void *ctx, enum spool_fault_at at, uint64_t seq),
+                   void *ctx)
+{
+    sp->fault = fault;
+    sp->fault_ctx = ctx;
 }
 
 const char *

@@ -19,6 +19,9 @@
 #define SPOOL_RECORD_MAX_BYTES (1024ULL * 1024 * 1024)
 /* At most this many parts per record. */
 #define SPOOL_PARTS_MAX 14
+/* At most this many appends in flight: an appender waits while the oldest append not yet
+ * completed is this many sequence numbers behind the next one. */
+#define SPOOL_IN_FLIGHT_MAX 4096
 
 struct spool;
 
@@ -117,7 +120,9 @@ enum spool_status spool_append(struct spool *sp, const struct iovec *parts, size
 /* Any thread (meant for a timer: call it every sync_ms when sync_ms > 0, and before
  * spool_free(); with sync_ms == 0 it still flushes the cursor). fdatasyncs every segment
  * written since the last sync (and the directory once a segment file was created) and the
- * cursor file. Returns 0, or -1 with err filled (counted). */
+ * cursor file. Returns 0, or -1 with err filled (counted). A failed fdatasync of the segments
+ * is reported once (a later call with nothing written since returns 0: retrying it is pointless,
+ * Linux may have dropped the pages); the cursor's is retried by the next call. */
 int spool_sync(struct spool *sp, struct ir_err *err) IR_WARN_UNUSED;
 
 /* Any thread: empty batch storage, nothing allocated yet. */
@@ -153,5 +158,21 @@ void spool_stats(struct spool *sp, struct spool_stats *s);
 const char *spool_dir(const struct spool *sp);
 /* "open", "write", "sync", "read", "unlink". */
 const char *spool_op_name(enum spool_op op);
+
+/* Tests only: where spool_inject_fault()'s hook runs. */
+enum spool_fault_at {
+    SPOOL_FAULT_WRITE,     /* an appender, before it writes record seq (unlocked: may block) */
+    SPOOL_FAULT_VOID,      /* an appender, before it writes the void header of its failed record
+                            * seq (unlocked: may block) */
+    SPOOL_FAULT_SYNC,      /* a thread syncing, before each fdatasync of a segment or of the
+                            * cursor (seq 0) */
+    SPOOL_FAULT_RING_WAIT, /* an appender about to wait for a free slot (seq = the next one), under
+                            * the spool's lock: the hook must neither block nor call the spool */
+};
+/* Tests only, main thread, before any other thread uses sp: fault(ctx, at, seq) runs at each
+ * point above; a non-zero result (an errno) makes that write or fdatasync fail with it, without
+ * touching the file (the result is ignored at SPOOL_FAULT_RING_WAIT). */
+void spool_inject_fault(struct spool *sp,
+                        int (*fault)(void *ctx, enum spool_fault_at at, uint64_t seq), void *ctx);
 
 #endif

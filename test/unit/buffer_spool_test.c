@@ -2,9 +2,13 @@
  * restart, segment rotation and deletion, the size cap, max-age expiry, the directory lock (also
  * from another process), corruption (truncated, garbage, flipped bytes, zeroed holes, in the
  * newest and in an older segment, a damaged cursor), disk errors (RLIMIT_FSIZE -> EFBIG, from
- * one and from several threads), group commit, and crash safety: a child process appending from
- * several threads is SIGKILLed at random moments, and every append it saw return is then read
- * back in order, byte for byte, nothing invented. SPOOL_TEST_SEED=N replays a random run. */
+ * one and from several threads), injected faults (spool_inject_fault: a stale void header that
+ * once lost acknowledged records, random write and void header failures from several threads,
+ * a disk-full episode that must not grow the spool, more appends in flight than the ring holds,
+ * fdatasync failures with and without group commit), group commit, and crash safety: a child
+ * process appending from several threads is SIGKILLed at random moments, and every append it saw
+ * return is then read back in order, byte for byte, nothing invented. SPOOL_TEST_SEED=N replays a
+ * random run. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1296,11 +1300,14 @@ test_disk_error(void)
     free(buf);
 }
 
+enum { ERR_T = 4, ERR_N = 300 }; /* appender threads, appends each */
+
 struct err_arg {
     struct spool *sp;
+    uint32_t round; /* of gen() */
     uint32_t t;
-    uint64_t *seqs; /* per index: the seq, 0 when the append failed */
-    uint32_t n;
+    uint64_t *seqs; /* ERR_N: per index, the seq, 0 when the append failed */
+    uint32_t odd;   /* appends that returned neither SPOOL_OK nor SPOOL_ERROR */
 };
 
 static void *
@@ -1308,13 +1315,57 @@ err_thread(void *p)
 {
     struct err_arg *a = p;
     char *buf = xmalloc(MAX_REC);
-    for (uint32_t i = 0; i < a->n; i++) {
-        size_t len = gen(8, a->t, i, buf);
+    for (uint32_t i = 0; i < ERR_N; i++) {
+        size_t len = gen(a->round, a->t, i, buf);
         enum spool_status st;
         a->seqs[i] = put3(a->sp, buf, len, T0_NS, &st);
+        a->odd += st != SPOOL_OK && st != SPOOL_ERROR; /* checked by the main thread */
     }
     free(buf);
     return NULL;
+}
+
+/* Starts ERR_T err_thread()s appending round r to sp. */
+static void
+errs_start(struct spool *sp, uint32_t r, uint64_t seqs[][ERR_N], pthread_t *th, struct err_arg *a)
+{
+    for (uint32_t t = 0; t < ERR_T; t++) {
+        a[t] = (struct err_arg){sp, r, t, seqs[t], 0};
+        pthread_create(&th[t], NULL, err_thread, &a[t]);
+    }
+}
+
+/* Joins them; returns how many appends succeeded. */
+static uint64_t
+errs_join(uint64_t seqs[][ERR_N], pthread_t *th, struct err_arg *a)
+{
+    uint64_t ok = 0;
+    for (uint32_t t = 0; t < ERR_T; t++) {
+        pthread_join(th[t], NULL);
+        CHECK_EQ_I64(a[t].odd, 0);
+        for (uint32_t i = 0; i < ERR_N; i++) {
+            ok += seqs[t][i] != 0;
+        }
+    }
+    return ok;
+}
+
+/* Reads every record of sp and checks it is exactly the ok successful appends of round r. */
+static void
+errs_verify(struct spool *sp, uint32_t r, uint64_t seqs[][ERR_N], uint64_t ok, bool ack)
+{
+    struct gots g = {0};
+    read_all(sp, 256 * 1024, ack, &g);
+    CHECK_EQ_I64(g.n, ok);
+    for (size_t k = 0; k < g.n; k++) {
+        uint32_t gr = 0;
+        uint32_t t = 0;
+        uint32_t i = 0;
+        CHECK(gen_check(g.v[k].data, g.v[k].len, &gr, &t, &i) && gr == r);
+        CHECK(t < ERR_T && i < ERR_N && seqs[t][i] == g.v[k].seq);
+        CHECK(k == 0 || g.v[k].seq > g.v[k - 1].seq);
+    }
+    gots_free(&g);
 }
 
 /* Several appenders while the file size limit comes and goes: some writes fail in the middle
@@ -1326,47 +1377,25 @@ test_disk_error_threads(void)
     char dir[256];
     dir_of(dir, sizeof(dir), "efbig_mt");
     struct spool *sp = open_sp(dir, 256 << 20, 1 << 20, 1000, 0);
-    enum { T = 4, N = 300 };
-    static uint64_t seqs[T][N];
-    pthread_t th[T];
-    struct err_arg a[T];
-    for (uint32_t t = 0; t < T; t++) {
-        a[t] = (struct err_arg){sp, t, seqs[t], N};
-        pthread_create(&th[t], NULL, err_thread, &a[t]);
-    }
+    static uint64_t seqs[ERR_T][ERR_N];
+    pthread_t th[ERR_T];
+    struct err_arg a[ERR_T];
+    errs_start(sp, 8, seqs, th, a);
     for (int j = 0; j < 200; j++) {
         fsize_limit((rlim_t)(rnd() % 2 ? 64 * 1024 + rnd() % (1 << 20) : RLIM_INFINITY));
         struct timespec ts = {0, (long)(rnd() % 300000)};
         nanosleep(&ts, NULL);
     }
     fsize_limit(RLIM_INFINITY);
-    for (uint32_t t = 0; t < T; t++) {
-        pthread_join(th[t], NULL);
-    }
-    uint64_t ok = 0;
-    for (uint32_t t = 0; t < T; t++) {
-        for (uint32_t i = 0; i < N; i++) {
-            ok += seqs[t][i] != 0;
-        }
-    }
+    uint64_t ok = errs_join(seqs, th, a);
     struct spool_stats s;
     stats_of(sp, &s);
-    fprintf(stderr, "disk errors from %d threads: %" PRIu64 " appends ok, %" PRIu64 " failed\n", T,
-            ok, s.errors[SPOOL_OP_WRITE]);
-    CHECK_EQ_I64(ok + s.errors[SPOOL_OP_WRITE], T * N);
+    fprintf(stderr, "disk errors from %d threads: %" PRIu64 " appends ok, %" PRIu64 " failed\n",
+            ERR_T, ok, s.errors[SPOOL_OP_WRITE]);
+    CHECK_EQ_I64(ok + s.errors[SPOOL_OP_WRITE], ERR_T * ERR_N);
     uint64_t failed = 0;
     for (int pass = 0; pass < 2; pass++) {
-        struct gots g = {0};
-        read_all(sp, 256 * 1024, pass == 1, &g);
-        CHECK_EQ_I64(g.n, ok);
-        for (size_t k = 0; k < g.n; k++) {
-            uint32_t r = 0;
-            uint32_t t = 0;
-            uint32_t i = 0;
-            CHECK(gen_check(g.v[k].data, g.v[k].len, &r, &t, &i) && r == 8 && t < T && i < N);
-            CHECK(t < T && i < N && seqs[t][i] == g.v[k].seq);
-            CHECK(k == 0 || g.v[k].seq > g.v[k - 1].seq);
-        }
+        errs_verify(sp, 8, seqs, ok, pass == 1);
         stats_of(sp, &s);
         if (pass == 0) {
             CHECK_EQ_I64(s.corrupt, 0);
@@ -1376,13 +1405,507 @@ test_disk_error_threads(void)
             CHECK(s.corrupt <= failed);
             fprintf(stderr, "after the restart: %" PRIu64 " damaged regions\n", s.corrupt);
         }
-        gots_free(&g);
         spool_free(sp);
         sp = open_sp(dir, 256 << 20, 1 << 20, 1000, 0);
     }
     stats_of(sp, &s);
     CHECK_EQ_I64(s.records, 0);
     spool_free(sp);
+}
+
+/* ------------------------------------------------------------------ injected faults */
+
+/* The tests' fault hook (spool_inject_fault): scripted failures and a held write. */
+struct inj {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* broadcast on every change */
+    uint64_t hold_seq;      /* the write of this seq waits in the hook for released (0 = none) */
+    bool held;              /* it reached the hook */
+    bool released;          /* it may go on */
+    bool hold_timeout;      /* it gave up waiting (checked by the main thread) */
+    uint64_t fail_write[2]; /* the writes of these seqs fail with EIO (0 = unused) */
+    uint64_t fail_void[2];  /* the void headers of these seqs fail with EIO */
+    uint64_t fate_seed;     /* != 0: every write's fate comes from inj_fate() */
+    bool fail_all;          /* every write and void header fails with ENOSPC */
+    unsigned sync_fail;     /* the next sync_fail fdatasyncs fail with EIO */
+    unsigned sync_every;    /* != 0: every sync_every-th fdatasync fails with EIO */
+    unsigned syncs;         /* fdatasyncs attempted */
+    bool ring_waited;       /* an appender waited for a free slot */
+    uint64_t ring_seq;      /* the first seq it waited for */
+};
+
+static void
+inj_init(struct inj *x)
+{
+    memset(x, 0, sizeof(*x));
+    pthread_mutex_init(&x->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&x->cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/* Once the threads that used x are joined. */
+static void
+inj_cleanup(struct inj *x)
+{
+    CHECK(!x->hold_timeout);
+    pthread_mutex_destroy(&x->mu);
+    pthread_cond_destroy(&x->cv);
+}
+
+/* With x->mu held: waits (at most 60 s) until *flag. Returns *flag. */
+static bool
+inj_wait_locked(struct inj *x, const bool *flag)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += 60;
+    while (!*flag && pthread_cond_timedwait(&x->cv, &x->mu, &dl) == 0) {
+    }
+    return *flag;
+}
+
+static bool
+inj_wait(struct inj *x, const bool *flag)
+{
+    pthread_mutex_lock(&x->mu);
+    bool ok = inj_wait_locked(x, flag);
+    pthread_mutex_unlock(&x->mu);
+    CHECK(ok);
+    return ok;
+}
+
+static void
+inj_set(struct inj *x, bool *flag)
+{
+    pthread_mutex_lock(&x->mu);
+    *flag = true;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* A seeded fate per record: a third of the writes fail (nothing written), half of their void
+ * headers too; some writes are slowed down so that their neighbours overtake them. */
+static int
+inj_fate(uint64_t seed, enum spool_fault_at at, uint64_t seq)
+{
+    uint64_t h = mix((uint32_t)seed, (uint32_t)(seed >> 32), (uint32_t)seq);
+    if (at == SPOOL_FAULT_VOID) {
+        return (h >> 8) % 2 == 0 ? EIO : 0;
+    }
+    if ((h >> 16) % 4 == 0) {
+        struct timespec ts = {0, (long)((h >> 24) % 100000)};
+        nanosleep(&ts, NULL);
+    }
+    return h % 3 == 0 ? EIO : 0;
+}
+
+static int
+inj_hook(void *ctx, enum spool_fault_at at, uint64_t seq)
+{
+    struct inj *x = ctx;
+    int e = 0;
+    pthread_mutex_lock(&x->mu);
+    uint64_t seed = x->fate_seed;
+    if (at == SPOOL_FAULT_RING_WAIT && !x->ring_waited) {
+        x->ring_waited = true;
+        x->ring_seq = seq;
+        pthread_cond_broadcast(&x->cv);
+    } else if (at == SPOOL_FAULT_SYNC) {
+        x->syncs++;
+        e = x->sync_fail > 0 || (x->sync_every != 0 && x->syncs % x->sync_every == 0) ? EIO : 0;
+        x->sync_fail -= x->sync_fail > 0;
+    } else if (at != SPOOL_FAULT_RING_WAIT && x->fail_all) {
+        e = ENOSPC;
+    } else if (at == SPOOL_FAULT_WRITE && seed == 0) {
+        if (seq == x->hold_seq) {
+            x->held = true;
+            pthread_cond_broadcast(&x->cv);
+            x->hold_timeout = !inj_wait_locked(x, &x->released);
+        }
+        e = seq == x->fail_write[0] || seq == x->fail_write[1] ? EIO : 0;
+    } else if (at == SPOOL_FAULT_VOID && seed == 0) {
+        e = seq == x->fail_void[0] || seq == x->fail_void[1] ? EIO : 0;
+    }
+    pthread_mutex_unlock(&x->mu);
+    return seed != 0 && at != SPOOL_FAULT_SYNC ? inj_fate(seed, at, seq) : e;
+}
+
+/* A fresh spool in DIR/NAME... (64 MiB, segments of seg bytes) with x (initialised here) as its
+ * fault hook. */
+static struct spool *
+open_inj(char *dir, size_t cap, const char *name, uint64_t seg, int64_t sync_ms, struct inj *x)
+{
+    dir_of(dir, cap, name);
+    inj_init(x);
+    struct spool *sp = open_sp(dir, 64 << 20, seg, sync_ms, 0);
+    spool_inject_fault(sp, inj_hook, x);
+    return sp;
+}
+
+struct one_put {
+    struct spool *sp;
+    const char *data;
+    enum spool_status st;
+    struct spool_put put;
+};
+
+static void *
+one_put_thread(void *p)
+{
+    struct one_put *a = p;
+    struct iovec iov = {(void *)(uintptr_t)a->data, strlen(a->data)};
+    a->st = spool_append(a->sp, &iov, 1, T0_NS, &a->put);
+    return NULL;
+}
+
+/* Reads dir's records (live from sp, then after a restart) and checks they are exactly want[]
+ * (seqs and bytes) with no damage live and at most max_damage regions after the restart. */
+static void
+expect_records(struct spool **sp, const char *dir, char *const *want, const uint64_t *seqs,
+               size_t n, uint64_t max_damage)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        struct gots g = {0};
+        read_all(*sp, 4096, pass == 1, &g);
+        CHECK_EQ_I64(g.n, n);
+        size_t k = 0;
+        while (k < g.n && k < n && g.v[k].seq == seqs[k] && strcmp(g.v[k].data, want[k]) == 0) {
+            k++;
+        }
+        CHECK_EQ_I64(k, n); /* the first record that differs */
+        struct spool_stats s;
+        stats_of(*sp, &s);
+        CHECK(s.corrupt <= (pass == 0 ? 0 : max_damage));
+        gots_free(&g);
+        spool_free(*sp);
+        *sp = open_sp(dir, 64 << 20, 1 << 20, 1000, 0);
+    }
+}
+
+/* The regression of a lost acknowledged write. A failed append whose void header WAS written,
+ * and which was the last reservation of its segment, used to be rolled back: its range was
+ * handed out again with the void header still in it. When the next append there failed too,
+ * before writing anything (not even its own void header), while a later one succeeded, the
+ * reader trusted the stale void header: it skipped the old, longer range, over the later
+ * records (lost although acknowledged), into a damaged region. Deterministic: the hook fails
+ * P's write (its void header is written), holds D's write until E has reserved and written,
+ * then fails D's write and void header. */
+static void
+test_stale_void(void)
+{
+    char dir[256];
+    struct inj x;
+    struct spool *sp = open_inj(dir, sizeof(dir), "stale_void", 1 << 20, 1000, &x);
+    char *want[64];
+    uint64_t seqs[64];
+    size_t n = 0;
+    for (; n < 2; n++) {
+        want[n] = xstrdup(n == 0 ? "a first record\n" : "a second record\n");
+        seqs[n] = put_str(sp, want[n]);
+    }
+    /* P: long, fails, its void header is written. */
+    char *big = xmalloc(2001);
+    memset(big, 'p', 2000);
+    big[2000] = '\0';
+    x.fail_write[0] = seqs[1] + 1;
+    enum spool_status st;
+    CHECK_EQ_I64(put3(sp, big, 2000, T0_NS, &st), 0);
+    CHECK_EQ_I64(st, SPOOL_ERROR);
+    /* D: short, held until E is written, then fails without writing a byte. */
+    uint64_t d = seqs[1] + 2;
+    pthread_mutex_lock(&x.mu);
+    x.hold_seq = d;
+    x.fail_write[1] = x.fail_void[0] = d;
+    pthread_mutex_unlock(&x.mu);
+    struct one_put dp = {sp, "d: a record that fails\n", SPOOL_OK, {0, 0, 0}};
+    pthread_t th;
+    pthread_create(&th, NULL, one_put_thread, &dp);
+    inj_wait(&x, &x.held);
+    /* E and more, acknowledged, after D's range; P's old range ends inside them. */
+    for (int k = 0; k < 40; k++) {
+        char line[64];
+        snprintf(line, sizeof(line), "e%d: acknowledged after the hole\n", k);
+        want[n] = xstrdup(line);
+        seqs[n++] = put_str(sp, line);
+    }
+    inj_set(&x, &x.released);
+    pthread_join(th, NULL);
+    CHECK_EQ_I64(dp.st, SPOOL_ERROR);
+    CHECK_EQ_I64(dp.put.op, SPOOL_OP_WRITE);
+    CHECK_EQ_I64(dp.put.errnum, EIO);
+    want[n] = xstrdup("after everything\n");
+    seqs[n] = put_str(sp, want[n]);
+    n++;
+    /* After the restart, D's range (no void header) may count as one damaged region. */
+    expect_records(&sp, dir, want, seqs, n, 1);
+    spool_free(sp);
+    inj_cleanup(&x);
+    for (size_t k = 0; k < n; k++) {
+        free(want[k]);
+    }
+    free(big);
+}
+
+/* Failures injected from 4 threads at random (seeded): writes that fail with nothing written,
+ * void headers that cannot be written, slow writes overtaken by their neighbours. Every append
+ * that succeeded is read back, in order, nothing else, no damage; after a restart, at most one
+ * damaged region per void header that could not be written, and still every record. Then an
+ * episode where every write fails: the spool does not grow. */
+static void
+test_fault_mix(void)
+{
+    char dir[256];
+    struct inj x;
+    struct spool *sp = open_inj(dir, sizeof(dir), "fault_mix", 256 * 1024, 1000, &x);
+    pthread_mutex_lock(&x.mu);
+    x.fate_seed = rnd() | 1;
+    pthread_mutex_unlock(&x.mu);
+    static uint64_t seqs[ERR_T][ERR_N];
+    pthread_t th[ERR_T];
+    struct err_arg a[ERR_T];
+    errs_start(sp, 9, seqs, th, a);
+    uint64_t ok = errs_join(seqs, th, a);
+    struct spool_stats s;
+    stats_of(sp, &s);
+    uint64_t failed = s.errors[SPOOL_OP_WRITE];
+    fprintf(stderr, "injected faults from %d threads: %" PRIu64 " appends ok, %" PRIu64 " failed\n",
+            ERR_T, ok, failed);
+    CHECK_EQ_I64(ok + failed, ERR_T * ERR_N);
+    errs_verify(sp, 9, seqs, ok, false);
+    stats_of(sp, &s);
+    CHECK_EQ_I64(s.corrupt, 0);
+    /* A disk-full episode from 4 threads: every write fails before writing a byte; each failure
+     * is rolled back, or becomes a hole trimmed once the ones after it are: nothing grows (the
+     * reservations in flight may overflow the segment once: the spare becomes current, empty). */
+    uint64_t bytes = s.disk_bytes;
+    uint64_t nsegs = s.segments;
+    pthread_mutex_lock(&x.mu);
+    x.fate_seed = 0;
+    x.fail_all = true;
+    pthread_mutex_unlock(&x.mu);
+    static uint64_t none[ERR_T][ERR_N];
+    errs_start(sp, 10, none, th, a);
+    CHECK_EQ_I64(errs_join(none, th, a), 0);
+    stats_of(sp, &s);
+    CHECK_EQ_I64(s.errors[SPOOL_OP_WRITE], failed + ERR_T * ERR_N);
+    CHECK_EQ_I64(s.disk_bytes, bytes);
+    CHECK(s.segments <= nsegs + 1);
+    spool_free(sp);
+    sp = open_sp(dir, 64 << 20, 256 * 1024, 1000, 0);
+    errs_verify(sp, 9, seqs, ok, true);
+    stats_of(sp, &s);
+    CHECK(s.corrupt <= failed);
+    fprintf(stderr, "after the restart: %" PRIu64 " damaged regions\n", s.corrupt);
+    spool_free(sp);
+    inj_cleanup(&x);
+}
+
+struct ring_arg {
+    struct spool *sp;
+    uint32_t n;
+    uint64_t *seqs;
+};
+
+static void *
+ring_thread(void *p)
+{
+    struct ring_arg *a = p;
+    for (uint32_t i = 0; i < a->n; i++) {
+        char line[32];
+        snprintf(line, sizeof(line), "r%u\n", i);
+        a->seqs[i] = put3(a->sp, line, strlen(line), T0_NS, NULL); /* checked by main */
+    }
+    return NULL;
+}
+
+/* More appends in flight than the ring holds: the oldest write is held while another thread
+ * appends; it waits once SPOOL_IN_FLIGHT_MAX sequence numbers are out, goes on when the held
+ * write completes, and every record comes back in order. */
+static void
+test_ring_full(void)
+{
+    char dir[256];
+    struct inj x;
+    struct spool *sp = open_inj(dir, sizeof(dir), "ring", 1 << 20, 1000, &x);
+    x.hold_seq = 1;
+    struct one_put held = {sp, "held\n", SPOOL_ERROR, {0, 0, 0}};
+    pthread_t th[2];
+    pthread_create(&th[0], NULL, one_put_thread, &held);
+    inj_wait(&x, &x.held);
+    enum { N = SPOOL_IN_FLIGHT_MAX + 100 };
+    static uint64_t seqs[N];
+    struct ring_arg ra = {sp, N, seqs};
+    pthread_create(&th[1], NULL, ring_thread, &ra);
+    inj_wait(&x, &x.ring_waited);
+    pthread_mutex_lock(&x.mu);
+    CHECK_EQ_I64(x.ring_seq, 1 + SPOOL_IN_FLIGHT_MAX);
+    pthread_mutex_unlock(&x.mu);
+    struct gots g = {0};
+    read_all(sp, 1 << 20, false, &g);
+    CHECK_EQ_I64(g.n, 0); /* nothing readable before the oldest append completes */
+    inj_set(&x, &x.released);
+    pthread_join(th[0], NULL);
+    pthread_join(th[1], NULL);
+    CHECK_EQ_I64(held.st, SPOOL_OK);
+    CHECK_EQ_I64(held.put.seq, 1);
+    read_all(sp, 1 << 20, true, &g);
+    CHECK_EQ_I64(g.n, 1 + N);
+    CHECK(g.n > 0 && strcmp(g.v[0].data, "held\n") == 0);
+    size_t k = 1;
+    while (k < g.n && k <= N && g.v[k].seq == seqs[k - 1]) {
+        char line[32];
+        snprintf(line, sizeof(line), "r%zu\n", k - 1);
+        if (strcmp(g.v[k].data, line) != 0) {
+            break;
+        }
+        k++;
+    }
+    CHECK_EQ_I64(k, 1 + N);
+    gots_free(&g);
+    spool_free(sp);
+    inj_cleanup(&x);
+}
+
+struct sync_arg {
+    struct spool *sp;
+    uint32_t t;
+    uint32_t n;
+    uint64_t *seqs;       /* per index: the seq, 0 when the append failed */
+    unsigned sync_errors; /* appends that failed with SPOOL_OP_SYNC, EIO */
+    unsigned odd;         /* appends that failed otherwise */
+};
+
+static void *
+sync_thread(void *p)
+{
+    struct sync_arg *a = p;
+    for (uint32_t i = 0; i < a->n; i++) {
+        char line[32];
+        snprintf(line, sizeof(line), "t%u i%u\n", a->t, i);
+        struct iovec iov = {line, strlen(line)};
+        struct spool_put put;
+        enum spool_status st = spool_append(a->sp, &iov, 1, T0_NS, &put);
+        a->seqs[i] = st == SPOOL_OK ? put.seq : 0;
+        bool sync_err = st == SPOOL_ERROR && put.op == SPOOL_OP_SYNC && put.errnum == EIO;
+        a->sync_errors += sync_err;
+        a->odd += st != SPOOL_OK && !sync_err; /* checked by the main thread */
+    }
+    return NULL;
+}
+
+/* fdatasync failures with spool-sync 0: the append whose round failed gets SPOOL_ERROR (op
+ * sync), later ones succeed; from 4 threads with every 3rd fdatasync failing, every append that
+ * succeeded is read back, in order (a failed one may come too: its record stays, a duplicate,
+ * never a loss). */
+static void
+test_sync_fail(void)
+{
+    char dir[256];
+    struct inj x;
+    struct spool *sp = open_inj(dir, sizeof(dir), "syncfail", 1 << 20, 0, &x);
+    put_str(sp, "before\n");
+    x.sync_fail = 1;
+    char ns[] = "not synced\n";
+    struct iovec iov = {ns, strlen(ns)};
+    struct spool_put put;
+    CHECK_EQ_I64(spool_append(sp, &iov, 1, T0_NS, &put), SPOOL_ERROR);
+    CHECK_EQ_I64(put.op, SPOOL_OP_SYNC);
+    CHECK_EQ_I64(put.errnum, EIO);
+    put_str(sp, "after\n");
+    struct spool_stats s;
+    stats_of(sp, &s);
+    CHECK_EQ_I64(s.errors[SPOOL_OP_SYNC], 1);
+    CHECK_EQ_I64(s.errors[SPOOL_OP_WRITE], 0);
+    enum { T = 4, N = 60 };
+    static uint64_t seqs[T][N];
+    pthread_t th[T];
+    struct sync_arg a[T];
+    pthread_mutex_lock(&x.mu);
+    x.sync_every = 3;
+    pthread_mutex_unlock(&x.mu);
+    for (uint32_t t = 0; t < T; t++) {
+        a[t] = (struct sync_arg){sp, t, N, seqs[t], 0, 0};
+        pthread_create(&th[t], NULL, sync_thread, &a[t]);
+    }
+    unsigned failed = 0;
+    for (uint32_t t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+        failed += a[t].sync_errors;
+        CHECK_EQ_I64(a[t].odd, 0);
+    }
+    pthread_mutex_lock(&x.mu);
+    x.sync_every = 0;
+    pthread_mutex_unlock(&x.mu);
+    fprintf(stderr, "fdatasync failures: %u of %d appends failed\n", failed, T * N);
+    CHECK(failed > 0 && failed < T * N);
+    struct gots g = {0};
+    read_all(sp, 1 << 20, true, &g);
+    CHECK(g.n >= 3 + T * N - failed && g.n <= 3 + T * N);
+    CHECK(g.n >= 3 && strcmp(g.v[0].data, "before\n") == 0 &&
+          strcmp(g.v[1].data, "not synced\n") == 0 && strcmp(g.v[2].data, "after\n") == 0);
+    size_t next[T] = {0};
+    for (size_t k = 3; k < g.n; k++) {
+        CHECK(g.v[k].seq > g.v[k - 1].seq);
+        unsigned t = 0;
+        unsigned i = 0;
+        CHECK(sscanf(g.v[k].data, "t%u i%u", &t, &i) == 2 && t < T && i < N);
+        while (t < T && i < N && next[t] < i) {
+            CHECK_EQ_I64(seqs[t][next[t]], 0); /* skipped: only an append that failed */
+            next[t]++;
+        }
+        if (t < T && i < N && next[t] == i) {
+            CHECK(seqs[t][i] == 0 || seqs[t][i] == g.v[k].seq);
+            next[t]++;
+        }
+    }
+    for (uint32_t t = 0; t < T; t++) {
+        for (; next[t] < N; next[t]++) {
+            CHECK_EQ_I64(seqs[t][next[t]], 0);
+        }
+    }
+    gots_free(&g);
+    spool_free(sp);
+    inj_cleanup(&x);
+}
+
+/* spool-sync > 0: spool_sync() reports a failure of the segments' fdatasync once, and of the
+ * cursor's, which the next call syncs again. */
+static void
+test_sync_fail_timer(void)
+{
+    char dir[256];
+    struct inj x;
+    struct spool *sp = open_inj(dir, sizeof(dir), "syncfail_timer", 1 << 20, 1000, &x);
+    struct spool_stats s;
+    struct gots g = {0};
+    put_str(sp, "timer\n");
+    struct ir_err err = {0, ""};
+    x.sync_fail = 1;
+    CHECK_EQ_I64(spool_sync(sp, &err), -1);
+    CHECK(strstr(err.msg, "fdatasync") != NULL);
+    stats_of(sp, &s);
+    CHECK_EQ_I64(s.errors[SPOOL_OP_SYNC], 1);
+    CHECK_EQ_I64(spool_sync(sp, &err), 0); /* reported once: nothing written since */
+    read_all(sp, 1 << 20, true, &g);
+    CHECK_EQ_I64(g.n, 1);
+    /* Only the cursor is left to sync: it fails, and is synced again by the next call. */
+    x.sync_fail = 1;
+    unsigned syncs = x.syncs;
+    CHECK_EQ_I64(spool_sync(sp, &err), -1);
+    CHECK(strstr(err.msg, "cursor") != NULL);
+    CHECK_EQ_I64(x.syncs, syncs + 1);
+    CHECK_EQ_I64(spool_sync(sp, &err), 0);
+    CHECK_EQ_I64(x.syncs, syncs + 2);
+    CHECK_EQ_I64(spool_sync(sp, &err), 0);
+    CHECK_EQ_I64(x.syncs, syncs + 2); /* nothing left to sync */
+    stats_of(sp, &s);
+    CHECK_EQ_I64(s.errors[SPOOL_OP_SYNC], 2);
+    gots_free(&g);
+    spool_free(sp);
+    inj_cleanup(&x);
 }
 
 /* ------------------------------------------------------------------ crash safety */
@@ -1634,6 +2157,11 @@ main(void)
     test_corrupt_index();
     test_disk_error();
     test_disk_error_threads();
+    test_stale_void();
+    test_fault_mix();
+    test_ring_full();
+    test_sync_fail();
+    test_sync_fail_timer();
     test_crash(1000, 24);
     test_crash(0, 20);
     if (check_failures == 0) {
