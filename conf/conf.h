@@ -35,6 +35,10 @@ struct conf_http_output {
     int64_t max_batch_bytes; /* max-batch-kb in bytes, default 512 KiB */
     int64_t max_delay_ms;    /* max-delay-interval, default 10s */
     bool skip_tls_verification;
+    int64_t spool_bytes;      /* spool-size-mb in bytes; 0 = no spool */
+    int64_t spool_max_age_ms; /* spool-max-age, default 168h; 0 = no limit */
+    int64_t spool_sync_ms;    /* spool-sync, default 1s; 0 = fdatasync before the answer */
+    int spool_line;           /* line of spool-size-mb, 0 if absent */
 };
 
 /* One [http.R] section. */
@@ -86,6 +90,8 @@ struct conf {
     bool log_json;
     int64_t shutdown_timeout_ms; /* default 10s */
     int64_t max_inflight_bytes;  /* max-inflight-mb in bytes, default 1024 MiB */
+    char *spool_dir;             /* spool-dir, NULL = none (no output may spool) */
+    int spool_dir_line;          /* line of spool-dir, 0 if absent */
     struct conf_http *http;      /* array in file order */
     size_t n_http;
     struct conf_udp *udp;
