@@ -1055,7 +1055,7 @@ put_back_failed(struct backend *b, size_t k, const struct heard *h)
     for (size_t i = 0; i < k; i++) {
         s->batch[i] = NULL;
         if (s->held_r[i] != NULL && rdv_is_withdrawn(s->held_r[i])) {
-            (void)queue_withdraw(b->q, s->held_seq[i]);
+            backend_withdraw(&b->holder, s->held_seq[i]); /* spooled: voided first */
         } else if (b->sp != NULL && s->held_r[i] != NULL && rdv_is_decided(s->held_r[i])) {
             /* An overflow entry released while in flight: its record waits in the spool. */
             queue_entry_free(queue_release(b->q, s->held_seq[i]));
@@ -1236,6 +1236,10 @@ claim_batch(struct backend *b, size_t n)
         expired += old;
         if (old && e->r != NULL) {
             rdv_report(e->r, e->idx, RDV_FAILED, 0, NULL, 0, NULL);
+        } else if (b->sp != NULL) {
+            /* Withdrawn: voided before it leaves memory, or the spool reader could return it
+             * before the waiter's withdraw voids it. */
+            spool_void_write(b, e->seq);
         }
         spool_done(b, e->seq);
     }
