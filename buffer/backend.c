@@ -1511,20 +1511,22 @@ backend_start(struct backend *b, struct ir_err *err)
 static void
 spool_leftovers(struct backend *b)
 {
-    uint64_t kept = 0;
+    uint64_t appended = 0;
     uint64_t dropped = 0;
     struct queue_entry *e = queue_pop_all(b->q);
     while (e != NULL) {
         struct queue_entry *next = e->next;
-        unsigned char head[SREC_HEAD];
-        struct iovec parts[4];
-        struct spool_put put;
-        size_t len = spool_parts(e->p, head, parts);
-        bool ok = e->ondisk ||
-                  (len <= spool_record_max(b->sp) && spool_append(b->sp, parts, IR_ARRAY_LEN(parts),
-                                                                  e->arrival_ns, &put) == SPOOL_OK);
-        kept += ok;
-        dropped += !ok;
+        if (!e->ondisk) {
+            unsigned char head[SREC_HEAD];
+            struct iovec parts[4];
+            struct spool_put put;
+            size_t len = spool_parts(e->p, head, parts);
+            bool ok = len <= spool_record_max(b->sp) &&
+                      spool_append(b->sp, parts, IR_ARRAY_LEN(parts), e->arrival_ns, &put) ==
+                              SPOOL_OK;
+            appended += ok;
+            dropped += !ok;
+        }
         if (e->r != NULL) {
             rdv_report(e->r, e->idx, RDV_FAILED, 0, NULL, 0, NULL);
         }
@@ -1536,14 +1538,16 @@ spool_leftovers(struct backend *b)
     spool_stats(b->sp, &st);
     atomic_fetch_add_explicit(&b->stats.dropped_shutdown, dropped, memory_order_relaxed);
     if (dropped > 0) {
-        log_error(b->who, "shutdown: dropped writes=%llu (the spool could not take them)",
+        log_error(b->who,
+                  "shutdown: dropped writes=%llu (held in memory after a disk error, the spool "
+                  "could not take them)",
                   (unsigned long long)dropped);
     }
     log_info(b->who,
              "shutdown: kept in the spool, delivered after the restart spooled_writes=%llu "
-             "spool_bytes=%llu memory_writes=%llu dir=%s",
+             "spool_bytes=%llu appended_from_memory=%llu dir=%s",
              (unsigned long long)st.records, (unsigned long long)st.disk_bytes,
-             (unsigned long long)kept, spool_dir(b->sp));
+             (unsigned long long)appended, spool_dir(b->sp));
 }
 
 /* After the sender stopped: drops what is left, counts and logs it. */

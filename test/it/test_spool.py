@@ -107,7 +107,8 @@ def records(path):
     """[(offset, size, seq, [ids])] of the valid records of a segment file (spool.c's format:
     a 32-byte header, the data, padding to 8; the data is the backend's serialised write: a
     24-byte header, the query, the Authorization value, the body)."""
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     out, off = [], 0
     while off + 32 <= len(data):
         magic, ln, seq, _, dcrc, hcrc = struct.unpack("<4sIQQII", data[off:off + 32])
@@ -165,8 +166,9 @@ class SpoolTest(RelayTestCase):
         for n in range(rounds):
             r = self.relay_up(cfg, port)
             writer.ok_since.clear()
-            writer.ok_since.wait(15)  # at least one write acknowledged by this relay
+            self.assertTrue(writer.ok_since.wait(30), "no write acknowledged in round %d" % n)
             time.sleep(rng.uniform(0.0, 0.3))  # the moment to end it: random, writes in flight
+            r._alive()  # it never died by itself (a sanitizer's report ends it too)
             if sig == signal.SIGKILL:
                 r.kill()
             else:
