@@ -467,8 +467,13 @@ spool_payload(const struct spool_rec *rec)
     const char *auth = query + qlen;
     char *buf = xmalloc(blen > 0 ? blen : 1);
     memcpy(buf, auth + alen, blen);
-    return payload_new((enum payload_kind)h[1], buf, buf, blen, (size_t)get_le(h + 16, 8),
-                       xstrndup(query, (size_t)qlen), h[2] ? xstrndup(auth, (size_t)alen) : NULL);
+    struct payload *p =
+            payload_new((enum payload_kind)h[1], buf, buf, blen, (size_t)get_le(h + 16, 8),
+                        xstrndup(query, (size_t)qlen), h[2] ? xstrndup(auth, (size_t)alen) : NULL);
+    /* Its age is its arrival's, not its reading's (oldest_queued_age_seconds). */
+    int64_t age_ms = (clock_real_ns() - rec->arrival_ns) / 1000000;
+    p->arrived_ms = clock_mono_ms() - (age_ms > 0 ? age_ms : 0);
+    return p;
 }
 
 /* Spooled: logs once when the spool becomes full and when it takes writes again, and once per

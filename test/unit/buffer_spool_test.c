@@ -1759,6 +1759,43 @@ test_upto_and_consume(void)
     spool_free(sp);
 }
 
+/* A segment file that cannot be created (EMFILE here): spool_reserve() answers SPOOL_ERROR with
+ * a sequence number used up (the reader passes it), and works again once files can be opened. */
+static void
+test_reserve_error(void)
+{
+    char dir[256];
+    dir_of(dir, sizeof(dir), "resv_err");
+    struct spool *sp = open_sp(dir, 1 << 20, 0, 1000, 0);
+    struct spool_resv r;
+    struct spool_put put;
+    CHECK_EQ_I64(spool_reserve(sp, 4, &r, &put), SPOOL_AGAIN);
+    struct rlimit was;
+    CHECK_EQ_I64(getrlimit(RLIMIT_NOFILE, &was), 0);
+    int lowest_free = dup(0); /* a new descriptor would get this number */
+    close(lowest_free);
+    struct rlimit low = {(rlim_t)lowest_free, was.rlim_max};
+    CHECK_EQ_I64(setrlimit(RLIMIT_NOFILE, &low), 0);
+    spool_prepare(sp); /* cannot create the spare */
+    enum spool_status st = spool_reserve(sp, 4, &r, &put);
+    CHECK_EQ_I64(setrlimit(RLIMIT_NOFILE, &was), 0);
+    CHECK_EQ_I64(st, SPOOL_ERROR);
+    CHECK_EQ_I64(put.op, SPOOL_OP_OPEN);
+    CHECK_EQ_I64(put.errnum, EMFILE);
+    CHECK_EQ_I64(r.loc.seq, 1);
+    CHECK_EQ_I64(spool_reserve(sp, 4, &r, &put), SPOOL_AGAIN);
+    spool_prepare(sp);
+    CHECK_EQ_I64(spool_reserve(sp, 4, &r, &put), SPOOL_OK);
+    CHECK_EQ_I64(r.loc.seq, 2);
+    struct iovec iov = {(void *)(uintptr_t) "four", 4};
+    CHECK_EQ_I64(spool_commit(sp, &r, &iov, 1, T0_NS, &put), SPOOL_OK);
+    uint64_t seqs[4];
+    CHECK_EQ_I64(read_upto(sp, UINT64_MAX, seqs, 4), 1);
+    CHECK_EQ_I64(seqs[0], 2);
+    CHECK_EQ_I64(spool_pos(sp), 2);
+    spool_free(sp);
+}
+
 int
 main(void)
 {
@@ -1780,6 +1817,7 @@ main(void)
     test_reserve_commit();
     test_void();
     test_upto_and_consume();
+    test_reserve_error();
     test_order_threads(1000);
     test_order_threads(0);
     test_live(1000);
