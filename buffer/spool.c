@@ -53,6 +53,11 @@
  *     number whose append has not completed) over done slots; each segment's written_end follows
  *     it. The reader never reads past written_end, so it never sees a record being written, and
  *     sequence order = file order = read order.
+ * spool_reserve() + spool_commit() are steps 1 and 2-3 for a caller that orders something of
+ * its own with the sequence number under its own lock: there, step 1 never waits nor does I/O
+ * (SPOOL_AGAIN: the caller calls spool_prepare() without its lock, which waits for ring room
+ * and creates the spare), and a spare that cannot be created uses up a sequence number as a
+ * failed append (no bytes), so the caller still has a place in the order.
  * A failed write (ENOSPC, EIO, EFBIG) that is the last reservation of its segment is rolled
  * back (its bytes are handed out again, so a long disk-full episode creates no file and no
  * hole); otherwise its range becomes a hole, skipped by the reader without counting damage: the
@@ -77,12 +82,22 @@
  * spool-sync = D it may lose what was written in the last D (plus the timer's lateness), and the
  * cursor may go back (more replay, at least once).
  *
+ * Void. spool_void() overwrites a committed, unacknowledged record's header with a void header
+ * (same layout as a failed append's), so every reader passes it, also after a restart; it bumps
+ * void_gen, and the reader drops its window when void_gen moved, so bytes cached before the
+ * void are never returned.
+ *
  * Read (one thread). The reader walks the segments in order with its own read-only descriptor,
  * up to the written_end of the segment it is in, copying records into the caller's batch until
  * the byte budget is reached; it returns records above the cursor, skips expired ones (counted)
  * and damaged regions (counted). spool_ack(seq) persists the cursor with one pwrite(2) and
  * deletes the oldest segments the reader has left whose records are all at or below it (records
  * skipped after the last one returned count as acknowledged once nothing returned is pending).
+ * spool_read_upto() neither returns nor passes a record above a limit. spool_ack() may go past
+ * what was returned (the caller delivered those records from its own copies): the reader passes
+ * them later without returning them, and a segment whose extent is known (this run's, sealed,
+ * every append to it done) is deleted as soon as its records are all acknowledged, even ahead
+ * of the reader; one left by a previous run is walked first (reader_catch_up()).
  *
  * Recovery (spool_new). Zero-length segment files (spares) are deleted. The newest segment is
  * scanned: everything after its last valid record is cut off (ftruncate) and counted as corrupt;
