@@ -73,14 +73,35 @@
  * retrying) until the queue is empty or the deadline passes (a request still running then is
  * aborted), the thread is joined, and what is left is dropped, counted and logged.
  *
+ * Spool (spool-size-mb > 0; docs/queue-and-retry.md "The spool"). Every write is appended to the
+ * backend's spool at submit, before its rendezvous is attached (so before any 204, and with
+ * write-consistency any, before the verdict), in spool sequence order, which is delivery order.
+ * The queue holds, ordered by the same sequence numbers, what of the spool is in memory: writes
+ * that fit in buffer-size-mb (charged), writes beyond it only while their client waits
+ * (overflow: rdv_finish() releases them, their record stays on disk), and records read back
+ * from the spool for sending (loaded). A reservation and its queue entry are made in one step
+ * under smu, so a record the spool reader may return (any seq below the first queued one, or
+ * below the next seq when the queue is empty) is never also in the queue. The sender sends the
+ * head of the queue when no unread record comes before it (queue_take_upto() with the reader's
+ * position), else it first loads the records before it (spool_refill(): at most one batch of
+ * max-batch-kb, and only when fewer than two loaded writes wait). The spool is acknowledged
+ * up to the last write removed from the head (delivered, rejected, dropped), never past a write
+ * still queued. A withdrawn write's record is voided (spool_void()) before the withdraw
+ * returns, so before the client's 503: it is never delivered, also after a restart. Writes
+ * older than spool-max-age are dropped (the reader skips them; the sender drops queued ones).
+ * A disk error keeps the write in memory (charged; refused when memory is full), logged once
+ * per episode. Shutdown: everything is in the spool already; the sender stops at once.
+ *
  * Memory. After a backlog of more than 8 MiB drains, the sender calls malloc_trim(0): bodies
  * are freed by this thread into the arenas of the HTTP threads that allocated them, and glibc
  * would otherwise keep those pages; backend_global_init() caps the number of malloc arenas for
  * the same reason (see docs/queue-and-retry.md for the figures).
  *
  * Threads and locks: the queue mutex and the rendezvous mutexes are only held inside queue.c and
- * rdv.c, never together; this file holds no lock. Logging, curl and payload release happen with
- * no lock held. */
+ * rdv.c, never together. This file holds one lock, smu (spooled backends only), around a spool
+ * reservation and its queue push, and around the sender's look at the queue head and the spool's
+ * next seq; the spool's and the queue's mutexes are taken inside it, never the other way round.
+ * Logging, curl, spool I/O and payload release happen with no lock held. */
 #include "buffer/backend.h"
 
 #include <malloc.h>
@@ -88,6 +109,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/uio.h>
 
 #include "buffer/post.h"
 #include "buffer/queue.h"
@@ -103,10 +126,13 @@
 #define SUMMARY_EVERY_MS   30000
 #define REJECT_LOG_MS      1000
 #define TRIM_AFTER_BYTES   (8ULL * 1024 * 1024)
-#define POISON_ATTEMPTS    3   /* 5xx answers to a write sent alone before a witness is tried */
-#define DEADLINE_MARGIN_MS 100 /* a request ends this long before its client's deadline */
-#define MIN_BUDGET_MS      100 /* a request with less time than this is not started */
-#define DEADLINE_GRACE_MS  100 /* after a client's deadline: time for its write's withdraw */
+#define POISON_ATTEMPTS    3    /* 5xx answers to a write sent alone before a witness is tried */
+#define DEADLINE_MARGIN_MS 100  /* a request ends this long before its client's deadline */
+#define MIN_BUDGET_MS      100  /* a request with less time than this is not started */
+#define DEADLINE_GRACE_MS  100  /* after a client's deadline: time for its write's withdraw */
+#define SPOOL_RETRY_MS     1000 /* after a failed read of the spool */
+#define SREC_HEAD          24   /* the serialised write's header (spool_head()) */
+#define SREC_FORMAT        1
 
 /* Sender thread only. */
 struct sender {
@@ -134,6 +160,18 @@ struct sender {
     uint64_t peak_bytes; /* largest backlog since the last malloc_trim() */
     uint64_t rng;
     struct ratelimit reject_rl; /* rejected-write log lines */
+    /* Spooled backends only: */
+    struct spool_batch sb; /* records read back from the spool */
+    struct payload **lp;   /* BATCH_MAX_WRITES: the payloads made of them */
+    uint64_t *lseq;        /* BATCH_MAX_WRITES */
+    int64_t *larr;         /* BATCH_MAX_WRITES */
+    uint64_t done_hi;      /* highest seq removed from the head: delivered or dropped */
+    uint64_t acked;        /* last seq given to spool_ack() */
+    uint64_t seen_expired; /* the spool's counters already added to the stats */
+    uint64_t seen_corrupt;
+    bool read_failing;     /* a read error episode (logged once) */
+    bool ack_failing;      /* an episode of failed index writes (logged once) */
+    int64_t read_retry_ms; /* after a failed read: when to read again */
 };
 
 struct backend {
@@ -150,6 +188,12 @@ struct backend {
     _Atomic int64_t stop_deadline_ms; /* atomic: set before stop; also curl's abort time */
     _Atomic bool full;                /* atomic: the last submit found the queue full */
     _Atomic bool high;                /* atomic: buffered queue above 80% (warned) */
+    bool spooled;                     /* immutable after new: spool-size-mb > 0 */
+    struct spool *sp;                 /* set by backend_spool_open() before start, then immutable */
+    pthread_mutex_t smu;              /* spooled: see "Threads and locks" in the DESIGN */
+    _Atomic bool spool_failing;       /* atomic: in a spool write error episode (logged) */
+    _Atomic bool spool_full;          /* atomic: the last spooled submit found the spool full */
+    _Atomic bool sync_failing;        /* atomic: in a spool sync error episode (logged) */
     pthread_t thread;                 /* main thread only */
     bool started;                     /* main thread only */
     struct sender s;                  /* sender thread only (main thread before start) */
@@ -178,20 +222,50 @@ backend_global_cleanup(void)
 /* The rendezvous of queued writes are reference-counted by the queue through these. */
 static const struct queue_ref_ops rdv_refs = {rdv_ref, rdv_unref};
 
+/* Any thread: a spooled write's record will never be delivered (its client gets a failure):
+ * voided while its entry is still queued, so before the withdraw (and the client's answer). */
+static void
+spool_void_write(const struct backend *b, uint64_t seq)
+{
+    struct spool_loc loc;
+    if (!queue_spool_loc(b->q, seq, &loc)) {
+        return; /* delivered or dropped already, or never written (held in memory) */
+    }
+    struct ir_err err = {0, ""};
+    if (spool_void(b->sp, &loc, &err) != 0) {
+        /* Counted; rare (the record was just written): the write may be delivered after a
+         * restart although its client got a failure. */
+        log_error(b->who, "spool: cannot void a withdrawn write seq=%llu error=\"%s\"",
+                  (unsigned long long)seq, err.msg);
+    }
+}
+
 /* Any thread (the waiter of a failed write, no lock held): removes the write unless it is in
- * flight or gone. */
+ * flight or gone; a spooled copy is voided first. */
 static void
 backend_withdraw(const struct rdv_holder *h, uint64_t seq)
 {
     const struct backend *b = (const struct backend *)h;
+    if (b->sp != NULL) {
+        spool_void_write(b, seq);
+    }
     (void)queue_withdraw(b->q, seq);
+}
+
+/* Any thread (the waiter, its verdict reached and not a withdraw): an overflow entry of a
+ * spooled backend leaves memory; its record stays in the spool. */
+static void
+backend_release(const struct rdv_holder *h, uint64_t seq)
+{
+    const struct backend *b = (const struct backend *)h;
+    queue_entry_free(queue_release(b->q, seq));
 }
 
 static uint64_t
 queue_cap(const struct conf_http_output *o)
 {
-    if (o->buffer_bytes > 0) {
-        return (uint64_t)o->buffer_bytes;
+    if (o->buffer_bytes > 0 || o->spool_bytes > 0) {
+        return (uint64_t)o->buffer_bytes; /* spooled: 0 = no write stays in memory */
     }
     int64_t cap = o->max_batch_bytes * 4;
     return (uint64_t)(cap > UNBUFFERED_MIN_CAP ? cap : UNBUFFERED_MIN_CAP);
@@ -205,8 +279,14 @@ backend_new(const char *relay, const struct conf_http_output *o, struct ir_err *
     b->o = o;
     snprintf(b->who, sizeof(b->who), "%s/%s", relay, o->name);
     b->holder.withdraw = backend_withdraw;
-    b->buffered = o->buffer_bytes > 0;
+    b->spooled = o->spool_bytes > 0;
+    b->holder.release = b->spooled ? backend_release : NULL;
+    b->buffered = o->buffer_bytes > 0 || b->spooled;
     b->q = queue_new(queue_cap(o), !b->buffered, &b->stats.dropped_withdrawn, &rdv_refs);
+    if (b->spooled) {
+        queue_spooled(b->q);
+        pthread_mutex_init(&b->smu, NULL);
+    }
     atomic_init(&b->state, BACKEND_UP);
     struct post_conf pc = {.location = o->location,
                            .timeout_ms = o->timeout_ms,
@@ -227,6 +307,12 @@ backend_new(const char *relay, const struct conf_http_output *o, struct ir_err *
     b->s.held_r = xcalloc(BATCH_MAX_WRITES, sizeof(struct rdv *));
     b->s.held_seq = xcalloc(BATCH_MAX_WRITES, sizeof(*b->s.held_seq));
     b->s.rng = (uint64_t)clock_real_ns() ^ (uint64_t)(uintptr_t)b;
+    if (b->spooled) {
+        spool_batch_init(&b->s.sb);
+        b->s.lp = xcalloc(BATCH_MAX_WRITES, sizeof(struct payload *));
+        b->s.lseq = xcalloc(BATCH_MAX_WRITES, sizeof(*b->s.lseq));
+        b->s.larr = xcalloc(BATCH_MAX_WRITES, sizeof(*b->s.larr));
+    }
     return b;
 }
 
@@ -267,20 +353,23 @@ note_level(struct backend *b)
     }
 }
 
-/* Buffered: the write needs more than the whole buffer, so it can never be queued here; a 503
- * "buffer full" would invite retries that cannot succeed. The client hears a 413 naming the
- * sizes and what to change (body sizes are bounded by max-body-mb, but stamping grows a body:
- * docs/queue-and-retry.md "Stamping"). */
+/* Buffered: the write needs more than the whole buffer (spooled: the whole spool), so it can
+ * never be queued here; a 503 "buffer full" would invite retries that cannot succeed. The client
+ * hears a 413 naming the sizes and what to change (body sizes are bounded by max-body-mb, but
+ * stamping grows a body: docs/queue-and-retry.md "Stamping"). need: what the write takes. */
 static void
-refuse_too_large(struct backend *b, const struct payload *p, struct rdv *r, unsigned idx)
+refuse_too_large(struct backend *b, const struct payload *p, struct rdv *r, unsigned idx,
+                 uint64_t need)
 {
-    uint64_t cost = queue_entry_cost(p);
-    uint64_t cap = queue_cap(b->o);
+    bool spool = b->sp != NULL;
+    uint64_t cap = spool ? (uint64_t)b->o->spool_bytes : queue_cap(b->o);
+    const char *what = spool ? "spool" : "buffer";
+    const char *key = spool ? "spool-size-mb" : "buffer-size-mb";
     atomic_fetch_add_explicit(&b->stats.dropped_buffer_full, 1, memory_order_relaxed);
     log_warn(b->who,
-             "write larger than the whole buffer, refused with 413 write_bytes=%zu "
-             "held_bytes=%llu capacity_bytes=%llu",
-             p->len, (unsigned long long)cost, (unsigned long long)cap);
+             "write larger than the whole %s, refused with 413 write_bytes=%zu held_bytes=%llu "
+             "capacity_bytes=%llu",
+             what, p->len, (unsigned long long)need, (unsigned long long)cap);
     if (r == NULL) {
         return;
     }
@@ -288,22 +377,22 @@ refuse_too_large(struct backend *b, const struct payload *p, struct rdv *r, unsi
     int n = snprintf(json, sizeof(json),
                      "{\"error\":\"request too large for output \\\"%s\\\": %zu bytes of line "
                      "protocol once timestamps are added (%llu bytes held), more than its "
-                     "buffer-size-mb (%llu bytes) can ever hold; send smaller bodies or raise "
-                     "buffer-size-mb\"}",
-                     b->o->name, p->len, (unsigned long long)cost, (unsigned long long)cap);
+                     "%s (%llu bytes) can ever hold; send smaller bodies or raise %s\"}",
+                     b->o->name, p->len, (unsigned long long)need, key, (unsigned long long)cap,
+                     key);
     size_t len = n < 0 ? 0 : (size_t)n < sizeof(json) ? (size_t)n : sizeof(json) - 1;
     rdv_report(r, idx, RDV_FULL, 413, json, len, "application/json");
 }
 
-enum backend_submit
-backend_submit(struct backend *b, struct payload *p, struct rdv *r, unsigned idx)
+/* Not spooled: the write into the queue (*seq), or why not. */
+static enum backend_submit
+memory_push(struct backend *b, struct payload *p, struct rdv *r, unsigned idx, uint64_t *seq)
 {
     if (b->buffered && queue_entry_cost(p) > queue_cap(b->o)) {
-        refuse_too_large(b, p, r, idx);
+        refuse_too_large(b, p, r, idx, queue_entry_cost(p));
         return BACKEND_REFUSED;
     }
-    uint64_t seq = 0;
-    if (queue_push(b->q, p, r, idx, &seq) != 0) {
+    if (queue_push(b->q, p, r, idx, seq) != 0) {
         atomic_fetch_add_explicit(&b->stats.dropped_buffer_full, 1, memory_order_relaxed);
         note_full(b, true);
         return BACKEND_FULL;
@@ -312,12 +401,188 @@ backend_submit(struct backend *b, struct payload *p, struct rdv *r, unsigned idx
     if (b->buffered) {
         note_level(b);
     }
+    return BACKEND_QUEUED;
+}
+
+static void
+put_le32(unsigned char *p, uint64_t v)
+{
+    for (unsigned i = 0; i < 4; i++) {
+        p[i] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+static void
+put_le64(unsigned char *p, uint64_t v)
+{
+    for (unsigned i = 0; i < 8; i++) {
+        p[i] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+static uint64_t
+get_le(const unsigned char *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+/* The spooled form of a write, as 4 parts (nothing copied): a header (format, kind, whether it has
+ * an Authorization, the lengths of the query and of the Authorization value, the points), the
+ * query, the Authorization value, the body. Returns the total length. */
+static size_t
+spool_parts(const struct payload *p, unsigned char *head, struct iovec *parts)
+{
+    size_t qlen = p->query != NULL ? strlen(p->query) : 0;
+    size_t alen = p->auth != NULL ? strlen(p->auth) : 0;
+    memset(head, 0, SREC_HEAD);
+    head[0] = SREC_FORMAT;
+    head[1] = (unsigned char)p->kind;
+    head[2] = p->auth != NULL;
+    put_le32(head + 4, qlen);
+    put_le32(head + 8, alen);
+    put_le64(head + 16, p->points);
+    parts[0] = (struct iovec){head, SREC_HEAD};
+    parts[1] = (struct iovec){(void *)(uintptr_t)p->query, qlen};
+    parts[2] = (struct iovec){(void *)(uintptr_t)p->auth, alen};
+    parts[3] = (struct iovec){(void *)(uintptr_t)p->data, p->len};
+    return SREC_HEAD + qlen + alen + p->len;
+}
+
+/* A payload made of a record read back from the spool, or NULL when it is not one. */
+static struct payload *
+spool_payload(const struct spool_rec *rec)
+{
+    const unsigned char *h = (const unsigned char *)rec->data;
+    if (rec->len < SREC_HEAD || h[0] != SREC_FORMAT || h[1] > PAYLOAD_QUERY) {
+        return NULL;
+    }
+    uint64_t qlen = get_le(h + 4, 4);
+    uint64_t alen = get_le(h + 8, 4);
+    if (qlen + alen > rec->len - SREC_HEAD) {
+        return NULL;
+    }
+    size_t blen = rec->len - SREC_HEAD - (size_t)(qlen + alen);
+    const char *query = rec->data + SREC_HEAD;
+    const char *auth = query + qlen;
+    char *buf = xmalloc(blen > 0 ? blen : 1);
+    memcpy(buf, auth + alen, blen);
+    struct payload *p =
+            payload_new((enum payload_kind)h[1], buf, buf, blen, (size_t)get_le(h + 16, 8),
+                        xstrndup(query, (size_t)qlen), h[2] ? xstrndup(auth, (size_t)alen) : NULL);
+    /* Its age is its arrival's, not its reading's (oldest_queued_age_seconds). */
+    int64_t age_ms = (clock_real_ns() - rec->arrival_ns) / 1000000;
+    p->arrived_ms = clock_mono_ms() - (age_ms > 0 ? age_ms : 0);
+    return p;
+}
+
+/* Spooled: logs once when the spool becomes full and when it takes writes again, and once per
+ * episode of failed writes (the spool counts them by operation). */
+static void
+note_spool(struct backend *b, enum spool_status st, const struct spool_put *put)
+{
+    bool full = st == SPOOL_FULL;
+    if (atomic_load_explicit(&b->spool_full, memory_order_relaxed) != full &&
+        atomic_exchange(&b->spool_full, full) != full) {
+        struct spool_stats ss;
+        spool_stats(b->sp, &ss);
+        if (full) {
+            log_warn(b->who, "spool full, refusing writes for this backend capacity_bytes=%llu",
+                     (unsigned long long)ss.cap_bytes);
+        } else {
+            log_info(b->who, "spool accepting writes again dropped_spool_full=%llu",
+                     (unsigned long long)atomic_load(&b->stats.dropped_spool_full));
+        }
+    }
+    if (st == SPOOL_ERROR && !atomic_exchange(&b->spool_failing, true)) {
+        char eb[128];
+        log_error(b->who,
+                  "spool: %s failed, keeping writes in memory until it works again dir=%s "
+                  "error=\"%s\"",
+                  spool_op_name(put->op), spool_dir(b->sp),
+                  ir_strerror(put->errnum, eb, sizeof(eb)));
+    } else if (st == SPOOL_OK && atomic_load_explicit(&b->spool_failing, memory_order_relaxed) &&
+               atomic_exchange(&b->spool_failing, false)) {
+        log_info(b->who, "spool: writing again dir=%s", spool_dir(b->sp));
+    }
+}
+
+/* Spooled: reserves the write's record and queues its entry in one step (smu: see the DESIGN),
+ * then writes the record. BACKEND_QUEUED (*seq = its sequence number) once it is written (or,
+ * after a disk error, held in memory), else why not. */
+static enum backend_submit
+spool_push(struct backend *b, struct payload *p, struct rdv *r, unsigned idx, uint64_t *seq)
+{
+    unsigned char head[SREC_HEAD];
+    struct iovec parts[4];
+    size_t len = spool_parts(p, head, parts);
+    if (len > spool_record_max(b->sp)) {
+        refuse_too_large(b, p, r, idx, len);
+        return BACKEND_REFUSED;
+    }
+    int64_t arrival = clock_real_ns();
+    struct spool_resv rv;
+    struct spool_put put;
+    bool overflow = false;
+    int rc = -1;
+    pthread_mutex_lock(&b->smu);
+    enum spool_status st = spool_reserve(b->sp, len, &rv, &put);
+    while (st == SPOOL_AGAIN) {
+        pthread_mutex_unlock(&b->smu);
+        spool_prepare(b->sp);
+        pthread_mutex_lock(&b->smu);
+        st = spool_reserve(b->sp, len, &rv, &put);
+    }
+    if (st != SPOOL_FULL) {
+        rc = queue_push_spooled(b->q, p, r, idx, &rv.loc, arrival, st == SPOOL_OK, &overflow);
+    }
+    pthread_mutex_unlock(&b->smu);
+    if (st == SPOOL_OK) {
+        st = spool_commit(b->sp, &rv, parts, IR_ARRAY_LEN(parts), arrival, &put);
+        struct queue_entry *gone = queue_spool_written(b->q, rv.loc.seq, st == SPOOL_OK);
+        if (gone != NULL) {
+            queue_entry_free(gone); /* not written, and no room in memory */
+            rc = -1;
+        }
+    }
+    note_spool(b, st, &put);
+    if (st == SPOOL_FULL) {
+        atomic_fetch_add_explicit(&b->stats.dropped_spool_full, 1, memory_order_relaxed);
+        return BACKEND_FULL;
+    }
+    if (rc != 0) {
+        atomic_fetch_add_explicit(&b->stats.dropped_buffer_full, 1, memory_order_relaxed);
+        note_full(b, true);
+        return BACKEND_FULL;
+    }
+    *seq = rv.loc.seq;
+    return BACKEND_QUEUED;
+}
+
+enum backend_submit
+backend_submit(struct backend *b, struct payload *p, struct rdv *r, unsigned idx)
+{
+    uint64_t seq = 0;
+    enum backend_submit st =
+            b->sp != NULL ? spool_push(b, p, r, idx, &seq) : memory_push(b, p, r, idx, &seq);
+    if (st != BACKEND_QUEUED) {
+        return st;
+    }
     if (r == NULL) {
+        if (b->sp != NULL) {
+            backend_release(&b->holder, seq); /* nobody waits: an overflow entry goes at once */
+        }
         return BACKEND_QUEUED;
     }
     if (!rdv_attach(r, idx, &b->holder, seq)) {
-        (void)queue_withdraw(b->q, seq);
+        backend_withdraw(&b->holder, seq);
         return BACKEND_QUEUED;
+    }
+    if (b->sp != NULL && rdv_is_decided(r) && !rdv_is_withdrawn(r)) {
+        backend_release(&b->holder, seq); /* the verdict came before the attach */
     }
     /* A buffered backend that is down keeps the write but does not make the client wait for
      * its recovery: the answer comes from the other backends (or 503 when all are down). */
@@ -411,21 +676,164 @@ set_state(struct backend *b, enum backend_state to)
     log_state(b, from, to);
 }
 
+/* ------------------------------------------------------------------ sender: the spool */
+
+/* Spooled: the write pushed as seq left the head of the queue, delivered or dropped. */
+static void
+spool_done(struct backend *b, uint64_t seq)
+{
+    if (b->sp != NULL && seq > b->s.done_hi) {
+        b->s.done_hi = seq;
+    }
+}
+
+/* Spooled: acknowledges the spool up to the last write removed from the head, never past a
+ * write still queued (a write pushed later gets a higher seq than any removed). */
+static void
+spool_advance(struct backend *b)
+{
+    struct sender *s = &b->s;
+    if (b->sp == NULL) {
+        return;
+    }
+    uint64_t head = queue_head_seq(b->q);
+    uint64_t to = head != 0 && head - 1 < s->done_hi ? head - 1 : s->done_hi;
+    if (to <= s->acked) {
+        return;
+    }
+    s->acked = to;
+    struct ir_err err = {0, ""};
+    int rc = spool_ack(b->sp, to, &err);
+    if (rc != 0 && !s->ack_failing) {
+        log_error(b->who, "spool: %s (delivered writes may be sent again after a restart)",
+                  err.msg);
+    }
+    s->ack_failing = rc != 0;
+}
+
+/* Spooled: adds what the spool reader skipped (expired, damaged) to the drop counters. */
+static void
+spool_counts(struct backend *b)
+{
+    struct sender *s = &b->s;
+    struct spool_stats st;
+    spool_stats(b->sp, &st);
+    atomic_fetch_add_explicit(&b->stats.dropped_expired, st.expired - s->seen_expired,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->stats.dropped_corrupt, st.corrupt - s->seen_corrupt,
+                              memory_order_relaxed);
+    if (st.corrupt > s->seen_corrupt) {
+        log_error(b->who, "spool: damaged records skipped regions=%llu dir=%s",
+                  (unsigned long long)(st.corrupt - s->seen_corrupt), spool_dir(b->sp));
+    }
+    s->seen_expired = st.expired;
+    s->seen_corrupt = st.corrupt;
+}
+
+/* True when nothing is held for the backend: in memory, nor (spooled) in the spool. */
+static bool
+backlog_empty(struct backend *b)
+{
+    struct queue_stats st;
+    queue_stats(b->q, &st);
+    if (st.writes > 0 || b->sp == NULL) {
+        return st.writes == 0;
+    }
+    struct spool_stats ss;
+    spool_stats(b->sp, &ss);
+    return ss.records == 0;
+}
+
+/* Spooled: a failed read is retried after SPOOL_RETRY_MS; logged once per episode. */
+static void
+note_read(struct backend *b, int rc, const struct ir_err *err)
+{
+    struct sender *s = &b->s;
+    if (rc != 0) {
+        s->read_retry_ms = clock_mono_ms() + SPOOL_RETRY_MS;
+        if (!s->read_failing) {
+            s->read_failing = true;
+            log_error(b->who, "spool: cannot read, retrying every %d ms error=\"%s\"",
+                      SPOOL_RETRY_MS, err->msg);
+        }
+    } else if (s->read_failing) {
+        s->read_failing = false;
+        log_info(b->who, "spool: reading again dir=%s", spool_dir(b->sp));
+    }
+}
+
+/* Spooled: the records just read become writes at the head of the queue; a record that is not
+ * a write (a format this relay does not know) is dropped as damaged. */
+static void
+spool_load(struct backend *b)
+{
+    struct sender *s = &b->s;
+    size_t n = 0;
+    for (size_t i = 0; i < s->sb.n; i++) {
+        const struct spool_rec *rec = &s->sb.recs[i];
+        struct payload *p = spool_payload(rec);
+        if (p == NULL) {
+            atomic_fetch_add_explicit(&b->stats.dropped_corrupt, 1, memory_order_relaxed);
+            log_error(b->who, "spool: a record that is not a write, dropped seq=%llu bytes=%zu",
+                      (unsigned long long)rec->seq, rec->len);
+            spool_done(b, rec->seq);
+            continue;
+        }
+        s->lp[n] = p;
+        s->lseq[n] = rec->seq;
+        s->larr[n] = rec->arrival_ns;
+        n++;
+    }
+    queue_push_loaded(b->q, s->lp, s->lseq, s->larr, n);
+    if (n < s->sb.n) {
+        spool_advance(b);
+    }
+}
+
+/* Spooled, before taking a batch: loads the records between the spool reader's position and the
+ * first queued write above it (all of them when none is), at most one batch (max-batch-kb),
+ * unless two loaded writes still wait. A record below the first queued write was never queued
+ * or has left memory (the DESIGN): it is never also in the queue. */
+static void
+spool_refill(struct backend *b)
+{
+    struct sender *s = &b->s;
+    if (clock_mono_ms() < s->read_retry_ms) {
+        return;
+    }
+    uint64_t pos = spool_pos(b->sp);
+    uint64_t first = 0;
+    pthread_mutex_lock(&b->smu);
+    size_t loaded = queue_spool_view(b->q, pos, 2, &first);
+    uint64_t next = spool_next_seq(b->sp);
+    pthread_mutex_unlock(&b->smu);
+    uint64_t limit = first != 0 ? first - 1 : next - 1;
+    if (loaded >= 2 || limit <= pos) {
+        return;
+    }
+    struct ir_err err = {0, ""};
+    int rc = spool_read_upto(b->sp, (size_t)b->o->max_batch_bytes, limit, &s->sb, &err);
+    note_read(b, rc, &err);
+    spool_counts(b);
+    if (rc == 0) {
+        spool_load(b);
+    }
+}
+
 /* The backend answered (2xx, or a 4xx that is the data's fault): it is reachable. */
 static void
 mark_reachable(struct backend *b)
 {
     b->s.attempt = 0;
     b->s.cuts = 0;
-    struct queue_stats st;
-    queue_stats(b->q, &st);
+    bool empty = backlog_empty(b);
     enum backend_state cur = (enum backend_state)atomic_load(&b->state);
-    if (st.writes == 0) {
+    if (empty) {
         set_state(b, BACKEND_UP);
     } else if (cur == BACKEND_DOWN) {
         set_state(b, BACKEND_DRAINING);
     }
-    if (st.writes == 0 && b->s.peak_bytes >= TRIM_AFTER_BYTES) {
+    if (empty && b->s.peak_bytes >= TRIM_AFTER_BYTES) {
         /* A large backlog drained: hand the freed pages of every arena back to the system. */
         b->s.peak_bytes = 0;
         malloc_trim(0);
@@ -601,9 +1009,11 @@ on_success(struct backend *b, size_t k, const struct post_result *res)
         points += b->s.batch[i]->p->points;
         bytes += b->s.batch[i]->p->len;
     }
+    spool_done(b, b->s.batch[k - 1]->seq);
     queue_remove(b->q, b->s.batch, k);
     report_all(b, k, RDV_OK, res);
     free_batch(b, k);
+    spool_advance(b);
     struct backend_stats *st = &b->stats;
     atomic_fetch_add_explicit(&st->batches_sent, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&st->points_delivered, points, memory_order_relaxed);
@@ -617,9 +1027,11 @@ on_success(struct backend *b, size_t k, const struct post_result *res)
 static void
 on_rejected(struct backend *b, const struct post_result *res)
 {
+    spool_done(b, b->s.batch[0]->seq);
     queue_remove(b->q, b->s.batch, 1);
     report_all(b, 1, RDV_REJECTED, res);
     free_batch(b, 1);
+    spool_advance(b);
     atomic_fetch_add_explicit(&b->stats.dropped_rejected, 1, memory_order_relaxed);
     uint64_t n =
             b->buffered ? ratelimit_hit(&b->s.reject_rl, 1, clock_mono_ms(), REJECT_LOG_MS) : 0;
@@ -651,7 +1063,10 @@ put_back_failed(struct backend *b, size_t k, const struct heard *h)
     for (size_t i = 0; i < k; i++) {
         s->batch[i] = NULL;
         if (s->held_r[i] != NULL && rdv_is_withdrawn(s->held_r[i])) {
-            (void)queue_withdraw(b->q, s->held_seq[i]);
+            backend_withdraw(&b->holder, s->held_seq[i]); /* spooled: voided first */
+        } else if (b->sp != NULL && s->held_r[i] != NULL && rdv_is_decided(s->held_r[i])) {
+            /* An overflow entry released while in flight: its record waits in the spool. */
+            queue_entry_free(queue_release(b->q, s->held_seq[i]));
         }
         rdv_unref(s->held_r[i]);
         s->held_r[i] = NULL;
@@ -789,8 +1204,10 @@ drop_poison(struct backend *b)
         n = 0;
     }
     if (n == 1) {
+        spool_done(b, s->batch[0]->seq);
         queue_remove(b->q, s->batch, 1);
         free_batch(b, 1);
+        spool_advance(b);
         atomic_fetch_add_explicit(&b->stats.dropped_rejected, 1, memory_order_relaxed);
         log_error(b->who,
                   "write dropped as rejected: the backend fails it alone while it stores the "
@@ -807,28 +1224,41 @@ drop_poison(struct backend *b)
 
 /* ------------------------------------------------------------------ sender: one batch */
 
-/* Claims the taken writes; withdrawn ones are removed and dropped. Returns how many remain
- * (compacted at the front of s->batch). */
+/* Claims the taken writes; withdrawn ones, and (spooled) ones older than spool-max-age, are
+ * removed and dropped. Returns how many remain (compacted at the front of s->batch). */
 static size_t
 claim_batch(struct backend *b, size_t n)
 {
     struct sender *s = &b->s;
     size_t k = 0;
     size_t m = 0;
+    uint64_t expired = 0;
     for (size_t i = 0; i < n; i++) {
         struct queue_entry *e = s->batch[i];
-        if (e->r == NULL || rdv_claim(e->r, e->idx)) {
+        bool old = b->sp != NULL && spool_is_expired(b->sp, e->arrival_ns);
+        if (!old && (e->r == NULL || rdv_claim(e->r, e->idx))) {
             s->batch[k++] = e;
-        } else {
-            s->spare[m++] = e;
+            continue;
         }
+        s->spare[m++] = e;
+        expired += old;
+        if (old && e->r != NULL) {
+            rdv_report(e->r, e->idx, RDV_FAILED, 0, NULL, 0, NULL);
+        } else if (b->sp != NULL) {
+            /* Withdrawn: voided before it leaves memory, or the spool reader could return it
+             * before the waiter's withdraw voids it. */
+            spool_void_write(b, e->seq);
+        }
+        spool_done(b, e->seq);
     }
     if (m > 0) {
         queue_remove(b->q, s->spare, m);
         for (size_t i = 0; i < m; i++) {
             queue_entry_free(s->spare[i]);
         }
-        atomic_fetch_add_explicit(&b->stats.dropped_withdrawn, m, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->stats.dropped_withdrawn, m - expired, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->stats.dropped_expired, expired, memory_order_relaxed);
+        spool_advance(b);
     }
     return k;
 }
@@ -970,6 +1400,9 @@ sender_done(struct backend *b)
     if (!atomic_load(&b->stop)) {
         return false;
     }
+    if (b->sp != NULL) {
+        return true; /* everything it holds is in its spool */
+    }
     struct queue_stats st;
     queue_stats(b->q, &st);
     return st.writes == 0 || clock_mono_ms() >= atomic_load(&b->stop_deadline_ms);
@@ -983,11 +1416,31 @@ send_witness(struct backend *b)
 {
     struct sender *s = &b->s;
     s->witness_due = false;
-    if (queue_take_second(b->q, s->suspect_seq, s->batch) == 0) {
+    uint64_t upto = b->sp != NULL ? spool_pos(b->sp) : UINT64_MAX;
+    if (queue_take_second_upto(b->q, s->suspect_seq, upto, s->batch) == 0) {
         return false;
     }
     send_batch(b, 1, true);
     return true;
+}
+
+/* Nothing to send now: (spooled) a backlog read back to the end leaves draining; then waits for
+ * data, the next retry or probe, a retry of a failed spool read, or (spooled) a write that left
+ * memory for the spool since gen. */
+static void
+sender_idle(struct backend *b, bool down, int64_t stop_at, const _Atomic bool *stop, uint64_t gen)
+{
+    struct sender *s = &b->s;
+    s->split_left = 0;
+    clear_suspect(s);
+    if (b->sp != NULL && atomic_load(&b->state) == BACKEND_DRAINING && backlog_empty(b)) {
+        set_state(b, BACKEND_UP); /* the last records passed were void or expired */
+    }
+    int64_t until = min_deadline(down ? s->next_try_ms : -1, stop_at);
+    if (s->read_failing) {
+        until = min_deadline(until, s->read_retry_ms);
+    }
+    queue_wait_gen(b->q, true, until, stop, b->sp != NULL ? gen : UINT64_MAX);
 }
 
 /* One step of the sender's state machine: back off, send one batch, probe, or wait. */
@@ -1001,6 +1454,11 @@ sender_step(struct backend *b)
     int64_t stop_at = stopping ? atomic_load(&b->stop_deadline_ms) : -1;
     bool down = atomic_load(&b->state) == BACKEND_DOWN;
     int64_t now = clock_mono_ms();
+    uint64_t gen = 0;
+    if (b->sp != NULL) {
+        gen = queue_gen(b->q);
+        spool_refill(b);
+    }
     if (s->witness_due && send_witness(b)) {
         return;
     }
@@ -1018,16 +1476,15 @@ sender_step(struct backend *b)
         s->peak_bytes = st.bytes;
     }
     bool alone = s->split_left > 0 || s->suspect_fails > 0;
-    size_t n =
-            queue_take(b->q, (size_t)b->o->max_batch_bytes, alone ? 1 : BATCH_MAX_WRITES, s->batch);
+    uint64_t upto = b->sp != NULL ? spool_pos(b->sp) : UINT64_MAX;
+    size_t n = queue_take_upto(b->q, (size_t)b->o->max_batch_bytes, alone ? 1 : BATCH_MAX_WRITES,
+                               upto, s->batch);
     if (n > 0) {
         send_batch(b, n, false);
     } else if (down && now >= s->next_try_ms) {
         probe(b);
     } else {
-        s->split_left = 0;
-        clear_suspect(s);
-        queue_wait(b->q, true, min_deadline(down ? s->next_try_ms : -1, stop_at), stop);
+        sender_idle(b, down, stop_at, stop, gen);
     }
 }
 
@@ -1057,10 +1514,59 @@ backend_start(struct backend *b, struct ir_err *err)
     return 0;
 }
 
+/* Spooled, after the sender stopped: what is left is in the spool already, except a write held
+ * only in memory after a disk error, which is appended now (after the writes spooled since:
+ * the one case where a restart changes the order); the spool is synced. Counts and logs. */
+static void
+spool_leftovers(struct backend *b)
+{
+    uint64_t appended = 0;
+    uint64_t dropped = 0;
+    struct queue_entry *e = queue_pop_all(b->q);
+    while (e != NULL) {
+        struct queue_entry *next = e->next;
+        if (!e->ondisk) {
+            unsigned char head[SREC_HEAD];
+            struct iovec parts[4];
+            struct spool_put put;
+            size_t len = spool_parts(e->p, head, parts);
+            bool ok = len <= spool_record_max(b->sp) &&
+                      spool_append(b->sp, parts, IR_ARRAY_LEN(parts), e->arrival_ns, &put) ==
+                              SPOOL_OK;
+            appended += ok;
+            dropped += !ok;
+        }
+        if (e->r != NULL) {
+            rdv_report(e->r, e->idx, RDV_FAILED, 0, NULL, 0, NULL);
+        }
+        queue_entry_free(e);
+        e = next;
+    }
+    backend_spool_sync(b);
+    struct spool_stats st;
+    spool_stats(b->sp, &st);
+    atomic_fetch_add_explicit(&b->stats.dropped_shutdown, dropped, memory_order_relaxed);
+    if (dropped > 0) {
+        log_error(b->who,
+                  "shutdown: dropped writes=%llu (held in memory after a disk error, the spool "
+                  "could not take them)",
+                  (unsigned long long)dropped);
+    }
+    log_info(b->who,
+             "shutdown: kept in the spool, delivered after the restart spooled_writes=%llu "
+             "spool_bytes=%llu appended_from_memory=%llu dir=%s",
+             (unsigned long long)st.records, (unsigned long long)st.disk_bytes,
+             (unsigned long long)appended, spool_dir(b->sp));
+}
+
 /* After the sender stopped: drops what is left, counts and logs it. */
 static void
 drop_leftovers(struct backend *b)
 {
+    if (b->sp != NULL) {
+        spool_leftovers(b);
+        return;
+    }
     uint64_t writes = 0;
     uint64_t bytes = 0;
     struct queue_entry *e = queue_pop_all(b->q);
@@ -1116,6 +1622,14 @@ backend_free(struct backend *b)
         return;
     }
     queue_free(b->q);
+    spool_free(b->sp);
+    if (b->spooled) {
+        pthread_mutex_destroy(&b->smu);
+        spool_batch_cleanup(&b->s.sb);
+        free(b->s.lp);
+        free(b->s.lseq);
+        free(b->s.larr);
+    }
     post_free(b->s.post);
     free(b->s.batch);
     free(b->s.spare);
@@ -1138,4 +1652,84 @@ backend_snapshot(struct backend *b, struct backend_snapshot *s)
     s->capacity_bytes = st.cap_bytes;
     s->oldest_age_s = st.writes > 0 ? (double)(clock_mono_ms() - st.oldest_ms) / 1000.0 : 0.0;
     s->stats = &b->stats;
+    s->spooled = b->sp != NULL;
+    s->spool_bytes = s->spool_writes = s->spool_capacity_bytes = 0;
+    memset(s->spool_errors, 0, sizeof(s->spool_errors));
+    if (b->sp != NULL) {
+        struct spool_stats ss;
+        spool_stats(b->sp, &ss);
+        s->spool_bytes = ss.disk_bytes;
+        s->spool_writes = ss.records;
+        s->spool_capacity_bytes = ss.cap_bytes;
+        memcpy(s->spool_errors, ss.errors, sizeof(s->spool_errors));
+    }
+}
+
+/* ------------------------------------------------------------------ spool lifecycle */
+
+int
+backend_spool_open(struct backend *b, const char *spool_dir, struct ir_err *err)
+{
+    if (!b->spooled) {
+        return 0;
+    }
+    char dir[4096];
+    int n = snprintf(dir, sizeof(dir), "%s/%s/%s", spool_dir, b->relay, b->o->name);
+    if (n < 0 || (size_t)n >= sizeof(dir)) {
+        ir_err_set(err, b->o->line, "backend %s: spool directory name too long", b->who);
+        return -1;
+    }
+    const struct conf_http_output *o = b->o;
+    struct spool_conf sc = {.dir = dir,
+                            .cap_bytes = (uint64_t)o->spool_bytes,
+                            .max_age_ms = o->spool_max_age_ms,
+                            .sync_ms = o->spool_sync_ms,
+                            .segment_bytes = 0,
+                            .sync_histo = &b->stats.spool_sync};
+    b->sp = spool_new(&sc, err);
+    if (b->sp == NULL) {
+        return -1;
+    }
+    struct spool_stats st;
+    spool_stats(b->sp, &st);
+    b->s.done_hi = b->s.acked = spool_pos(b->sp);
+    b->s.seen_expired = st.expired;
+    b->s.seen_corrupt = st.corrupt;
+    atomic_fetch_add_explicit(&b->stats.dropped_corrupt, st.corrupt, memory_order_relaxed);
+    if (st.corrupt > 0) {
+        log_error(b->who, "spool: a damaged tail was cut off regions=%llu dir=%s",
+                  (unsigned long long)st.corrupt, dir);
+    }
+    log_info(b->who,
+             "spool opened, replaying what it holds first spooled_writes=%llu spool_bytes=%llu "
+             "capacity_bytes=%llu dir=%s",
+             (unsigned long long)st.records, (unsigned long long)st.disk_bytes,
+             (unsigned long long)st.cap_bytes, dir);
+    return 0;
+}
+
+int64_t
+backend_spool_period_ms(const struct backend *b)
+{
+    if (!b->spooled) {
+        return 0;
+    }
+    return b->o->spool_sync_ms > 0 ? b->o->spool_sync_ms : 1000;
+}
+
+void
+backend_spool_sync(struct backend *b)
+{
+    if (b->sp == NULL) {
+        return;
+    }
+    struct ir_err err = {0, ""};
+    int rc = spool_sync(b->sp, &err);
+    if (rc != 0 && !atomic_exchange(&b->sync_failing, true)) {
+        log_error(b->who, "spool: %s (a power loss may lose the writes since the last sync)",
+                  err.msg);
+    } else if (rc == 0 && atomic_load_explicit(&b->sync_failing, memory_order_relaxed) &&
+               atomic_exchange(&b->sync_failing, false)) {
+        log_info(b->who, "spool: syncing again dir=%s", spool_dir(b->sp));
+    }
 }

@@ -1,7 +1,9 @@
 /* A backend: the runtime object for one [http.R.output.B]: a bounded FIFO queue of client writes
  * (the backend's serialized retry buffer) served by one dedicated sender thread that owns one
  * libcurl easy handle. The sender merges the head of the queue with following writes of the same
- * route up to max-batch-kb and streams them from the payloads without copying.
+ * route up to max-batch-kb and streams them from the payloads without copying. With
+ * spool-size-mb > 0 it also owns its durable spool (buffer/spool.h): every write is appended
+ * there before its client may hear 204, and the queue holds what of the spool fits in memory.
  * Owned by relay/service.c; borrows its relay name and conf output (must outlive it).
  * Thread use is stated per function. */
 #ifndef IR_BUFFER_BACKEND_H
@@ -13,6 +15,7 @@
 
 #include "buffer/payload.h"
 #include "buffer/rdv.h"
+#include "buffer/spool.h"
 #include "conf/conf.h"
 #include "util/err.h"
 #include "util/histo.h"
@@ -32,7 +35,10 @@ enum backend_state { BACKEND_UP, BACKEND_DOWN, BACKEND_DRAINING };
     X(dropped_buffer_full, "", "Writes that did not fit in the queue.")                            \
     X(dropped_rejected, "", "Writes the backend refused with a 4xx.")                              \
     X(dropped_withdrawn, "", "Writes withdrawn because the client got a 503.")                     \
-    X(dropped_shutdown, "", "Writes still queued when shutdown-timeout ran out.")
+    X(dropped_shutdown, "", "Writes still queued when shutdown-timeout ran out.")                  \
+    X(dropped_spool_full, "", "Writes that did not fit in the spool.")                             \
+    X(dropped_expired, "", "Spooled writes older than spool-max-age.")                             \
+    X(dropped_corrupt, "", "Damaged spool regions cut off or skipped (each counts as one write).")
 
 struct backend_stats {
 #define BACKEND_STATS_FIELD(f, m, h) _Atomic uint64_t f;
@@ -40,6 +46,7 @@ struct backend_stats {
 #undef BACKEND_STATS_FIELD
     _Atomic int64_t last_success_ns; /* wall clock of the last 2xx, 0 = never */
     struct histo send_duration;
+    struct histo spool_sync; /* duration of the spool's fdatasync rounds */
 };
 
 /* A point-in-time view for /metrics and /health. */
@@ -52,6 +59,11 @@ struct backend_snapshot {
     uint64_t capacity_bytes; /* the bound on queue_bytes */
     double oldest_age_s;     /* age of the oldest held write, 0 when empty */
     const struct backend_stats *stats; /* live counters, borrowed */
+    bool spooled;                      /* the output has a spool (the fields below are 0 if not) */
+    uint64_t spool_bytes;              /* bytes on disk (segments + index) */
+    uint64_t spool_writes;             /* writes in the spool not yet delivered */
+    uint64_t spool_capacity_bytes;     /* spool-size-mb */
+    uint64_t spool_errors[SPOOL_OP_COUNT]; /* failed spool operations, by spool_op_name() */
 };
 
 struct backend;
@@ -66,6 +78,19 @@ void backend_global_cleanup(void);
  * relay and o are borrowed and must outlive the backend. Starts no thread. */
 struct backend *backend_new(const char *relay, const struct conf_http_output *o,
                             struct ir_err *err);
+/* Main thread, before backend_start(), for an output with spool-size-mb > 0 (a no-op for the
+ * others): opens its spool in spool_dir/RELAY/BACKEND (created as needed), taking the
+ * directory's lock and recovering what a previous run left (replayed first). 0, or -1 with err
+ * filled (a directory that cannot be used, or that another process holds: the message names
+ * it). */
+int backend_spool_open(struct backend *b, const char *spool_dir, struct ir_err *err) IR_WARN_UNUSED;
+/* Any thread: how often backend_spool_sync() is due, in ms (spool-sync, or 1 s with
+ * spool-sync = 0, which still flushes the index); 0 when the backend has no spool. */
+int64_t backend_spool_period_ms(const struct backend *b);
+/* Any thread (the spool sync thread, on that cadence; the shutdown): makes the spool durable
+ * (fdatasync of what was written since the last call). A failure is counted and logged once
+ * per episode. */
+void backend_spool_sync(struct backend *b);
 /* Main thread: starts the sender thread. 0 or -1 (err filled). */
 int backend_start(struct backend *b, struct ir_err *err) IR_WARN_UNUSED;
 
@@ -77,15 +102,21 @@ enum backend_submit {
                       * the caller reports nothing */
 };
 /* Any thread (HTTP connection threads): appends the write to the queue. idx is the backend's
- * index in the rdv (r may be NULL: nobody waits). Never blocks on I/O. A buffered backend that is
- * down keeps the write but reports RDV_FAILED to r at once (its client is answered by the other
- * backends, or gets 503 and the write is withdrawn). A write larger than a buffered backend's
- * whole buffer is refused (BACKEND_REFUSED): retrying it could never succeed. */
+ * index in the rdv (r may be NULL: nobody waits). Never blocks on I/O, except that a backend
+ * with a spool writes the write's record there first (one pwritev(2); with spool-sync = 0 also
+ * waits for its group fdatasync): BACKEND_QUEUED then means it is in the spool (or, during a
+ * disk error, held in memory). A buffered backend that is down keeps the write but reports
+ * RDV_FAILED to r at once (its client is answered by the other backends, or gets 503 and the
+ * write is withdrawn: from the spool too). A write larger than a buffered backend's whole buffer
+ * (or spool) is refused (BACKEND_REFUSED): retrying it could never succeed. */
 enum backend_submit backend_submit(struct backend *b, struct payload *p, struct rdv *r,
                                    unsigned idx);
 
 /* Main thread, shutdown: lets the sender drain its queue until deadline_ms (monotonic), then
- * drops what is left (counted as dropped_shutdown and logged), and joins the thread. */
+ * drops what is left (counted as dropped_shutdown and logged), and joins the thread. A backend
+ * with a spool stops at once instead: what it holds is in its spool (a write held only in memory
+ * after a disk error is appended now) and is delivered after the restart; the spool is
+ * synced. */
 void backend_stop(struct backend *b, int64_t deadline_ms);
 /* Any thread, shutdown (a second signal): moves the deadline of backend_stop() to deadline_ms
  * when that is earlier, also for a call already waiting and for a request in flight (aborted

@@ -1,5 +1,6 @@
 #include "buffer/queue.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -17,6 +18,9 @@ struct queue {
     struct queue_entry *tail;    /* guarded by mu */
     _Atomic uint64_t bytes;      /* written under mu; queue_bytes() reads it without */
     uint64_t writes;             /* guarded by mu */
+    uint64_t charged;            /* guarded by mu: sum of the costs of QUEUE_HELD entries */
+    bool spooled;                /* immutable after queue_spooled() */
+    uint64_t gen;                /* guarded by mu: queue_release() unlinks so far */
     uint64_t next_seq;           /* guarded by mu */
     uint64_t cap;                /* immutable after new */
     bool allow_one_over;         /* immutable after new */
@@ -81,38 +85,73 @@ unlink_entry(struct queue *q, struct queue_entry *e)
     e->prev = NULL;
     q->bytes -= e->cost;
     q->writes--;
+    if (e->mem == QUEUE_HELD) {
+        q->charged -= e->cost;
+    }
 }
 
-int
-queue_push(struct queue *q, struct payload *p, struct rdv *r, unsigned idx, uint64_t *seq)
+/* Caller holds q->mu: links e at the tail. Returns true when the queue was empty. */
+static bool
+link_tail(struct queue *q, struct queue_entry *e)
 {
-    /* Allocate before locking; the references are taken before the entry becomes visible. */
+    e->prev = q->tail;
+    if (q->tail != NULL) {
+        q->tail->next = e;
+    } else {
+        q->head = e;
+    }
+    q->tail = e;
+    q->bytes += e->cost;
+    q->writes++;
+    if (e->mem == QUEUE_HELD) {
+        q->charged += e->cost;
+    }
+    return q->head == e;
+}
+
+/* Caller holds q->mu: the entry pushed as seq, searched from the tail (a young write), or NULL. */
+static struct queue_entry *
+find_locked(struct queue *q, uint64_t seq)
+{
+    for (struct queue_entry *e = q->tail; e != NULL && e->seq >= seq; e = e->prev) {
+        if (e->seq == seq) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* A new entry for p and r, with its references taken (before any lock). */
+static struct queue_entry *
+entry_new(struct queue *q, struct payload *p, struct rdv *r, unsigned idx)
+{
     struct queue_entry *e = xcalloc(1, sizeof(*e));
     e->p = p;
     e->r = r;
     e->ops = q->ops;
     e->idx = idx;
     e->cost = queue_entry_cost(p);
+    e->mem = QUEUE_HELD;
     payload_ref(p);
     if (r != NULL) {
         q->ops->ref(r);
     }
+    return e;
+}
+
+int
+queue_push(struct queue *q, struct payload *p, struct rdv *r, unsigned idx, uint64_t *seq)
+{
+    /* Allocate before locking; the references are taken before the entry becomes visible. */
+    struct queue_entry *e = entry_new(q, p, r, idx);
     pthread_mutex_lock(&q->mu);
-    bool fits = q->bytes + e->cost <= q->cap || (q->allow_one_over && q->head == NULL);
+    bool fits = q->charged + e->cost <= q->cap || (q->allow_one_over && q->head == NULL);
+    bool wake = false;
     if (fits) {
         e->seq = q->next_seq++;
-        e->prev = q->tail;
-        if (q->tail != NULL) {
-            q->tail->next = e;
-        } else {
-            q->head = e;
-        }
-        q->tail = e;
-        q->bytes += e->cost;
-        q->writes++;
         *seq = e->seq;
+        wake = link_tail(q, e); /* read under the lock: the queue was empty */
     }
-    bool wake = fits && q->head == e; /* read under the lock: the queue was empty */
     pthread_mutex_unlock(&q->mu);
     if (wake) {
         pthread_cond_broadcast(&q->cv); /* after unlocking: the sender needs the lock at once */
@@ -125,13 +164,194 @@ queue_push(struct queue *q, struct payload *p, struct rdv *r, unsigned idx, uint
     return 0;
 }
 
+void
+queue_spooled(struct queue *q)
+{
+    q->spooled = true;
+}
+
+int
+queue_push_spooled(struct queue *q, struct payload *p, struct rdv *r, unsigned idx,
+                   const struct spool_loc *loc, int64_t arrival_ns, bool may_overflow,
+                   bool *overflow)
+{
+    struct queue_entry *e = entry_new(q, p, r, idx);
+    e->seq = loc->seq;
+    e->loc = *loc;
+    e->arrival_ns = arrival_ns;
+    pthread_mutex_lock(&q->mu);
+    bool fits = q->charged + e->cost <= q->cap;
+    bool ok = fits || may_overflow;
+    bool wake = false;
+    if (ok) {
+        e->mem = fits ? QUEUE_HELD : QUEUE_OVERFLOW;
+        wake = link_tail(q, e);
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (wake) {
+        pthread_cond_broadcast(&q->cv);
+    }
+    *overflow = ok && !fits;
+    if (!ok) {
+        queue_entry_free(e);
+        return -1;
+    }
+    return 0;
+}
+
+struct queue_entry *
+queue_spool_written(struct queue *q, uint64_t seq, bool ok)
+{
+    struct queue_entry *gone = NULL;
+    pthread_mutex_lock(&q->mu);
+    struct queue_entry *e = find_locked(q, seq);
+    if (e != NULL && ok) {
+        e->ondisk = true;
+    } else if (e != NULL && e->mem == QUEUE_OVERFLOW) {
+        if (e->inflight || q->charged + e->cost <= q->cap) {
+            e->mem = QUEUE_HELD;
+            q->charged += e->cost;
+        } else {
+            unlink_entry(q, e);
+            gone = e;
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    return gone;
+}
+
+bool
+queue_spool_loc(struct queue *q, uint64_t seq, struct spool_loc *loc)
+{
+    pthread_mutex_lock(&q->mu);
+    const struct queue_entry *e = find_locked(q, seq);
+    bool found = e != NULL && e->ondisk;
+    if (found) {
+        *loc = e->loc;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return found;
+}
+
+struct queue_entry *
+queue_release(struct queue *q, uint64_t seq)
+{
+    pthread_mutex_lock(&q->mu);
+    struct queue_entry *e = find_locked(q, seq);
+    if (e != NULL && (e->mem != QUEUE_OVERFLOW || !e->ondisk || e->inflight)) {
+        e = NULL;
+    }
+    if (e != NULL) {
+        unlink_entry(q, e);
+        q->gen++;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (e != NULL) {
+        pthread_cond_broadcast(&q->cv); /* a sender waiting for data has a record to read now */
+    }
+    return e;
+}
+
+void
+queue_push_loaded(struct queue *q, struct payload *const *ps, const uint64_t *seqs,
+                  const int64_t *arrivals, size_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    struct queue_entry *first = NULL;
+    struct queue_entry *last = NULL;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct queue_entry *e = xcalloc(1, sizeof(*e));
+        e->p = ps[i]; /* the caller's reference */
+        e->ops = q->ops;
+        e->cost = queue_entry_cost(ps[i]);
+        e->seq = seqs[i];
+        e->arrival_ns = arrivals[i];
+        e->mem = QUEUE_LOADED;
+        e->ondisk = true;
+        e->prev = last;
+        if (last != NULL) {
+            last->next = e;
+        } else {
+            first = e;
+        }
+        last = e;
+        bytes += e->cost;
+    }
+    pthread_mutex_lock(&q->mu);
+    assert(q->head == NULL || q->head->seq > last->seq);
+    last->next = q->head;
+    if (q->head != NULL) {
+        q->head->prev = last;
+    } else {
+        q->tail = last;
+    }
+    q->head = first;
+    q->bytes += bytes;
+    q->writes += n;
+    pthread_mutex_unlock(&q->mu);
+}
+
+uint64_t
+queue_head_seq(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    uint64_t seq = q->head != NULL ? q->head->seq : 0;
+    pthread_mutex_unlock(&q->mu);
+    return seq;
+}
+
+size_t
+queue_spool_view(struct queue *q, uint64_t pos, size_t max, uint64_t *first_above)
+{
+    size_t n = 0;
+    *first_above = 0;
+    pthread_mutex_lock(&q->mu);
+    for (const struct queue_entry *e = q->head; e != NULL; e = e->next) {
+        if (e->seq > pos) {
+            *first_above = e->seq;
+            break;
+        }
+        if (++n >= max) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+/* Caller holds q->mu: e may follow prev (NULL: e is the head) in a batch without an unread
+ * record of the spool between them (see queue_take_upto()). */
+static bool
+in_order(const struct queue *q, const struct queue_entry *prev, const struct queue_entry *e,
+         uint64_t upto)
+{
+    if (!q->spooled || upto == UINT64_MAX) {
+        return true;
+    }
+    uint64_t after = prev != NULL && prev->seq > upto ? prev->seq : upto;
+    return e->seq <= after + 1;
+}
+
 size_t
 queue_take(struct queue *q, size_t max_bytes, size_t max_writes, struct queue_entry **out)
+{
+    return queue_take_upto(q, max_bytes, max_writes, UINT64_MAX, out);
+}
+
+size_t
+queue_take_upto(struct queue *q, size_t max_bytes, size_t max_writes, uint64_t upto,
+                struct queue_entry **out)
 {
     size_t n = 0;
     size_t bytes = 0;
     pthread_mutex_lock(&q->mu);
     for (struct queue_entry *e = q->head; e != NULL && n < max_writes; e = e->next) {
+        if (!in_order(q, n > 0 ? out[n - 1] : NULL, e, upto)) {
+            break;
+        }
         if (n > 0 && (!payload_same_route(out[0]->p, e->p) || bytes + e->p->len > max_bytes)) {
             break;
         }
@@ -146,10 +366,16 @@ queue_take(struct queue *q, size_t max_bytes, size_t max_writes, struct queue_en
 size_t
 queue_take_second(struct queue *q, uint64_t head_seq, struct queue_entry **out)
 {
+    return queue_take_second_upto(q, head_seq, UINT64_MAX, out);
+}
+
+size_t
+queue_take_second_upto(struct queue *q, uint64_t head_seq, uint64_t upto, struct queue_entry **out)
+{
     size_t n = 0;
     pthread_mutex_lock(&q->mu);
     struct queue_entry *h = q->head;
-    if (h != NULL && h->seq == head_seq && h->next != NULL) {
+    if (h != NULL && h->seq == head_seq && h->next != NULL && in_order(q, h, h->next, upto)) {
         h->next->inflight = true;
         out[n++] = h->next;
     }
@@ -194,17 +420,13 @@ queue_entry_free(struct queue_entry *e)
 bool
 queue_withdraw(struct queue *q, uint64_t seq)
 {
-    struct queue_entry *found = NULL;
     pthread_mutex_lock(&q->mu);
-    /* A withdrawn write is young: search from the tail and stop at older entries. */
-    for (struct queue_entry *e = q->tail; e != NULL && e->seq >= seq; e = e->prev) {
-        if (e->seq == seq) {
-            if (!e->inflight) {
-                unlink_entry(q, e);
-                found = e;
-            }
-            break;
-        }
+    struct queue_entry *found = find_locked(q, seq);
+    if (found != NULL && found->inflight) {
+        found = NULL;
+    }
+    if (found != NULL) {
+        unlink_entry(q, found);
     }
     pthread_mutex_unlock(&q->mu);
     if (found == NULL) {
@@ -246,6 +468,7 @@ queue_pop_all(struct queue *q)
     q->tail = NULL;
     atomic_store(&q->bytes, 0);
     q->writes = 0;
+    q->charged = 0;
     pthread_mutex_unlock(&q->mu);
     return all;
 }
@@ -253,12 +476,29 @@ queue_pop_all(struct queue *q)
 void
 queue_wait(struct queue *q, bool for_data, int64_t deadline_ms, const _Atomic bool *stop)
 {
+    queue_wait_gen(q, for_data, deadline_ms, stop, UINT64_MAX);
+}
+
+uint64_t
+queue_gen(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    uint64_t g = q->gen;
+    pthread_mutex_unlock(&q->mu);
+    return g;
+}
+
+void
+queue_wait_gen(struct queue *q, bool for_data, int64_t deadline_ms, const _Atomic bool *stop,
+               uint64_t gen)
+{
     struct timespec ts;
     if (deadline_ms >= 0) {
         clock_mono_to_ts(&ts, deadline_ms);
     }
     pthread_mutex_lock(&q->mu);
-    while (!(for_data && q->head != NULL) && !(stop != NULL && atomic_load(stop))) {
+    while (!(for_data && q->head != NULL) && !(stop != NULL && atomic_load(stop)) &&
+           (gen == UINT64_MAX || q->gen == gen)) {
         if (deadline_ms < 0) {
             pthread_cond_wait(&q->cv, &q->mu);
         } else if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) != 0) {

@@ -387,6 +387,35 @@ verdict_take(struct rdv *r, struct rdv_verdict *v)
     }
 }
 
+/* The verdict is not a withdraw: every holder attached so far that wants to know hears it (the
+ * slots are read under the lock: an attach may still come, which then releases by itself). */
+static void
+rdv_release_all(struct rdv *r)
+{
+    struct {
+        const struct rdv_holder *h;
+        uint64_t seq;
+    } stack[8], *rel = stack;
+    if (r->n > IR_ARRAY_LEN(stack)) {
+        rel = xcalloc(r->n, sizeof(*rel));
+    }
+    size_t n = 0;
+    pthread_mutex_lock(&r->mu);
+    for (unsigned i = 0; i < r->n; i++) {
+        if (r->slot[i].attached && r->slot[i].h->release != NULL) {
+            rel[n].h = r->slot[i].h;
+            rel[n++].seq = r->slot[i].seq;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < n; i++) {
+        rel[i].h->release(rel[i].h, rel[i].seq);
+    }
+    if (rel != stack) {
+        free(rel);
+    }
+}
+
 void
 rdv_finish(struct rdv *r, struct rdv_verdict *v)
 {
@@ -406,6 +435,7 @@ rdv_finish(struct rdv *r, struct rdv_verdict *v)
         rdv_unref(r);
     }
     if (!withdraw) {
+        rdv_release_all(r);
         return;
     }
     /* The attachments are frozen now: remove the write wherever it is not in flight. */

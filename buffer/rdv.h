@@ -98,10 +98,13 @@ bool rdv_claim(struct rdv *r, unsigned idx);
 void rdv_maybe_stored(struct rdv *r, unsigned idx);
 
 /* Whoever holds a write for one backend (buffer/backend.c embeds one): withdraw removes the
- * write pushed as seq unless it is in flight or gone. Called by rdv_finish() with no lock held,
- * from the waiter's thread. */
+ * write pushed as seq unless it is in flight or gone (and makes sure a spooled copy is never
+ * delivered). release (may be NULL) tells it the client has its answer and the write is not
+ * withdrawn: what it kept only while the client waited may go. Both are called by rdv_finish()
+ * with no lock held, from the waiter's thread. */
 struct rdv_holder {
     void (*withdraw)(const struct rdv_holder *h, uint64_t seq);
+    void (*release)(const struct rdv_holder *h, uint64_t seq);
 };
 /* backend_submit(): the write now sits in h's queue as seq for backend idx, so a withdraw must
  * remove it from there. With consistency any, the verdict is OK once queued on every backend.
@@ -121,7 +124,8 @@ bool rdv_notify(struct rdv *r, struct timer *t, unsigned lane, rdv_wake_fn wake,
 /* Waiter, once, after the wake (or to give up: an undecided rendezvous becomes TIMEOUT now and
  * its wake is not called). Fills *v (free with rdv_verdict_cleanup()). A FAILED or TIMEOUT
  * verdict without a 2xx removes the write from every queue where it is not in flight
- * (v->withdrawn), so nothing is kept behind a failure. */
+ * (v->withdrawn), so nothing is kept behind a failure; any other verdict releases it
+ * (rdv_holder.release) in every queue attached so far. */
 void rdv_finish(struct rdv *r, struct rdv_verdict *v);
 void rdv_verdict_cleanup(struct rdv_verdict *v);
 

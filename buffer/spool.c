@@ -53,6 +53,11 @@
  *     number whose append has not completed) over done slots; each segment's written_end follows
  *     it. The reader never reads past written_end, so it never sees a record being written, and
  *     sequence order = file order = read order.
+ * spool_reserve() + spool_commit() are steps 1 and 2-3 for a caller that orders something of
+ * its own with the sequence number under its own lock: there, step 1 never waits nor does I/O
+ * (SPOOL_AGAIN: the caller calls spool_prepare() without its lock, which waits for ring room
+ * and creates the spare), and a spare that cannot be created uses up a sequence number as a
+ * failed append (no bytes), so the caller still has a place in the order.
  * A failed write (ENOSPC, EIO, EFBIG) becomes a hole, skipped by the reader without counting
  * damage: the appender writes a void header over the start of the range (same layout, magic
  * F5 'S' 'P' 'V', len = the rest of the range, no data check), which readers skip, also after a
@@ -81,12 +86,22 @@
  * spool-sync = D it may lose what was written in the last D (plus the timer's lateness), and the
  * cursor may go back (more replay, at least once).
  *
+ * Void. spool_void() overwrites a committed, unacknowledged record's header with a void header
+ * (same layout as a failed append's), so every reader passes it, also after a restart; it bumps
+ * void_gen, and the reader drops its window when void_gen moved, so bytes cached before the
+ * void are never returned.
+ *
  * Read (one thread). The reader walks the segments in order with its own read-only descriptor,
  * up to the written_end of the segment it is in, copying records into the caller's batch until
  * the byte budget is reached; it returns records above the cursor, skips expired ones (counted)
  * and damaged regions (counted). spool_ack(seq) persists the cursor with one pwrite(2) and
  * deletes the oldest segments the reader has left whose records are all at or below it (records
  * skipped after the last one returned count as acknowledged once nothing returned is pending).
+ * spool_read_upto() neither returns nor passes a record above a limit. spool_ack() may go past
+ * what was returned (the caller delivered those records from its own copies): the reader passes
+ * them later without returning them, and a segment whose extent is known (this run's, sealed,
+ * every append to it done) is deleted as soon as its records are all acknowledged, even ahead
+ * of the reader; one left by a previous run is walked first (reader_catch_up()).
  *
  * Recovery (spool_new). Zero-length segment files (spares) are deleted. The newest segment is
  * scanned: everything after its last valid record is cut off (ftruncate) and counted as corrupt;
@@ -212,44 +227,48 @@ struct reader {
     uint64_t returned; /* highest seq returned */
     uint64_t passed;   /* highest seq returned or skipped */
     uint64_t cursor_gen;
-    uint64_t *out; /* seqs returned and not acknowledged: out[out_head..out_n) */
+    uint64_t limit;    /* spool_read_upto(): no record above it is returned or passed */
+    uint64_t void_gen; /* sp->void_gen when the window was filled */
+    uint64_t *out;     /* seqs returned and not acknowledged: out[out_head..out_n) */
     size_t out_head;
     size_t out_n;
     size_t out_cap;
 };
 
 struct spool {
-    char *dir;                 /* immutable after new */
-    int dirfd;                 /* immutable after new */
-    int lockfd;                /* immutable after new */
-    int curfd;                 /* immutable after new; written by the reader, synced by any */
-    uint64_t cap_bytes;        /* immutable after new */
-    uint64_t seg_bytes;        /* immutable after new */
-    int64_t max_age_ns;        /* immutable after new; 0 = none */
-    bool sync_each;            /* immutable after new */
-    struct histo *histo;       /* immutable after new (borrowed, may be NULL) */
-    pthread_mutex_t mu;        /* the one lock: bookkeeping only */
-    pthread_cond_t cv;         /* sync rounds, spare installed, ring slots freed */
-    struct seg *head;          /* guarded by mu: every segment, oldest first */
-    struct seg *last;          /* guarded by mu */
-    struct seg *cur;           /* guarded by mu: where appends go; NULL before the first */
-    struct seg *spare;         /* guarded by mu: the next segment, created ahead */
-    bool spare_busy;           /* guarded by mu: a thread is creating the spare */
-    uint64_t next_id;          /* guarded by mu */
-    uint64_t next_seq;         /* guarded by mu */
-    uint64_t wm_seq;           /* guarded by mu: lowest seq whose append has not completed */
-    unsigned ring_waiters;     /* guarded by mu */
-    struct slot *ring;         /* guarded by mu: RING slots, indexed by seq % RING */
-    uint64_t disk_bytes;       /* guarded by mu */
-    uint64_t nsegs;            /* guarded by mu */
-    uint64_t ack_seq;          /* guarded by mu: the reader's, for stats */
-    struct seg *dirty;         /* guarded by mu: segments written since the last sync round */
-    uint64_t done_ticket;      /* guarded by mu: appends written (a ticket each) */
-    uint64_t ok_upto;          /* guarded by mu: tickets made durable by a successful round */
-    uint64_t fail_upto;        /* guarded by mu: tickets covered by a failed round */
-    int sync_errno;            /* guarded by mu */
-    bool syncing;              /* guarded by mu: a round is running */
-    bool dir_dirty;            /* guarded by mu: a segment file was created since the last round */
+    char *dir;             /* immutable after new */
+    int dirfd;             /* immutable after new */
+    int lockfd;            /* immutable after new */
+    int curfd;             /* immutable after new; written by the reader, synced by any */
+    uint64_t cap_bytes;    /* immutable after new */
+    uint64_t seg_bytes;    /* immutable after new */
+    int64_t max_age_ns;    /* immutable after new; 0 = none */
+    bool sync_each;        /* immutable after new */
+    struct histo *histo;   /* immutable after new (borrowed, may be NULL) */
+    pthread_mutex_t mu;    /* the one lock: bookkeeping only */
+    pthread_cond_t cv;     /* sync rounds, spare installed, ring slots freed */
+    struct seg *head;      /* guarded by mu: every segment, oldest first */
+    struct seg *last;      /* guarded by mu */
+    struct seg *cur;       /* guarded by mu: where appends go; NULL before the first */
+    struct seg *spare;     /* guarded by mu: the next segment, created ahead */
+    bool spare_busy;       /* guarded by mu: a thread is creating the spare */
+    uint64_t next_id;      /* guarded by mu */
+    uint64_t next_seq;     /* guarded by mu */
+    uint64_t wm_seq;       /* guarded by mu: lowest seq whose append has not completed */
+    unsigned ring_waiters; /* guarded by mu */
+    struct slot *ring;     /* guarded by mu: RING slots, indexed by seq % RING */
+    uint64_t disk_bytes;   /* guarded by mu */
+    uint64_t nsegs;        /* guarded by mu */
+    uint64_t ack_seq;      /* guarded by mu: the reader's, for stats */
+    struct seg *dirty;     /* guarded by mu: segments written since the last sync round */
+    uint64_t done_ticket;  /* guarded by mu: appends written (a ticket each) */
+    uint64_t ok_upto;      /* guarded by mu: tickets made durable by a successful round */
+    uint64_t fail_upto;    /* guarded by mu: tickets covered by a failed round */
+    int sync_errno;        /* guarded by mu */
+    bool syncing;          /* guarded by mu: a round is running */
+    bool dir_dirty;        /* guarded by mu: a segment file was created since the last round */
+    int spare_err;         /* guarded by mu: errno of the last failed spare creation, 0 = none */
+    _Atomic uint64_t void_gen; /* atomic: records voided so far (the reader drops its cache) */
     _Atomic bool cursor_dirty; /* atomic */
     _Atomic uint64_t appended; /* atomic */
     _Atomic uint64_t acked;    /* atomic */
@@ -302,10 +321,12 @@ get_u64(const unsigned char *p)
     return v;
 }
 
+/* crc32_z() with a NULL buffer returns the initial value, whatever crc: an empty part (a NULL
+ * iov_base of length 0) must leave crc as it is. */
 static uint32_t
 crc_of(uint32_t crc, const void *p, size_t n)
 {
-    return (uint32_t)crc32_z(crc, (const Bytef *)p, n);
+    return n == 0 ? crc : (uint32_t)crc32_z(crc, (const Bytef *)p, n);
 }
 
 static uint64_t
@@ -653,6 +674,7 @@ spare_build(struct spool *sp, int *errnum)
     pthread_mutex_lock(&sp->mu);
     sp->spare = s;
     sp->spare_busy = false;
+    sp->spare_err = s == NULL ? *errnum : 0;
     sp->dir_dirty = sp->dir_dirty || s != NULL;
     pthread_cond_broadcast(&sp->cv);
     pthread_mutex_unlock(&sp->mu);
@@ -673,6 +695,8 @@ struct resv {
     bool make_spare;    /* this appender creates the next spare after its write */
     struct seg_act act; /* run without the lock */
 };
+
+static void advance_wm_locked(struct spool *sp);
 
 /* Seals the current segment and makes the spare current. */
 static void
@@ -707,9 +731,32 @@ take_locked(struct spool *sp, uint64_t size, struct resv *r)
     sl->state = SLOT_PENDING;
 }
 
-/* Step 1 of an append: under the lock, a sequence number and a place. */
+/* Without waiting (spool_reserve()), where a blocking reservation would wait or create the
+ * spare: SPOOL_AGAIN, or, after a failed spare creation, a sequence number used up as a failed
+ * append (SPOOL_ERROR), so that the next reservation tries the spare again. */
 static enum spool_status
-reserve(struct spool *sp, uint64_t size, struct resv *r, struct spool_put *put)
+reserve_cannot_wait_locked(struct spool *sp, struct resv *r, struct spool_put *put)
+{
+    if (sp->spare_busy || sp->spare_err == 0) {
+        return SPOOL_AGAIN;
+    }
+    r->seq = sp->next_seq++;
+    struct slot *sl = &sp->ring[r->seq % RING];
+    sl->seg = NULL;
+    sl->end = 0;
+    sl->state = SLOT_FAILED;
+    advance_wm_locked(sp);
+    put->seq = r->seq;
+    put->op = SPOOL_OP_OPEN;
+    put->errnum = sp->spare_err;
+    sp->spare_err = 0;
+    return SPOOL_ERROR;
+}
+
+/* Step 1 of an append: under the lock, a sequence number and a place. wait: wait for room in
+ * the ring or for the spare, creating it if needed; otherwise see reserve_cannot_wait_locked(). */
+static enum spool_status
+reserve(struct spool *sp, uint64_t size, bool wait, struct resv *r, struct spool_put *put)
 {
     enum spool_status st = SPOOL_OK;
     pthread_mutex_lock(&sp->mu);
@@ -720,6 +767,10 @@ reserve(struct spool *sp, uint64_t size, struct resv *r, struct spool_put *put)
         }
         if (sp->next_seq - sp->wm_seq >= RING) {
             (void)fault_at(sp, SPOOL_FAULT_RING_WAIT, sp->next_seq);
+            if (!wait) {
+                st = SPOOL_AGAIN;
+                break;
+            }
             sp->ring_waiters++;
             pthread_cond_wait(&sp->cv, &sp->mu);
             sp->ring_waiters--;
@@ -734,6 +785,10 @@ reserve(struct spool *sp, uint64_t size, struct resv *r, struct spool_put *put)
             assert(r->act.fd < 0 && r->act.dead == NULL); /* one rotation per append at most */
             rotate_locked(sp, &r->act);
             continue;
+        }
+        if (!wait) {
+            st = reserve_cannot_wait_locked(sp, r, put);
+            break;
         }
         if (sp->spare_busy) {
             pthread_cond_wait(&sp->cv, &sp->mu);
@@ -1035,6 +1090,49 @@ append_write(struct spool *sp, struct resv *r, struct iovec *iov, int n, struct 
     return rc != 0 || src != 0 ? -1 : 0;
 }
 
+/* Steps 2 and 3 of a reservation: the record's header, data and padding. */
+static enum spool_status
+commit_rec(struct spool *sp, struct resv *r, const struct iovec *parts, size_t nparts,
+           int64_t arrival_ns, struct spool_put *put)
+{
+    struct iovec iov[SPOOL_PARTS_MAX + 2];
+    uint64_t len = 0;
+    uint32_t dcrc = 0;
+    size_t n = nparts < SPOOL_PARTS_MAX ? nparts : SPOOL_PARTS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        iov[i + 1] = parts[i];
+        len += parts[i].iov_len;
+        dcrc = crc_of(dcrc, parts[i].iov_base, parts[i].iov_len);
+    }
+    assert(rec_size(len) == r->size);
+    unsigned char head[REC_HEAD];
+    unsigned char pad[REC_ALIGN] = {0};
+    head_encode(head, &(struct head){rec_magic, len, r->seq, arrival_ns, dcrc});
+    iov[0] = (struct iovec){.iov_base = head, .iov_len = REC_HEAD};
+    iov[n + 1] = (struct iovec){.iov_base = pad, .iov_len = (size_t)(r->size - REC_HEAD - len)};
+    int rc = append_write(sp, r, iov, (int)n + 2, put);
+    if (r->make_spare) {
+        int e = 0;
+        (void)spare_build(sp, &e); /* counted; the next rotation tries again */
+    }
+    if (rc != 0) {
+        return SPOOL_ERROR;
+    }
+    count(&sp->appended);
+    put->seq = r->seq;
+    return SPOOL_OK;
+}
+
+static uint64_t
+parts_len(const struct iovec *parts, size_t nparts)
+{
+    uint64_t len = 0;
+    for (size_t i = 0; i < nparts && i < SPOOL_PARTS_MAX; i++) {
+        len += parts[i].iov_len;
+    }
+    return len;
+}
+
 enum spool_status
 spool_append(struct spool *sp, const struct iovec *parts, size_t nparts, int64_t arrival_ns,
              struct spool_put *put)
@@ -1043,22 +1141,14 @@ spool_append(struct spool *sp, const struct iovec *parts, size_t nparts, int64_t
     put->op = SPOOL_OP_WRITE;
     put->errnum = 0;
     assert(nparts <= SPOOL_PARTS_MAX);
-    struct iovec iov[SPOOL_PARTS_MAX + 2];
-    uint64_t len = 0;
-    uint32_t dcrc = 0;
-    for (size_t i = 0; i < nparts && i < SPOOL_PARTS_MAX; i++) {
-        iov[i + 1] = parts[i];
-        len += parts[i].iov_len;
-        dcrc = crc_of(dcrc, parts[i].iov_base, parts[i].iov_len);
-    }
+    uint64_t len = parts_len(parts, nparts);
     if (len > SPOOL_RECORD_MAX_BYTES) {
         count(&sp->full);
         return SPOOL_FULL;
     }
-    uint64_t size = rec_size(len);
     struct resv r = {.make_spare = false};
     seg_act_init(&r.act);
-    enum spool_status st = reserve(sp, size, &r, put);
+    enum spool_status st = reserve(sp, rec_size(len), true, &r, put);
     seg_act_run(&r.act);
     if (st == SPOOL_FULL) {
         count(&sp->full);
@@ -1066,23 +1156,81 @@ spool_append(struct spool *sp, const struct iovec *parts, size_t nparts, int64_t
     if (st != SPOOL_OK) {
         return st;
     }
-    unsigned char head[REC_HEAD];
-    unsigned char pad[REC_ALIGN] = {0};
-    head_encode(head, &(struct head){rec_magic, len, r.seq, arrival_ns, dcrc});
-    size_t n = nparts < SPOOL_PARTS_MAX ? nparts : SPOOL_PARTS_MAX;
-    iov[0] = (struct iovec){.iov_base = head, .iov_len = REC_HEAD};
-    iov[n + 1] = (struct iovec){.iov_base = pad, .iov_len = (size_t)(size - REC_HEAD - len)};
-    int rc = append_write(sp, &r, iov, (int)n + 2, put);
-    if (r.make_spare) {
+    return commit_rec(sp, &r, parts, nparts, arrival_ns, put);
+}
+
+_Static_assert(sizeof(struct resv) <= sizeof(((struct spool_resv *)NULL)->priv_),
+               "struct spool_resv must hold a struct resv");
+
+enum spool_status
+spool_reserve(struct spool *sp, size_t len, struct spool_resv *pub, struct spool_put *put)
+{
+    put->seq = 0;
+    put->op = SPOOL_OP_WRITE;
+    put->errnum = 0;
+    memset(pub, 0, sizeof(*pub));
+    if (len > SPOOL_RECORD_MAX_BYTES) {
+        count(&sp->full);
+        return SPOOL_FULL;
+    }
+    struct resv r = {.make_spare = false};
+    seg_act_init(&r.act);
+    enum spool_status st = reserve(sp, rec_size(len), false, &r, put);
+    if (st == SPOOL_FULL) {
+        count(&sp->full);
+    }
+    pub->loc.seq = r.seq;
+    pub->len = len;
+    if (st == SPOOL_OK) {
+        pub->loc.seg = r.seg->id;
+        pub->loc.off = r.off;
+        pub->loc.size = r.size;
+    } else {
+        assert(r.act.fd < 0 && r.act.dead == NULL); /* only a reservation rotates */
+    }
+    memcpy(pub->priv_, &r, sizeof(r));
+    return st;
+}
+
+void
+spool_prepare(struct spool *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    while (sp->next_seq - sp->wm_seq >= RING || sp->spare_busy) {
+        sp->ring_waiters++;
+        pthread_cond_wait(&sp->cv, &sp->mu);
+        sp->ring_waiters--;
+    }
+    bool build = sp->spare == NULL;
+    sp->spare_busy = sp->spare_busy || build;
+    pthread_mutex_unlock(&sp->mu);
+    if (build) {
         int e = 0;
-        (void)spare_build(sp, &e); /* counted; the next rotation tries again */
+        (void)spare_build(sp, &e); /* a failure is counted and remembered (spare_err) */
     }
-    if (rc != 0) {
-        return SPOOL_ERROR;
-    }
-    count(&sp->appended);
-    put->seq = r.seq;
-    return SPOOL_OK;
+}
+
+enum spool_status
+spool_commit(struct spool *sp, struct spool_resv *pub, const struct iovec *parts, size_t nparts,
+             int64_t arrival_ns, struct spool_put *put)
+{
+    put->seq = 0;
+    put->op = SPOOL_OP_WRITE;
+    put->errnum = 0;
+    assert(nparts <= SPOOL_PARTS_MAX && parts_len(parts, nparts) == pub->len);
+    struct resv r;
+    memcpy(&r, pub->priv_, sizeof(r));
+    seg_act_run(&r.act);
+    return commit_rec(sp, &r, parts, nparts, arrival_ns, put);
+}
+
+uint64_t
+spool_next_seq(struct spool *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    uint64_t n = sp->next_seq;
+    pthread_mutex_unlock(&sp->mu);
+    return n;
 }
 
 int
@@ -1114,6 +1262,55 @@ spool_sync(struct spool *sp, struct ir_err *err)
         }
     }
     return rc;
+}
+
+int
+spool_void(struct spool *sp, const struct spool_loc *loc, struct ir_err *err)
+{
+    pthread_mutex_lock(&sp->mu);
+    struct seg *s = sp->head;
+    while (s != NULL && s->id != loc->seg) {
+        s = s->next;
+    }
+    int fd = -1;
+    if (s != NULL && !s->removed) {
+        s->refs++;
+        fd = s->wfd;
+    } else {
+        s = NULL;
+    }
+    pthread_mutex_unlock(&sp->mu);
+    if (s == NULL) {
+        return 0; /* acknowledged and deleted meanwhile */
+    }
+    int own = -1;
+    char name[SEG_NAME_LEN];
+    seg_name(s->id, name);
+    if (fd < 0) {
+        own = fd = openat(sp->dirfd, name, O_WRONLY | O_CLOEXEC);
+    }
+    unsigned char h[REC_HEAD];
+    head_encode(h, &(struct head){void_magic, loc->size - REC_HEAD, loc->seq, 0, 0});
+    int e = fd < 0 ? errno : 0;
+    if (fd >= 0) {
+        ssize_t w = pwrite(fd, h, sizeof(h), (off_t)loc->off);
+        if (w != (ssize_t)sizeof(h)) {
+            e = w < 0 ? errno : EIO;
+        } else if (sp->sync_each && fdatasync(fd) != 0) {
+            e = errno;
+        }
+    }
+    atomic_fetch_add(&sp->void_gen, 1);
+    if (own >= 0) {
+        close(own);
+    }
+    seg_unref(sp, s);
+    if (e != 0) {
+        count(&sp->errors[fd < 0 ? SPOOL_OP_OPEN : SPOOL_OP_WRITE]);
+        set_errno_err(err, "void mark of a record in", sp->dir, e);
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ reader */
@@ -1258,6 +1455,9 @@ reader_take(struct spool *sp, const struct wrec *rec, size_t max_bytes, int64_t 
             struct spool_batch *b)
 {
     struct reader *rd = &sp->rd;
+    if (rec->seq > rd->limit) {
+        return TAKE_FULL;
+    }
     if (rec->seq > rd->ack_seq && rec->arrival_ns < cutoff) {
         count(&sp->expired);
     } else if (rec->seq > rd->ack_seq) {
@@ -1310,6 +1510,10 @@ reader_walk(struct spool *sp, size_t max_bytes, int64_t cutoff, struct spool_bat
             count(&sp->corrupt);
         } else if (ev == WALK_BAD) {
             reader_bad(sp);
+        } else if (ev == WALK_VOID && rec.seq > sp->rd.limit) {
+            w->off = at; /* not passed: the caller's limit is below it */
+            w->last_seq = last;
+            return STEP_FULL;
         } else if (ev == WALK_VOID) {
             reader_void(sp, rec.seq);
         } else {
@@ -1366,17 +1570,44 @@ undirty_locked(struct spool *sp, struct seg *s, struct seg_act *a)
     seg_unref_locked(s, a); /* never the last: the deleter holds one */
 }
 
-/* Deletes the oldest segments the reader has left whose records are all acknowledged. */
+/* Under the lock: the oldest segment s can go: its records are all acknowledged, and either the
+ * reader has left it or its extent is known (a segment of this run, sealed, every append to it
+ * done). In the second case the reader skips it (*jump: close its descriptor). */
+static bool
+trimmable_locked(struct spool *sp, const struct seg *s, bool *jump)
+{
+    const struct reader *rd = &sp->rd;
+    if (s->last_seq > rd->ack_seq) {
+        return false;
+    }
+    if (rd->seg != NULL && s != rd->seg) {
+        return true;
+    }
+    if (s->last_seq == 0 || !s->sealed || s->next == NULL || sp->wm_seq <= s->last_seq) {
+        return false;
+    }
+    *jump = *jump || rd->seg == s;
+    return true;
+}
+
+/* Deletes the oldest segments whose records are all acknowledged (see trimmable_locked()). */
 static void
 reader_trim(struct spool *sp)
 {
     struct reader *rd = &sp->rd;
     struct seg *dead = NULL;
     struct seg **tail = &dead;
+    bool jump = false;
     pthread_mutex_lock(&sp->mu);
-    while (sp->head != NULL && rd->seg != NULL && sp->head != rd->seg &&
-           sp->head->last_seq <= rd->ack_seq) {
+    while (sp->head != NULL && trimmable_locked(sp, sp->head, &jump)) {
         struct seg *s = sp->head;
+        if (rd->seg == s) {
+            rd->seg = s->next;
+            rd->seg_max = 0;
+            if (s->last_seq > rd->w.last_seq) {
+                rd->w.last_seq = s->last_seq;
+            }
+        }
         sp->head = s->next;
         s->removed = true;
         s->refs++; /* the deleter's reference */
@@ -1391,6 +1622,10 @@ reader_trim(struct spool *sp)
         tail = &s->dead_next;
     }
     pthread_mutex_unlock(&sp->mu);
+    if (jump && rd->fd >= 0) {
+        close(rd->fd); /* reader_open() starts the next segment from its beginning */
+        rd->fd = -1;
+    }
     while (dead != NULL) {
         struct seg *s = dead;
         dead = s->dead_next;
@@ -1443,6 +1678,25 @@ reader_next(struct spool *sp)
 int
 spool_read(struct spool *sp, size_t max_bytes, struct spool_batch *b, struct ir_err *err)
 {
+    return spool_read_upto(sp, max_bytes, UINT64_MAX, b, err);
+}
+
+/* Before a read: a record voided since the window was filled may sit in it, unvoided. */
+static void
+reader_fresh(struct spool *sp)
+{
+    struct reader *rd = &sp->rd;
+    uint64_t gen = atomic_load(&sp->void_gen);
+    if (gen != rd->void_gen) {
+        rd->void_gen = gen;
+        rd->w.win_len = 0;
+    }
+}
+
+int
+spool_read_upto(struct spool *sp, size_t max_bytes, uint64_t max_seq, struct spool_batch *b,
+                struct ir_err *err)
+{
     struct reader *rd = &sp->rd;
     b->n = 0;
     b->data_bytes = 0;
@@ -1456,6 +1710,8 @@ spool_read(struct spool *sp, size_t max_bytes, struct spool_batch *b, struct ir_
         set_errno_err(err, "read of", sp->dir, ENOMEM);
         return -1;
     }
+    reader_fresh(sp);
+    rd->limit = max_seq;
     int64_t cutoff = sp->max_age_ns > 0 ? clock_real_ns() - sp->max_age_ns : INT64_MIN;
     struct view v;
     while (view_take(sp, &v)) {
@@ -1475,8 +1731,9 @@ spool_read(struct spool *sp, size_t max_bytes, struct spool_batch *b, struct ir_
             reader_next(sp);
             continue;
         }
-        if (v.newest && v.wm_seq - 1 > rd->passed) {
-            rd->passed = v.wm_seq - 1; /* failed appends: no bytes, nothing to return */
+        uint64_t upto = v.wm_seq - 1 < max_seq ? v.wm_seq - 1 : max_seq;
+        if (v.newest && upto > rd->passed) {
+            rd->passed = upto; /* failed appends: no bytes, nothing to return */
         }
         break;
     }
@@ -1486,14 +1743,49 @@ spool_read(struct spool *sp, size_t max_bytes, struct spool_batch *b, struct ir_
     return 0;
 }
 
+uint64_t
+spool_pos(struct spool *sp)
+{
+    const struct reader *rd = &sp->rd;
+    return rd->passed > rd->ack_seq ? rd->passed : rd->ack_seq;
+}
+
+/* After an acknowledgement with nothing returned pending: walks the reader over whole segments
+ * left by a previous run (their last sequence number is unknown until read) whose records are
+ * all acknowledged, so they can be deleted. At most two segments per call. */
+static void
+reader_catch_up(struct spool *sp)
+{
+    struct reader *rd = &sp->rd;
+    struct spool_batch none;
+    spool_batch_init(&none);
+    for (int i = 0; i < 2 && rd->out_head == rd->out_n; i++) {
+        struct view v;
+        if (!view_take(sp, &v) || v.newest || !v.finished) {
+            return;
+        }
+        pthread_mutex_lock(&sp->mu);
+        bool unknown = rd->seg->last_seq == 0;
+        pthread_mutex_unlock(&sp->mu);
+        struct ir_err e = {0, ""};
+        if (!unknown || reader_open(sp, &e) != 0) {
+            return;
+        }
+        reader_fresh(sp);
+        rd->limit = rd->ack_seq;
+        rd->w.end = v.end;
+        rd->w.max_seq = v.max_seq;
+        if (reader_walk(sp, 0, INT64_MIN, &none, &e) != STEP_END) {
+            return; /* a record not acknowledged yet, or a read error: left to spool_read() */
+        }
+        reader_next(sp);
+    }
+}
+
 int
 spool_ack(struct spool *sp, uint64_t seq, struct ir_err *err)
 {
     struct reader *rd = &sp->rd;
-    assert(seq <= rd->returned);
-    if (seq > rd->returned) {
-        seq = rd->returned;
-    }
     if (seq <= rd->ack_seq) {
         return 0;
     }
@@ -1503,6 +1795,9 @@ spool_ack(struct spool *sp, uint64_t seq, struct ir_err *err)
         n++;
     }
     atomic_fetch_add_explicit(&sp->acked, n, memory_order_relaxed);
+    if (seq > rd->passed) {
+        rd->passed = seq; /* delivered by the caller: the reader passes them */
+    }
     if (rd->out_head == rd->out_n) {
         rd->out_head = 0;
         rd->out_n = 0;
@@ -1510,7 +1805,9 @@ spool_ack(struct spool *sp, uint64_t seq, struct ir_err *err)
             seq = rd->passed; /* skipped after the last record returned */
         }
     }
-    return reader_ack_to(sp, seq, err);
+    int rc = reader_ack_to(sp, seq, err);
+    reader_catch_up(sp);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ open (recovery) */
@@ -1856,6 +2153,7 @@ spool_new(const struct spool_conf *c, struct ir_err *err)
     sp->dirfd = sp->lockfd = sp->curfd = -1;
     sp->rd.fd = -1;
     sp->rd.w.fd = -1;
+    sp->rd.limit = UINT64_MAX;
     sp->cap_bytes = c->cap_bytes;
     uint64_t seg = c->segment_bytes;
     if (seg == 0) {
@@ -1922,6 +2220,15 @@ spool_free(struct spool *sp)
 }
 
 /* ------------------------------------------------------------------ queries */
+
+uint64_t
+spool_record_max(const struct spool *sp)
+{
+    uint64_t room =
+            sp->cap_bytes > CURSOR_BYTES + REC_HEAD ? sp->cap_bytes - CURSOR_BYTES - REC_HEAD : 0;
+    room &= ~(uint64_t)(REC_ALIGN - 1);
+    return room < SPOOL_RECORD_MAX_BYTES ? room : SPOOL_RECORD_MAX_BYTES;
+}
 
 bool
 spool_is_expired(const struct spool *sp, int64_t arrival_ns)

@@ -43,6 +43,8 @@ enum spool_status {
     SPOOL_FULL,  /* the record does not fit under cap_bytes (or exceeds SPOOL_RECORD_MAX_BYTES):
                   * nothing was written; counted as full */
     SPOOL_ERROR, /* an I/O error (ENOSPC, EIO, EFBIG, EMFILE...): see struct spool_put */
+    SPOOL_AGAIN, /* spool_reserve() only: it would have to wait or create a segment file: call
+                  * spool_prepare() (without the caller's locks), then reserve again */
 };
 
 /* The operations whose failures are counted (the metric's op label: spool_op_name()). */
@@ -96,6 +98,22 @@ struct spool_stats {
     uint64_t errors[SPOOL_OP_COUNT];
 };
 
+/* Where a record lies, as spool_reserve() placed it: what spool_void() needs. Plain data. */
+struct spool_loc {
+    uint64_t seq;  /* the record's sequence number */
+    uint64_t seg;  /* its segment's id */
+    uint64_t off;  /* its offset in the segment */
+    uint64_t size; /* its size on disk (header, data, padding) */
+};
+
+/* One append in two steps (caller storage): spool_reserve() fills it, spool_commit() uses it
+ * up. loc is the caller's to read; the rest is private to buffer/spool.c. */
+struct spool_resv {
+    struct spool_loc loc;
+    uint64_t len;       /* data bytes reserved */
+    uint64_t priv_[10]; /* private */
+};
+
 /* Main thread. Creates the directory as needed, takes its lock (flock on DIR/lock: a second
  * spool on the same directory, in this process or another, fails with a message naming the
  * directory), and recovers what a previous run left: a torn or corrupt tail of the newest segment
@@ -116,6 +134,37 @@ void spool_free(struct spool *sp);
  * covers its record; concurrent appenders share one fdatasync (group commit). */
 enum spool_status spool_append(struct spool *sp, const struct iovec *parts, size_t nparts,
                                int64_t arrival_ns, struct spool_put *put) IR_WARN_UNUSED;
+
+/* Any thread: step 1 of an append (spool_append() is reserve + commit), for a caller that must
+ * order something of its own with the sequence number (it holds its own lock around this
+ * call). Never does I/O and never waits. SPOOL_OK: r->loc holds the record's sequence number
+ * and place; spool_commit() MUST follow (records become readable in sequence order, so one
+ * reservation never committed holds every later one back). SPOOL_FULL: nothing reserved
+ * (counted). SPOOL_AGAIN: nothing reserved; call spool_prepare(), then try again.
+ * SPOOL_ERROR: a segment file could not be created (put->op, put->errnum, counted); a sequence
+ * number was used up as a failed append (r->loc.seq, put->seq; nothing to commit): the reader
+ * passes it, so the caller may keep the write elsewhere in that place of the order. */
+enum spool_status spool_reserve(struct spool *sp, size_t len, struct spool_resv *r,
+                                struct spool_put *put) IR_WARN_UNUSED;
+/* Any thread, no lock of the caller held: waits for what made spool_reserve() answer
+ * SPOOL_AGAIN (room for another append in flight, or the next segment file, which it may
+ * create: I/O). */
+void spool_prepare(struct spool *sp);
+/* Any thread: steps 2 and 3 of a reservation: writes the record (parts as for
+ * spool_append(), their total length exactly r->len) and makes it readable in its turn; with
+ * sync_ms == 0 waits for its fdatasync. SPOOL_OK (put->seq = r->loc.seq) or SPOOL_ERROR (the
+ * range becomes a hole the reader passes: nothing of the record is ever returned). */
+enum spool_status spool_commit(struct spool *sp, struct spool_resv *r, const struct iovec *parts,
+                               size_t nparts, int64_t arrival_ns,
+                               struct spool_put *put) IR_WARN_UNUSED;
+/* Any thread. Marks the record at loc (committed with SPOOL_OK, not yet acknowledged) void: the
+ * reader skips it, also after a restart (a void header over its header; with sync_ms == 0 made
+ * durable before it returns). A record already deleted is left alone. The reader re-reads what
+ * it had cached, so a record voided before the reader returned it is never returned. 0, or -1
+ * with err filled (counted). */
+int spool_void(struct spool *sp, const struct spool_loc *loc, struct ir_err *err) IR_WARN_UNUSED;
+/* Any thread: the sequence number the next reservation gets. */
+uint64_t spool_next_seq(struct spool *sp);
 
 /* Any thread (meant for a timer: call it every sync_ms when sync_ms > 0, and before
  * spool_free(); with sync_ms == 0 it still flushes the cursor). fdatasyncs every segment
@@ -139,14 +188,27 @@ void spool_batch_cleanup(struct spool_batch *b);
  * call retries. */
 int spool_read(struct spool *sp, size_t max_bytes, struct spool_batch *b,
                struct ir_err *err) IR_WARN_UNUSED;
+/* Reader thread only: spool_read() that neither returns nor passes a record (or void) whose
+ * sequence number is above max_seq: the reader stops before it. */
+int spool_read_upto(struct spool *sp, size_t max_bytes, uint64_t max_seq, struct spool_batch *b,
+                    struct ir_err *err) IR_WARN_UNUSED;
+/* Reader thread only: every sequence number up to the result was returned, passed (void,
+ * damaged, expired, failed append) or acknowledged. */
+uint64_t spool_pos(struct spool *sp);
 
-/* Reader thread only. Acknowledges every record returned so far up to and including seq (a seq
- * that spool_read() returned); they are never returned again, also after a restart, once the
- * cursor is written (here, with pwrite(2); spool_sync() makes it durable). Deletes segments whose
- * records are all acknowledged, expired or damaged. Returns 0, or -1 with err filled when the
- * cursor could not be written (the acknowledgement still holds in memory; after a restart those
- * records may be returned again). */
+/* Reader thread only. Acknowledges every record up to and including seq: those spool_read()
+ * returned, and those above spool_pos() that the caller delivered by other means (from its own
+ * copies: the reader passes them without returning them). They are never returned again, also
+ * after a restart, once the cursor is written (here, with pwrite(2); spool_sync() makes it
+ * durable). Deletes segments whose records are all acknowledged, expired, void or damaged
+ * (ahead of the reader too). Returns 0, or -1 with err filled when the cursor could not be
+ * written (the acknowledgement still holds in memory; after a restart those records may be
+ * returned again). */
 int spool_ack(struct spool *sp, uint64_t seq, struct ir_err *err) IR_WARN_UNUSED;
+
+/* Any thread: the most data bytes one record can have here (an empty spool takes it; a larger
+ * one is always SPOOL_FULL). */
+uint64_t spool_record_max(const struct spool *sp);
 
 /* Any thread: true when a record that arrived at arrival_ns is older than spool-max-age now
  * (for a batch the caller holds while retrying). */

@@ -3,7 +3,8 @@
 # relay's, so swapping packages is drop-in:
 #   /usr/bin/influxdb-relay, /usr/bin/influxdb-relay-convert,
 #   /etc/influxdb-relay/influxdb-relay.conf (conffile / %config(noreplace)),
-#   /lib/systemd/system/influxdb-relay.service, man pages and docs under /usr/share.
+#   /lib/systemd/system/influxdb-relay.service, man pages and docs under /usr/share,
+#   /var/lib/influxdb-relay (the spool directory, owned by the service user, mode 0750).
 # The packages come out the same whatever CMAKE_INSTALL_PREFIX the tree was configured with
 # (the default /usr/local included): CPack installs with CPACK_PACKAGING_INSTALL_PREFIX=/usr,
 # every destination is relative to the install-time prefix, and the config and the unit are
@@ -124,11 +125,12 @@ set(CPACK_RPM_PACKAGE_REQUIRES_PRE "shadow-utils")
 # (local changes go in drop-ins), so it is listed here with plain attributes instead.
 set(CPACK_RPM_USER_FILELIST
     "%config(noreplace) ${IR_CONF_DIR}/${IR_PKG_NAME}.conf"
-    "%attr(644,root,root) ${IR_UNIT_DIR}/influxdb-relay.service")
+    "%attr(644,root,root) ${IR_UNIT_DIR}/influxdb-relay.service"
+    "%dir %attr(750,${IR_PKG_NAME},${IR_PKG_NAME}) /var/lib/${IR_PKG_NAME}")
 # Directories owned by the filesystem/systemd/man packages must not be owned by this one.
 set(CPACK_RPM_EXCLUDE_FROM_AUTO_FILELIST_ADDITION
     /lib /lib/systemd /lib/systemd/system /usr/share/man /usr/share/man/man1
-    /usr/share/man/man5 /usr/share/man/man8)
+    /usr/share/man/man5 /usr/share/man/man8 /var /var/lib)
 # No /usr/lib/.build-id links and no debuginfo subpackage: the binaries are stripped.
 set(CPACK_RPM_SPEC_MORE_DEFINE "%define _build_id_links none")
 configure_file(${IR_PKG_SRC}/rpm/changelog ${IR_PKG_OUT}/rpm-changelog @ONLY)

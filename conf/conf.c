@@ -103,5 +103,6 @@ conf_free(struct conf *c)
     free(c->http);
     free(c->udp);
     free(c->path);
+    free(c->spool_dir);
     free(c);
 }

@@ -52,6 +52,10 @@ struct conf_http_output {
     int username_line; /* line of each key, 0 if absent */
     int password_line;
     int password_file_line;
+    int64_t spool_bytes;      /* spool-size-mb in bytes; 0 = no spool */
+    int64_t spool_max_age_ms; /* spool-max-age, default 168h; 0 = no limit */
+    int64_t spool_sync_ms;    /* spool-sync, default 1s; 0 = fdatasync before the answer */
+    int spool_line;           /* line of spool-size-mb, 0 if absent */
 };
 
 /* One [http.R] section. */
@@ -104,6 +108,8 @@ struct conf {
     bool log_json;
     int64_t shutdown_timeout_ms; /* default 10s */
     int64_t max_inflight_bytes;  /* max-inflight-mb in bytes, default 1024 MiB */
+    char *spool_dir;             /* spool-dir, NULL = none (no output may spool) */
+    int spool_dir_line;          /* line of spool-dir, 0 if absent */
     struct conf_http *http;      /* array in file order */
     size_t n_http;
     struct conf_udp *udp;

@@ -1,9 +1,13 @@
 #include "conf/conf_check.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/pem.h"
 #include "util/xalloc.h"
@@ -128,6 +132,46 @@ check_pem(const struct conf_http *h, struct conf_errs *errs)
     pem_pair_cleanup(&pair);
 }
 
+/* spool-dir: an existing directory the relay may create files in (the spools of its outputs go
+ * to spool-dir/RELAY/BACKEND, created at start). */
+static void
+check_spool_dir(const struct conf *c, struct conf_errs *errs)
+{
+    struct stat st;
+    char eb[128];
+    if (stat(c->spool_dir, &st) != 0) {
+        conf_errs_add(errs, c->spool_dir_line, "[relay] spool-dir: %s: %s", c->spool_dir,
+                      ir_strerror(errno, eb, sizeof(eb)));
+    } else if (!S_ISDIR(st.st_mode)) {
+        conf_errs_add(errs, c->spool_dir_line, "[relay] spool-dir: %s is not a directory",
+                      c->spool_dir);
+    } else if (access(c->spool_dir, W_OK | X_OK) != 0) {
+        conf_errs_add(errs, c->spool_dir_line, "[relay] spool-dir: %s is not writable: %s",
+                      c->spool_dir, ir_strerror(errno, eb, sizeof(eb)));
+    }
+}
+
+/* An output with spool-size-mb > 0 needs spool-dir. */
+static void
+check_spools(const struct conf *c, struct conf_errs *errs)
+{
+    if (c->spool_dir != NULL) {
+        check_spool_dir(c, errs);
+        return;
+    }
+    for (size_t i = 0; i < c->n_http; i++) {
+        for (size_t j = 0; j < c->http[i].n_outputs; j++) {
+            const struct conf_http_output *o = &c->http[i].outputs[j];
+            if (o->spool_bytes > 0) {
+                conf_errs_add(errs, o->spool_line,
+                              "[http.%s.output.%s] spool-size-mb needs spool-dir in [relay] (the "
+                              "directory where spools live)",
+                              c->http[i].name, o->name);
+            }
+        }
+    }
+}
+
 int
 conf_check(const struct conf *c, struct conf_errs *errs)
 {
@@ -135,6 +179,7 @@ conf_check(const struct conf *c, struct conf_errs *errs)
     check_outputs(c, errs);
     check_names(c, errs);
     check_all_binds(c, errs);
+    check_spools(c, errs);
     for (size_t i = 0; i < c->n_http; i++) {
         if (c->http[i].ssl_combined_pem != NULL) {
             check_pem(&c->http[i], errs);

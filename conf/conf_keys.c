@@ -28,6 +28,8 @@ static const struct conf_key keys_relay[] = {
          DUR_MAX_MS, false, 0, 0},
         {"max-inflight-mb", CONF_V_SIZE_MB, offsetof(struct conf, max_inflight_bytes), "1024", 1,
          MB_MAX, false, 0, 0},
+        {"spool-dir", CONF_V_STRING, offsetof(struct conf, spool_dir), NULL, 0, 0, false,
+         offsetof(struct conf, spool_dir_line), 0},
 };
 
 static const struct conf_key keys_http[] = {
@@ -76,6 +78,12 @@ static const struct conf_key keys_http_output[] = {
          offsetof(struct conf_http_output, password_line), 0},
         {"password-file", CONF_V_STRING, offsetof(struct conf_http_output, password_file), NULL, 0,
          0, false, offsetof(struct conf_http_output, password_file_line), 0},
+        {"spool-size-mb", CONF_V_SIZE_MB, offsetof(struct conf_http_output, spool_bytes), "0", 0,
+         MB_MAX, false, offsetof(struct conf_http_output, spool_line), 0},
+        {"spool-max-age", CONF_V_DURATION, offsetof(struct conf_http_output, spool_max_age_ms),
+         "168h", 0, DUR_MAX_MS, false, 0, 0},
+        {"spool-sync", CONF_V_DURATION, offsetof(struct conf_http_output, spool_sync_ms), "1s", 0,
+         DUR_MAX_MS, false, 0, 0},
 };
 
 static const struct conf_key keys_udp[] = {

@@ -69,6 +69,14 @@ render_backend(struct dbuf *b, const struct backend_snapshot *s)
 #define HEALTH_COUNTER(f, m, h) json_u64(b, #f, atomic_load_explicit(&st->f, memory_order_relaxed));
     BACKEND_COUNTERS(HEALTH_COUNTER)
 #undef HEALTH_COUNTER
+    if (s->spooled) {
+        json_key(b, "spool");
+        dbuf_str(b, "{\"bytes\":");
+        dbuf_u64(b, s->spool_bytes);
+        json_u64(b, "writes", s->spool_writes);
+        json_u64(b, "capacity_bytes", s->spool_capacity_bytes);
+        dbuf_char(b, '}');
+    }
     dbuf_char(b, '}');
 }
 

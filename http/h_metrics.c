@@ -271,6 +271,9 @@ enum value_kind {
     VALUE_CAPACITY,
     VALUE_OLDEST_AGE,
     VALUE_LAST_SUCCESS,
+    VALUE_SPOOL_BYTES,
+    VALUE_SPOOL_WRITES,
+    VALUE_SPOOL_CAPACITY,
 };
 
 /* One per-backend family (or, for the dropped_* counters, one reason of a family). */
@@ -296,6 +299,14 @@ static const struct backend_value backend_gauges[] = {
          VALUE_CAPACITY, 0, NULL, false},
         {"backend_oldest_queued_age_seconds", "gauge", "Age of the oldest held write.",
          VALUE_OLDEST_AGE, 0, NULL, false},
+        {"backend_spool_bytes", "gauge",
+         "Bytes of the backend's spool on disk (segments and index; 0 without a spool).",
+         VALUE_SPOOL_BYTES, 0, NULL, false},
+        {"backend_spool_writes", "gauge", "Writes in the backend's spool not yet delivered.",
+         VALUE_SPOOL_WRITES, 0, NULL, false},
+        {"backend_spool_capacity_bytes", "gauge",
+         "The bound on backend_spool_bytes (spool-size-mb; 0 without a spool).",
+         VALUE_SPOOL_CAPACITY, 0, NULL, false},
 };
 
 /* Generated from BACKEND_COUNTERS: a counter with an empty metric suffix is a drop reason. */
@@ -344,6 +355,15 @@ backend_value_write(struct dbuf *b, const struct backend_snapshot *s,
         break;
     case VALUE_OLDEST_AGE:
         dbuf_fixed(b, s->oldest_age_s, 3);
+        break;
+    case VALUE_SPOOL_BYTES:
+        dbuf_u64(b, s->spool_bytes);
+        break;
+    case VALUE_SPOOL_WRITES:
+        dbuf_u64(b, s->spool_writes);
+        break;
+    case VALUE_SPOOL_CAPACITY:
+        dbuf_u64(b, s->spool_capacity_bytes);
         break;
     case VALUE_LAST_SUCCESS: {
         int64_t ns = atomic_load_explicit(&snap_stats(s)->last_success_ns, memory_order_relaxed);
@@ -399,6 +419,36 @@ render_backend_state(struct dbuf *b, const struct h_metrics_view *v)
     }
 }
 
+/* The spool's failed operations by op, and its sync durations (every backend: 0 without a
+ * spool). */
+static void
+render_spool(struct dbuf *b, const struct h_metrics_view *v)
+{
+    family(b, "backend_spool_errors_total", "counter",
+           "Failed spool operations (open, write, sync, read, unlink).");
+    for (size_t r = 0; r < v->n_http; r++) {
+        for (size_t i = 0; i < v->http[r].n_backends; i++) {
+            const struct backend_snapshot *s = &v->http[r].backends[i];
+            for (unsigned op = 0; op < SPOOL_OP_COUNT; op++) {
+                const char *kv[] = {"relay",   v->http[r].name,
+                                    "backend", s->name,
+                                    "op",      spool_op_name((enum spool_op)op),
+                                    NULL};
+                sample_u64(b, "backend_spool_errors_total", kv, s->spool_errors[op]);
+            }
+        }
+    }
+    family(b, "backend_spool_sync_duration_seconds", "histogram",
+           "Duration of the spool's fdatasync rounds.");
+    for (size_t r = 0; r < v->n_http; r++) {
+        for (size_t i = 0; i < v->http[r].n_backends; i++) {
+            const struct backend_snapshot *s = &v->http[r].backends[i];
+            const char *kv[LABELS_MAX * 2 + 1] = {"relay", v->http[r].name, "backend", s->name};
+            histogram(b, "backend_spool_sync_duration_seconds", kv, 4, &snap_stats(s)->spool_sync);
+        }
+    }
+}
+
 static void
 render_backends(struct dbuf *b, const struct h_metrics_view *v)
 {
@@ -420,6 +470,7 @@ render_backends(struct dbuf *b, const struct h_metrics_view *v)
         }
     }
     backend_family(b, v, &last_success);
+    render_spool(b, v);
     family(b, "backend_send_duration_seconds", "histogram", "Duration of requests to the backend.");
     for (size_t r = 0; r < v->n_http; r++) {
         for (size_t i = 0; i < v->http[r].n_backends; i++) {

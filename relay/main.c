@@ -166,7 +166,7 @@ check_config(const char *path)
     return s != NULL ? 0 : 1;
 }
 
-/* Blocks the signals main waits for and ignores SIGPIPE, before any thread exists, so every
+/* Blocks the signals main waits for and ignores SIGPIPE and SIGXFSZ, before any thread exists, so every
  * thread inherits the mask and no signal ever runs a handler. SIGUSR1 is how the shutdown
  * thread tells main it is done. */
 static void
@@ -177,6 +177,7 @@ signals_init(sigset_t *set)
     sa.sa_handler = SIG_IGN;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGXFSZ, &sa, NULL); /* a file-size limit fails a spool write (EFBIG), no more */
     sigemptyset(set);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);

@@ -11,6 +11,7 @@
 #include "buffer/fetch.h"
 #include "http/inflight.h"
 #include "http/server.h"
+#include "relay/syncer.h"
 #include "relay/world.h"
 #include "udp/listener.h"
 #include "util/clock.h"
@@ -31,6 +32,7 @@ struct service {
     struct inflight *inflight; /* owned: max-inflight-mb */
     struct fetcher *fetcher;   /* owned: the /query read engine (its thread runs only when a
                                 * relay relays reads) */
+    struct syncer *syncer;     /* owned: the spools' sync thread, NULL when no output spools */
     _Atomic int64_t deadline;  /* atomic: the shutdown deadline (service_hurry() moves it) */
     bool started;              /* main thread only */
 };
@@ -95,6 +97,7 @@ service_new(const struct conf *c, struct ir_err *err)
         service_free(s);
         return NULL;
     }
+    s->syncer = syncer_new(s->backends, s->n_backends);
     return s;
 }
 
@@ -162,11 +165,21 @@ service_start(struct service *s, struct ir_err *err)
 {
     s->started = true;
     service_raise_nofile(s->conf);
-    /* Senders first, so a relay never accepts a write nobody can send. */
+    /* Spools first (a spool another process holds stops the start here), then senders, so a
+     * relay never accepts a write nobody can send. Not in service_new(): --check-config must not
+     * take the spools' locks from a running relay. */
+    for (size_t i = 0; i < s->n_backends; i++) {
+        if (backend_spool_open(s->backends[i], s->conf->spool_dir, err) != 0) {
+            return -1;
+        }
+    }
     for (size_t i = 0; i < s->n_backends; i++) {
         if (backend_start(s->backends[i], err) != 0) {
             return -1;
         }
+    }
+    if (syncer_start(s->syncer, err) != 0) {
+        return -1;
     }
     if (timer_start(s->timer, err) != 0) {
         return -1;
@@ -217,6 +230,7 @@ service_stop(struct service *s)
     for (size_t i = 0; i < s->n_backends; i++) {
         backend_stop(s->backends[i], atomic_load(&s->deadline));
     }
+    syncer_stop(s->syncer);
     timer_stop(s->timer);
     s->started = false;
     log_info(NULL, "shutdown: complete");
@@ -248,6 +262,8 @@ service_free(struct service *s)
     for (size_t i = 0; i < s->world.n_udp; i++) {
         udp_listener_free(s->world.udp[i]);
     }
+    syncer_stop(s->syncer); /* after a failed start: the thread may run */
+    syncer_free(s->syncer);
     for (size_t i = 0; i < s->n_backends; i++) {
         backend_free(s->backends[i]);
     }

@@ -104,6 +104,9 @@ dpkg-deb -c "$deb" | awk '{print "    " $1, $2, $6}'
 for f in $expected; do
     dpkg-deb -c "$deb" | awk '{print $6}' | grep -qx "$f" || fail "deb lacks $f"
 done
+dpkg-deb -c "$deb" | awk '{print $1, $6}' | grep -qx "drwxr-x--- ./var/lib/$pkg/" ||
+    dpkg-deb -c "$deb" | awk '{print $6}' | grep -qx "./var/lib/$pkg/" ||
+    fail "deb lacks the spool directory /var/lib/$pkg"
 ctl=$(mktemp -d)
 dpkg-deb -e "$deb" "$ctl"
 grep -qx "$conf" "$ctl/conffiles" || fail "deb: $conf is not a conffile"
@@ -132,6 +135,9 @@ rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" | grep -qx "cn $conf"
     fail "rpm: $conf is not %config(noreplace)"
 rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" | grep -qx " $unit" ||
     fail "rpm: $unit must be a plain file, not %config"
+rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm" |
+    grep -qx "drwxr-x--- $pkg:$pkg /var/lib/$pkg" ||
+    fail "rpm: /var/lib/$pkg must be a directory of $pkg, mode 0750"
 rpm -qp --scripts "$rpm" | grep -q 'useradd' || fail "rpm: %pre does not create the user"
 step "rpm Requires: $(rpm -qpR "$rpm" | grep -v '^rpmlib(' | tr '\n' ' ')"
 for lib in $needed; do
@@ -178,6 +184,10 @@ done
 [ "$(stat -c '%U:%G %a' "$conf")" = "root:root 644" ] ||
     fail "$conf: owner/mode $(stat -c '%U:%G %a' "$conf")"
 dpkg-query -W -f='${Conffiles}\n' "$pkg" | grep -q "$conf" || fail "dpkg: $conf not a conffile"
+[ "$(stat -c '%U:%G %a' /var/lib/$pkg)" = "$pkg:$pkg 750" ] ||
+    fail "/var/lib/$pkg: owner/mode $(stat -c '%U:%G %a' /var/lib/$pkg), want $pkg:$pkg 750"
+grep -qx "spool-dir = /var/lib/$pkg" "$conf" || fail "$conf does not use /var/lib/$pkg"
+grep -qx "StateDirectory=$pkg" "$unit" || fail "$unit lacks StateDirectory=$pkg"
 pw=$(getent passwd "$pkg") || fail "user $pkg not created"
 getent group "$pkg" >/dev/null || fail "group $pkg not created"
 uid=$(echo "$pw" | cut -d: -f3)
@@ -249,7 +259,8 @@ else
     relay_pid=""
     [ "$rc" -eq 0 ] || fail "installed relay exited $rc after SIGTERM: $(cat "$rlog")"
     rm -f "$rlog"
-    step "installed relay ran as $pkg: /ping 204, /metrics 200, SIGTERM -> exit 0"
+    [ -f /var/lib/$pkg/example-http/local1/lock ] || fail "the relay made no spool in /var/lib/$pkg"
+    step "installed relay ran as $pkg: /ping 204, /metrics 200, spool in /var/lib/$pkg, SIGTERM -> exit 0"
 fi
 
 # A local edit of the conffile survives a reinstall (the upgrade path: prerm upgrade, postinst
@@ -277,7 +288,7 @@ for f in /etc/influxdb-relay /usr/share/doc/influxdb-relay /usr/share/man/man8/i
     /etc/systemd/system/influxdb-relay.service \
     /etc/systemd/system/multi-user.target.wants/influxdb-relay.service \
     /var/lib/systemd/deb-systemd-helper-enabled/influxdb-relay.service.dsh-also \
-    /var/lib/systemd/deb-systemd-helper-masked/influxdb-relay.service; do
+    /var/lib/systemd/deb-systemd-helper-masked/influxdb-relay.service /var/lib/influxdb-relay; do
     [ ! -e "$f" ] && [ ! -L "$f" ] || fail "$f still there after purge"
 done
 have_user && fail "user $pkg still there after purge"

@@ -55,9 +55,16 @@ EXTRA_FAMILIES = {
     "influxdb_relay_udp_receiver_up": ("gauge", {"relay"}),
     "influxdb_relay_http_read_timeouts_total": ("counter", {"relay"}),
     "influxdb_relay_backend_wire_bytes_total": ("counter", {"relay", "backend"}),
+    # The durable spool (0 for a backend without one).
+    "influxdb_relay_backend_spool_bytes": ("gauge", {"relay", "backend"}),
+    "influxdb_relay_backend_spool_writes": ("gauge", {"relay", "backend"}),
+    "influxdb_relay_backend_spool_capacity_bytes": ("gauge", {"relay", "backend"}),
+    "influxdb_relay_backend_spool_errors_total": ("counter", {"relay", "backend", "op"}),
+    "influxdb_relay_backend_spool_sync_duration_seconds": ("histogram", {"relay", "backend"}),
 }
 
-DROP_REASONS = ("buffer_full", "rejected", "withdrawn", "shutdown")
+DROP_REASONS = ("buffer_full", "rejected", "withdrawn", "shutdown", "spool_full", "expired",
+                "corrupt")
 STATES = ("up", "down", "draining")
 
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')

@@ -189,8 +189,8 @@ test_any_and_withdraw(void)
 {
     struct payload *p = payload_new(PAYLOAD_WRITE, NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
     _Atomic uint64_t wd0 = 0, wd1 = 0;
-    struct holder h0 = {{holder_withdraw}, queue_new(1 << 20, false, &wd0, &rdv_refs)};
-    struct holder h1 = {{holder_withdraw}, queue_new(1 << 20, false, &wd1, &rdv_refs)};
+    struct holder h0 = {{holder_withdraw, NULL}, queue_new(1 << 20, false, &wd0, &rdv_refs)};
+    struct holder h1 = {{holder_withdraw, NULL}, queue_new(1 << 20, false, &wd1, &rdv_refs)};
     uint64_t s0 = 0, s1 = 0;
     struct rdv_verdict v;
     /* any: OK once attached to every queue. */
@@ -253,7 +253,7 @@ static void
 test_any_with_full(void)
 {
     struct payload *p = payload_new(PAYLOAD_WRITE, NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
-    struct holder h = {{holder_withdraw}, queue_new(1 << 20, false, NULL, &rdv_refs)};
+    struct holder h = {{holder_withdraw, NULL}, queue_new(1 << 20, false, NULL, &rdv_refs)};
     uint64_t seq = 0;
     struct rdv *r = rdv_new(2, CONF_CONSISTENCY_ANY, clock_mono_ms() + 100);
     CHECK_EQ_I64(queue_push(h.q, p, r, 0, &seq), 0);
@@ -416,8 +416,8 @@ static void
 test_any_failed_before_attach(void)
 {
     struct payload *p = payload_new(PAYLOAD_WRITE, NULL, "m v=1\n", 6, 1, xstrdup("db=a"), NULL);
-    struct holder h0 = {{holder_withdraw}, queue_new(1 << 20, false, NULL, &rdv_refs)};
-    struct holder h1 = {{holder_withdraw}, queue_new(1 << 20, false, NULL, &rdv_refs)};
+    struct holder h0 = {{holder_withdraw, NULL}, queue_new(1 << 20, false, NULL, &rdv_refs)};
+    struct holder h1 = {{holder_withdraw, NULL}, queue_new(1 << 20, false, NULL, &rdv_refs)};
     uint64_t s0 = 0, s1 = 0;
     struct rdv *r = rdv_new(2, CONF_CONSISTENCY_ANY, clock_mono_ms() + 60000);
     CHECK_EQ_I64(queue_push(h0.q, p, r, 0, &s0), 0);

@@ -95,7 +95,17 @@ test_metrics(void)
     CHECK_HAS(t, "reason=\"withdrawn\"} 2\n");
     CHECK_HAS(t, "reason=\"rejected\"} 0\n");
     CHECK_HAS(t, "reason=\"shutdown\"} 0\n");
-    CHECK_EQ_I64(count_of(t, "influxdb_relay_backend_dropped_writes_total{"), 8);
+    CHECK_HAS(t, "reason=\"spool_full\"} 0\n");
+    CHECK_HAS(t, "reason=\"expired\"} 0\n");
+    CHECK_HAS(t, "reason=\"corrupt\"} 0\n");
+    CHECK_EQ_I64(count_of(t, "influxdb_relay_backend_dropped_writes_total{"), 14);
+    CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_bytes{relay=\"r1\",backend=\"b1\"} 0\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_writes{relay=\"r1\",backend=\"b1\"} 0\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_capacity_bytes{relay=\"r1\",backend=\"b1\"} 0\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_errors_total{relay=\"r1\",backend=\"b1\","
+                 "op=\"sync\"} 0\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_sync_duration_seconds_count{relay=\"r1\","
+                 "backend=\"b1\"} 0\n");
     CHECK_HAS(t, "\ninfluxdb_relay_backend_last_success_timestamp_seconds{relay=\"r1\","
                  "backend=\"b1\"} 1700000000.250\n");
     CHECK_HAS(t, "\ninfluxdb_relay_backend_send_duration_seconds_bucket{relay=\"r1\","
@@ -121,7 +131,7 @@ test_metrics(void)
     /* Every family once, every line ends with a newline, no empty line. */
     CHECK_EQ_I64(count_of(t, "# TYPE influxdb_relay_backend_state "), 1);
     CHECK_EQ_I64(count_of(t, "# TYPE "), count_of(t, "# HELP "));
-    CHECK_EQ_I64(count_of(t, "# TYPE "), 33);
+    CHECK_EQ_I64(count_of(t, "# TYPE "), 38);
     CHECK(len > 0 && t[len - 1] == '\n' && strstr(t, "\n\n") == NULL);
     free(t);
 }
