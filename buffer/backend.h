@@ -2,8 +2,10 @@
  * (the backend's serialized retry buffer) served by one dedicated sender thread that owns one
  * libcurl easy handle. The sender merges the head of the queue with following writes of the same
  * route up to max-batch-kb and streams them from the payloads without copying.
- * Owned by relay/service.c; borrows its relay name and conf output (must outlive it).
- * Thread use is stated per function. */
+ * Reference-counted: relay/service.c owns it, and each HTTP relay generation using it holds a
+ * reference. It holds a reference on the conf tree of its settings; a reload hands it new
+ * settings (backend_reconfigure()) or retires it (backend_retire()). Thread use is stated per
+ * function. */
 #ifndef IR_BUFFER_BACKEND_H
 #define IR_BUFFER_BACKEND_H
 
@@ -29,7 +31,8 @@ enum backend_state { BACKEND_UP, BACKEND_DOWN, BACKEND_DRAINING };
     X(dropped_buffer_full, "", "Writes that did not fit in the queue.")                            \
     X(dropped_rejected, "", "Writes the backend refused with a 4xx.")                              \
     X(dropped_withdrawn, "", "Writes withdrawn because the client got a 503.")                     \
-    X(dropped_shutdown, "", "Writes still queued when shutdown-timeout ran out.")
+    X(dropped_shutdown, "", "Writes still queued when shutdown-timeout ran out.")                  \
+    X(dropped_removed, "", "Writes of an output a reload removed, not drained in time.")
 
 struct backend_stats {
 #define BACKEND_STATS_FIELD(f, m, h) _Atomic uint64_t f;
@@ -59,8 +62,9 @@ int backend_global_init(void) IR_WARN_UNUSED;
 /* Main thread, once, after every backend is freed. */
 void backend_global_cleanup(void);
 
-/* Main thread. Returns owned (free with backend_free()), or NULL with *err filled.
- * relay and o are borrowed and must outlive the backend. Starts no thread. */
+/* Main thread. Returns owned (free with backend_free()), or NULL with *err filled. relay is
+ * copied; o is borrowed: the backend holds a reference on o->tree (conf_ref()) for as long as it
+ * uses o (a section built by hand, tree NULL, must outlive the backend). Starts no thread. */
 struct backend *backend_new(const char *relay, const struct conf_http_output *o,
                             struct ir_err *err);
 /* Main thread: starts the sender thread. 0 or -1 (err filled). */
@@ -82,13 +86,40 @@ enum backend_submit backend_submit(struct backend *b, struct payload *p, struct 
                                    unsigned idx);
 
 /* Main thread, shutdown: lets the sender drain its queue until deadline_ms (monotonic), then
- * drops what is left (counted as dropped_shutdown and logged), and joins the thread. */
+ * drops what is left (counted as dropped_shutdown and logged), and joins the thread. A retired
+ * backend (backend_retire()) is only joined, its deadline moved to deadline_ms when earlier. */
 void backend_stop(struct backend *b, int64_t deadline_ms);
 /* Any thread, shutdown (a second signal): moves the deadline of backend_stop() to deadline_ms
  * when that is earlier, also for a call already waiting and for a request in flight (aborted
  * at that time). */
 void backend_hurry(struct backend *b, int64_t deadline_ms);
-/* Main thread, after backend_stop(). NULL is a no-op. */
+/* Main thread (a reload): the output's settings in the new configuration (same relay and name;
+ * the backend holds a reference on o->tree). The sender applies them between two requests,
+ * never during one: unchanged settings keep the queue and the connection; changed ones keep the
+ * queue (what it holds goes to a new location) and get a new libcurl handle, and the next retry
+ * is at once. Returns true when every setting applies live (false: one needs a restart; none
+ * today). */
+bool backend_reconfigure(struct backend *b, const struct conf_http_output *o);
+/* Main thread (a reload removed the output): returns at once; the sender keeps sending what the
+ * queue holds until it is empty or deadline_ms (monotonic) passes, then drops the rest (counted
+ * as dropped_removed, logged naming the backend) and ends. From then on a write submitted by a
+ * request that started before the reload is refused (its client hears a failure). Join with
+ * backend_stop(), which also moves the deadline earlier. */
+void backend_retire(struct backend *b, int64_t deadline_ms);
+/* Any thread: the output's name (owned by b). */
+const char *backend_name(const struct backend *b);
+/* Any thread: true once a retired backend's sender has dropped what was left and ended (its
+ * counters are final; backend_stop() joins it at once). */
+bool backend_is_ended(struct backend *b);
+
+/* Any thread: one more reference (a relay generation holding the backend). Returns b. */
+struct backend *backend_ref(struct backend *b);
+/* Any thread: drops a reference; the last one frees the backend, whose sender must have been
+ * joined (backend_stop()) by then: the owner keeps its reference until it has. NULL is a
+ * no-op. */
+void backend_unref(struct backend *b);
+/* Main thread: drops the owner's reference (backend_unref()), after backend_stop(). NULL is a
+ * no-op. */
 void backend_free(struct backend *b);
 
 /* Any thread. */

@@ -18,8 +18,8 @@ struct queue {
     _Atomic uint64_t bytes;      /* written under mu; queue_bytes() reads it without */
     uint64_t writes;             /* guarded by mu */
     uint64_t next_seq;           /* guarded by mu */
-    uint64_t cap;                /* immutable after new */
-    bool allow_one_over;         /* immutable after new */
+    uint64_t cap;                /* guarded by mu (queue_set_cap(): a reload) */
+    bool allow_one_over;         /* guarded by mu */
     _Atomic uint64_t *withdrawn; /* immutable after new (the counter itself is atomic) */
     const struct queue_ref_ops *ops; /* immutable after new (borrowed) */
 };
@@ -265,6 +265,15 @@ queue_wait(struct queue *q, bool for_data, int64_t deadline_ms, const _Atomic bo
             break; /* ETIMEDOUT */
         }
     }
+    pthread_mutex_unlock(&q->mu);
+}
+
+void
+queue_set_cap(struct queue *q, uint64_t cap_bytes, bool allow_one_over)
+{
+    pthread_mutex_lock(&q->mu);
+    q->cap = cap_bytes;
+    q->allow_one_over = allow_one_over;
     pthread_mutex_unlock(&q->mu);
 }
 

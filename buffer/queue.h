@@ -90,6 +90,9 @@ struct queue_entry *queue_pop_all(struct queue *q);
  * (monotonic, -1 = none) or until *stop is set and queue_kick() called (stop may be NULL: then
  * only data or the deadline end the wait). Returns at once when the condition already holds. */
 void queue_wait(struct queue *q, bool for_data, int64_t deadline_ms, const _Atomic bool *stop);
+/* Any thread (a reload): the new bound and policy of queue_new(); writes already held stay, even
+ * beyond a smaller bound; only new pushes see it. */
+void queue_set_cap(struct queue *q, uint64_t cap_bytes, bool allow_one_over);
 /* Any thread: wakes a waiting sender (after setting its stop flag). */
 void queue_kick(struct queue *q);
 

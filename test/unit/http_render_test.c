@@ -95,7 +95,8 @@ test_metrics(void)
     CHECK_HAS(t, "reason=\"withdrawn\"} 2\n");
     CHECK_HAS(t, "reason=\"rejected\"} 0\n");
     CHECK_HAS(t, "reason=\"shutdown\"} 0\n");
-    CHECK_EQ_I64(count_of(t, "influxdb_relay_backend_dropped_writes_total{"), 8);
+    CHECK_HAS(t, "reason=\"removed\"} 0\n");
+    CHECK_EQ_I64(count_of(t, "influxdb_relay_backend_dropped_writes_total{"), 10);
     CHECK_HAS(t, "\ninfluxdb_relay_backend_last_success_timestamp_seconds{relay=\"r1\","
                  "backend=\"b1\"} 1700000000.250\n");
     CHECK_HAS(t, "\ninfluxdb_relay_backend_send_duration_seconds_bucket{relay=\"r1\","
