@@ -54,9 +54,12 @@ EXTRA_FAMILIES = {
     "influxdb_relay_udp_receive_errors_total": ("counter", {"relay"}),
     "influxdb_relay_udp_receiver_up": ("gauge", {"relay"}),
     "influxdb_relay_http_read_timeouts_total": ("counter", {"relay"}),
+    # Reload (SIGHUP).
+    "influxdb_relay_config_last_reload_successful": ("gauge", set()),
+    "influxdb_relay_config_last_reload_success_timestamp_seconds": ("gauge", set()),
 }
 
-DROP_REASONS = ("buffer_full", "rejected", "withdrawn", "shutdown")
+DROP_REASONS = ("buffer_full", "rejected", "withdrawn", "shutdown", "removed")
 STATES = ("up", "down", "draining")
 
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
