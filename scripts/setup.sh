@@ -6,11 +6,12 @@ set -eu
 #   lint.format, lint.tidy: clang-format, clang-tidy (14), git (the files to check)
 #   it.*: influxdb (influxd), nginx + modules, haproxy, openssl (certificates), python3 with
 #   prometheus-client and yaml, util-linux (setpriv: a check as an unprivileged user; unshare:
-#   a private trust store) and mount
+#   a private trust store) and mount, prometheus (it.dashboard evaluates the Grafana dashboard's
+#   queries against a real Prometheus scraping a relay)
 pkgs="build-essential cmake pkg-config libmicrohttpd-dev libinih-dev libcurl4-openssl-dev
 zlib1g-dev influxdb nginx libnginx-mod-http-echo haproxy python3 python3-prometheus-client
 clang libclang-rt-14-dev rpm lintian file curl libnginx-mod-stream clang-format clang-tidy
-git python3-yaml openssl util-linux mount ca-certificates"
+git python3-yaml openssl util-linux mount ca-certificates prometheus"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -20,8 +21,8 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# policy-rc.d keeps the packages' own services (influxdb, nginx, haproxy) from starting: the
-# tests start their own instances on free loopback ports.
+# policy-rc.d keeps the packages' own services (influxdb, nginx, haproxy, prometheus) from
+# starting: the tests start their own instances on free loopback ports.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod +x /usr/sbin/policy-rc.d
