@@ -388,7 +388,9 @@ class ReloadTest(RelayTestCase):
         self.assertEqual(lines_of(m), ["m v=1 1", "m v=2 2"])
 
     def test_twenty_reloads_while_clients_write_on_keepalive_connections(self):
-        m1, m2 = self.mock(), self.mock()
+        # b2 answers after 20 ms: writes wait for it, suspended, while generations and
+        # daemons change under them.
+        m1, m2 = self.mock(), self.mock(lambda req: (204, b"", {}, 0.02))
         port = free_port()
 
         def conf(i):
@@ -421,6 +423,51 @@ class ReloadTest(RelayTestCase):
         self.assertGreater(len(sent), 80)
         wait_until(lambda: sorted(lines_of(m1)) == sent and sorted(lines_of(m2)) == sent,
                    timeout=30, what="every write at both backends")
+
+    def test_removed_relay_answers_what_it_holds(self):
+        m1 = self.mock()
+        got = threading.Event()
+
+        def slow(req):
+            got.set()
+            return 204, b"", {}, 1.0
+        m2 = self.mock(slow)
+        p1, p2 = free_port(), free_port()
+        r1 = "[http.r1]\nbind-addr = 127.0.0.1:%d\n[http.r1.output.b1]\nlocation = %s\n" % (
+            p1, m1.url)
+        r2 = "[http.r2]\nbind-addr = 127.0.0.1:%d\n[http.r2.output.b1]\nlocation = %s\n" % (
+            p2, m2.url)
+        r = self.relay(r1 + r2, wait_ports=[p1, p2])
+        w = Worker(write, p2, "m v=1 1\n")
+        w.start()
+        self.assertTrue(got.wait(10))  # the write is at r2's backend, its client waiting
+        text = reload(r, r1)
+        self.assertIn("r2: relay removed by a reload", text)
+        self.assertEqual(w.join()[0], 204)
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", p2), timeout=5).close()
+        self.assertEqual(write(p1, "m v=2 2\n")[0], 204)
+        # Once stopped, one scrape still shows r2 with its final counters, the next one not.
+        s = wait_until(lambda: (lambda x: x if x.requests("r2", "write", 204) == 1 and
+                                "relay=\"r2\"" in x.text else None)(prom.scrape(p1)),
+                       what="r2's final scrape")
+        wait_until(lambda: 'relay="r2"' not in prom.scrape(p1).text, what="r2 gone")
+        self.assertEqual(lines_of(m2), ["m v=1 1"])
+
+    def test_shutdown_after_a_removal_stays_within_shutdown_timeout(self):
+        up = self.mock()
+        dn = self._down_mock()
+        cfg, port = self._two_outputs(up.url, dn.url)
+        cfg = cfg.replace("shutdown-timeout = 2s", "shutdown-timeout = 3s")
+        r = self.relay(cfg, wait_ports=[port])
+        self._queue_for_down(port, 3)
+        reload(r, cfg.split("[http.r1.output.b2]")[0])
+        t0 = time.monotonic()
+        os.kill(r.proc.pid, signal.SIGTERM)
+        self.assertEqual(r.proc.wait(timeout=30), 0)
+        self.assertLess(time.monotonic() - t0, 3 + 2)
+        self.assertIn("r1/b2: output removed by a reload: shutdown-timeout passed, dropped "
+                      "writes=3", r.log())
 
     # ------------------------------------------------------------------ UDP
 
