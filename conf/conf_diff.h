@@ -23,7 +23,9 @@ bool conf_key_equal(const struct conf_key *k, const void *a, const void *b);
  * outputs of a relay are not compared). */
 bool conf_section_equal(enum conf_section_kind kind, const void *a, const void *b);
 /* The names of the keys of kind's table whose values differ, comma-separated into out (len
- * bytes, truncated to fit, "" when none). Returns how many differ. */
+ * bytes, truncated to fit, "" when none). Returns how many differ. A value a section gets at
+ * load from outside the file (the content of a file a key names) is not in a key table: it
+ * must be compared here as well, or a reload keeps using the old one for an unchanged key. */
 size_t conf_section_diff(enum conf_section_kind kind, const void *a, const void *b, char *out,
                          size_t len);
 

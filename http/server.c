@@ -768,13 +768,14 @@ static void
 daemon_stop(struct httpd_daemon *dm, int64_t deadline_ms, bool flush)
 {
     struct httpd *h = dm->h;
+    const char *what = flush ? "shutdown" : "previous server";
     daemon_deadline_min(dm, deadline_ms);
     atomic_store(&dm->stopping, true);
     atomic_store(&dm->closing, true);
     /* 1. Answers in progress finish while the backends are still sending, until the deadline. */
     unsigned left = wait_zero(dm, &dm->in_flight, true);
     if (left > 0) {
-        log_warn(h->name, "shutdown: answering the writes still waiting count=%u", left);
+        log_warn(h->name, "%s: answering the writes still waiting count=%u", what, left);
     }
     /* 2. Every suspended connection must be resumed before MHD_stop_daemon(). The flushed lane
      * fires each waiting write's deadline at once, so this wait is short. */
@@ -788,7 +789,7 @@ daemon_stop(struct httpd_daemon *dm, int64_t deadline_ms, bool flush)
     }
     left = wait_zero(dm, &dm->in_flight, true);
     if (left > 0) {
-        log_warn(h->name, "shutdown: closing connections with requests in flight count=%u", left);
+        log_warn(h->name, "%s: closing connections with requests in flight count=%u", what, left);
     }
     MHD_stop_daemon(dm->d);
     dm->d = NULL;

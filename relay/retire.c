@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
 struct job {
@@ -21,7 +22,8 @@ struct retire {
     struct job *tail;  /* guarded by mu */
     bool stop;         /* guarded by mu */
     pthread_t thread;  /* main thread only */
-    bool started;      /* main thread only */
+    bool started;      /* main thread only: the thread runs */
+    bool stopped;      /* main thread only: retire_join() ran, no thread any more */
 };
 
 struct retire *
@@ -75,23 +77,25 @@ retire_main(void *arg)
     return NULL;
 }
 
-int
-retire_start(struct retire *r, struct ir_err *err)
+/* Starts the thread for the first job. False (logged) when it cannot. */
+static bool
+retire_start(struct retire *r)
 {
     int rc = pthread_create(&r->thread, NULL, retire_main, r);
     if (rc != 0) {
         char buf[128];
-        ir_err_set(err, 0, "cannot start the retire thread: %s", ir_strerror(rc, buf, sizeof(buf)));
-        return -1;
+        log_error(NULL, "cannot start the retire thread, the main thread waits instead: %s",
+                  ir_strerror(rc, buf, sizeof(buf)));
+        return false;
     }
     r->started = true;
-    return 0;
+    return true;
 }
 
 static void
 job_push(struct retire *r, struct job *j)
 {
-    if (!r->started) {
+    if (!r->started && (r->stopped || !retire_start(r))) {
         job_run(j);
         return;
     }
@@ -127,6 +131,7 @@ retire_stop(struct retire *r, struct httpd *h, struct world_item *it, int64_t de
 void
 retire_join(struct retire *r)
 {
+    r->stopped = true;
     if (!r->started) {
         return;
     }

@@ -1,5 +1,6 @@
 /* The retire thread: after a reload, what must wait without holding up the main thread runs
- * here, one job after the other, each bounded by its own deadline: an HTTP relay's old daemons
+ * here, one job after the other, each bounded by its own deadline (the thread starts with the
+ * first job and lives until the shutdown): an HTTP relay's old daemons
  * answered and stopped once their connections are gone (httpd_drain()), a removed HTTP relay
  * stopped like at shutdown (httpd_stop()). Owned by relay/service.c; jobs are queued by the main
  * thread. Locking: retire.mu guards the job list and the stop flag only. */
@@ -10,14 +11,12 @@
 
 #include "http/server.h"
 #include "relay/world.h"
-#include "util/err.h"
 
 struct retire;
 
-/* Main thread. Returns owned (free with retire_free()); starts no thread. Never NULL. */
+/* Main thread. Returns owned (free with retire_free()); starts no thread: the first job does
+ * (when it cannot, that job and the next ones run on the caller). Never NULL. */
 struct retire *retire_new(void);
-/* Main thread: starts the thread. 0 or -1 (err filled); without it, jobs run on the caller. */
-int retire_start(struct retire *r, struct ir_err *err) IR_WARN_UNUSED;
 /* Main thread: httpd_drain(h) on the retire thread (a reference on h is taken). */
 void retire_drain(struct retire *r, struct httpd *h);
 /* Main thread: httpd_stop(h, deadline_ms) on the retire thread, then world_item_end(it)

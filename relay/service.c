@@ -263,7 +263,7 @@ service_start(struct service *s, struct ir_err *err)
             }
         }
     }
-    if (timer_start(s->timer, err) != 0 || retire_start(s->retire, err) != 0) {
+    if (timer_start(s->timer, err) != 0) {
         return -1;
     }
     for (size_t i = 0; i < s->n_http; i++) {
@@ -296,11 +296,21 @@ struct plan_udp {
     struct udp_listener *l;   /* a new relay: owned until committed */
 };
 
+/* What a reload changed, for its summary line. */
+struct reload_counts {
+    size_t relays_added;
+    size_t relays_removed;
+    size_t outputs_added;
+    size_t outputs_changed;
+    size_t outputs_removed;
+};
+
 struct plan {
     struct conf *next; /* borrowed */
     struct plan_http *http;
     struct plan_udp *udp;
     struct conf_errs *errs; /* borrowed */
+    struct reload_counts n;
 };
 
 static void
@@ -416,8 +426,10 @@ retired_add(struct service *s, struct svc_retired r)
 
 /* A removed output: drains until deadline_ms, then drops the rest. */
 static void
-retire_backend(struct service *s, const char *relay, struct backend *b, int64_t deadline_ms)
+retire_backend(struct service *s, const char *relay, struct backend *b, int64_t deadline_ms,
+               struct reload_counts *n)
 {
+    n->outputs_removed++;
     log_info(relay,
              "output removed by a reload: sending what it holds for up to shutdown-timeout "
              "backend=%s",
@@ -426,10 +438,10 @@ retire_backend(struct service *s, const char *relay, struct backend *b, int64_t 
     retired_add(s, (struct svc_retired){world_item_backend(relay, b), b, NULL, NULL, false});
 }
 
-/* The outputs of a kept relay: new settings for those that stay, the others retired. Counts
- * into *changed and *removed. */
+/* The outputs of a kept relay: new settings for those that stay, the others retired. */
 static void
-commit_outputs(struct service *s, struct plan_http *ph, int64_t deadline_ms, size_t *changed)
+commit_outputs(struct service *s, struct plan_http *ph, int64_t deadline_ms,
+               struct reload_counts *n)
 {
     struct svc_http *keep = ph->keep;
     const struct conf_http *was = conf_find_http(s->conf, ph->c->name);
@@ -438,6 +450,7 @@ commit_outputs(struct service *s, struct plan_http *ph, int64_t deadline_ms, siz
         if (ph->from[j] == SIZE_MAX) {
             log_info(ph->c->name, "output added by a reload backend=%s location=%s", o->name,
                      o->location);
+            n->outputs_added++;
             continue;
         }
         const struct conf_http_output *old = was ? conf_find_http_output(was, o->name) : NULL;
@@ -445,7 +458,7 @@ commit_outputs(struct service *s, struct plan_http *ph, int64_t deadline_ms, siz
         if (old != NULL && conf_section_diff(CONF_SEC_HTTP_OUTPUT, old, o, keys, sizeof(keys))) {
             log_info(ph->c->name, "output changed by a reload backend=%s changed=%s", o->name,
                      keys);
-            (*changed)++;
+            n->outputs_changed++;
         }
         if (!backend_reconfigure(ph->bs[j], o)) {
             log_warn(ph->c->name, "needs a restart: a setting of backend=%s", o->name);
@@ -457,7 +470,7 @@ commit_outputs(struct service *s, struct plan_http *ph, int64_t deadline_ms, siz
             kept = ph->from[j] == k;
         }
         if (!kept) {
-            retire_backend(s, ph->c->name, keep->bs[k], deadline_ms);
+            retire_backend(s, ph->c->name, keep->bs[k], deadline_ms, n);
         }
     }
 }
@@ -476,7 +489,7 @@ start_new_backends(struct plan_http *ph)
 
 /* One HTTP relay of the new tree: its svc_http for the new array. */
 static struct svc_http
-commit_http(struct service *s, struct plan_http *ph, int64_t deadline_ms, size_t *changed)
+commit_http(struct service *s, struct plan_http *ph, int64_t deadline_ms, struct reload_counts *n)
 {
     start_new_backends(ph);
     struct svc_http r = {ph->h, NULL, ph->bs, ph->c->n_outputs};
@@ -486,10 +499,12 @@ commit_http(struct service *s, struct plan_http *ph, int64_t deadline_ms, size_t
             log_error(ph->c->name, "%s", err.msg);
         }
         log_info(ph->c->name, "relay added by a reload");
+        n->relays_added++;
+        n->outputs_added += ph->c->n_outputs;
         r.item = world_item_http(ph->h);
         ph->h = NULL;
     } else {
-        commit_outputs(s, ph, deadline_ms, changed);
+        commit_outputs(s, ph, deadline_ms, n);
         r.h = ph->keep->h;
         r.item = ph->keep->item;
         if (httpd_commit(r.h, ph->c, ph->bs, deadline_ms)) {
@@ -506,14 +521,15 @@ commit_http(struct service *s, struct plan_http *ph, int64_t deadline_ms, size_t
 
 /* A relay of the old tree that the new one does not have. */
 static void
-retire_http(struct service *s, struct svc_http *r, int64_t deadline_ms)
+retire_http(struct service *s, struct svc_http *r, int64_t deadline_ms, struct reload_counts *n)
 {
+    n->relays_removed++;
     log_info(httpd_name(r->h),
              "relay removed by a reload: stops accepting, answers what it holds for up to "
              "shutdown-timeout");
     httpd_quiesce(r->h);
     for (size_t k = 0; k < r->n; k++) {
-        retire_backend(s, httpd_name(r->h), r->bs[k], deadline_ms);
+        retire_backend(s, httpd_name(r->h), r->bs[k], deadline_ms, n);
     }
     retired_add(s, (struct svc_retired){r->item, NULL, r->h, NULL, false});
     retire_stop(s->retire, r->h, r->item, deadline_ms);
@@ -521,16 +537,16 @@ retire_http(struct service *s, struct svc_http *r, int64_t deadline_ms)
 }
 
 static void
-commit_https(struct service *s, struct plan *p, int64_t deadline_ms, size_t *changed)
+commit_https(struct service *s, struct plan *p, int64_t deadline_ms)
 {
     size_t n = p->next->n_http;
     struct svc_http *now = xcalloc(n ? n : 1, sizeof(*now));
     for (size_t i = 0; i < n; i++) {
-        now[i] = commit_http(s, &p->http[i], deadline_ms, changed);
+        now[i] = commit_http(s, &p->http[i], deadline_ms, &p->n);
     }
     for (size_t i = 0; i < s->n_http; i++) {
         if (conf_find_http(p->next, httpd_name(s->http[i].h)) == NULL) {
-            retire_http(s, &s->http[i], deadline_ms);
+            retire_http(s, &s->http[i], deadline_ms, &p->n);
         }
     }
     free(s->http);
@@ -556,6 +572,7 @@ commit_udps(struct service *s, struct plan *p)
             log_error(pu->c->name, "%s", err.msg);
         }
         log_info(pu->c->name, "relay added by a reload");
+        p->n.relays_added++;
         now[i] = (struct svc_udp){pu->l, world_item_udp(pu->l)};
         pu->l = NULL;
     }
@@ -563,6 +580,7 @@ commit_udps(struct service *s, struct plan *p)
         struct svc_udp *u = &s->udp[i];
         if (conf_find_udp(p->next, udp_listener_name(u->l)) == NULL) {
             log_info(udp_listener_name(u->l), "relay removed by a reload");
+            p->n.relays_removed++;
             udp_listener_stop(u->l);
             retired_add(s, (struct svc_retired){u->item, NULL, NULL, u->l, false});
             world_item_end(u->item);
@@ -630,8 +648,11 @@ retired_prune(struct service *s, bool all)
 int
 service_reload(struct service *s, struct conf *next, struct conf_errs *errs)
 {
-    struct plan p = {next, xcalloc(next->n_http + 1, sizeof(struct plan_http)),
-                     xcalloc(next->n_udp + 1, sizeof(struct plan_udp)), errs};
+    struct plan p = {next,
+                     xcalloc(next->n_http + 1, sizeof(struct plan_http)),
+                     xcalloc(next->n_udp + 1, sizeof(struct plan_udp)),
+                     errs,
+                     {0, 0, 0, 0, 0}};
     size_t before = errs->n;
     for (size_t i = 0; i < next->n_http; i++) {
         p.http[i].c = &next->http[i];
@@ -648,11 +669,9 @@ service_reload(struct service *s, struct conf *next, struct conf_errs *errs)
         return -1;
     }
     int64_t deadline = clock_mono_ms() + next->shutdown_timeout_ms;
-    size_t changed = 0;
-    size_t retired = s->n_retired;
     commit_relay_section(s, next);
     service_raise_nofile(next);
-    commit_https(s, &p, deadline, &changed);
+    commit_https(s, &p, deadline);
     commit_udps(s, &p);
     plan_abort(&p); /* frees what the commit did not take */
     conf_unref(s->conf);
@@ -662,9 +681,10 @@ service_reload(struct service *s, struct conf *next, struct conf_errs *errs)
     world_note_reload(&s->world, true);
     log_info(NULL,
              "configuration reloaded config=%s http_relays=%zu udp_relays=%zu "
-             "outputs_changed=%zu removed_now=%zu",
-             next->path, s->n_http, s->n_udp, changed,
-             s->n_retired > retired ? s->n_retired - retired : 0);
+             "relays_added=%zu relays_removed=%zu outputs_added=%zu outputs_changed=%zu "
+             "outputs_removed=%zu",
+             next->path, s->n_http, s->n_udp, p.n.relays_added, p.n.relays_removed,
+             p.n.outputs_added, p.n.outputs_changed, p.n.outputs_removed);
     return 0;
 }
 

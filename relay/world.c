@@ -105,24 +105,6 @@ world_item_is_gone(struct world_item *it)
     return atomic_load(&it->shown);
 }
 
-struct backend *
-world_item_backend_of(const struct world_item *it)
-{
-    return it->backend;
-}
-
-struct httpd *
-world_item_http_of(const struct world_item *it)
-{
-    return it->http;
-}
-
-struct udp_listener *
-world_item_udp_of(const struct world_item *it)
-{
-    return it->udp;
-}
-
 static void
 view_unref(struct world_view *v)
 {
@@ -268,7 +250,8 @@ struct snapshot {
     size_t n_udp;
     struct h_metrics_udp_output *outputs;
     size_t n_outputs;
-    bool *final; /* per item: listed with final counters (mark it shown afterwards) */
+    bool *final;  /* per item: listed with final counters (mark it shown afterwards) */
+    bool *listed; /* per item: listed by this scrape */
 };
 
 /* Allocates the arrays for v (generously: every item and every backend of every live relay).
@@ -306,8 +289,9 @@ snapshot_alloc(struct snapshot *s)
     s->outputs = calloc(n_outputs + 1, sizeof(*s->outputs));
     s->n_outputs = n_outputs;
     s->final = calloc(v->n + 1, sizeof(*s->final));
-    return s->relays && s->gens && s->backends && s->udp && s->ugens && s->outputs && s->final ? 0
-                                                                                               : -1;
+    s->listed = calloc(v->n + 1, sizeof(*s->listed));
+    bool ok = s->relays && s->gens && s->backends && s->udp && s->ugens && s->outputs;
+    return ok && s->final && s->listed ? 0 : -1;
 }
 
 static void
@@ -326,6 +310,7 @@ snapshot_free(struct snapshot *s)
     free(s->ugens);
     free(s->outputs);
     free(s->final);
+    free(s->listed);
 }
 
 /* Adds the snapshots of relay r's listed retired backends at *next; returns how many were
@@ -341,6 +326,7 @@ snapshot_retired_backends(struct snapshot *s, const char *r, struct httpd_gen *g
             continue;
         }
         s->final[i] = item_final(it);
+        s->listed[i] = true;
         *all_final = *all_final && s->final[i];
         backend_snapshot(it->backend, &s->backends[(*next)++]);
         added++;
@@ -371,6 +357,7 @@ snapshot_relay(struct snapshot *s, size_t i, size_t *next)
     m->n_backends += snapshot_retired_backends(s, it->relay, g, next, &all_final);
     /* A removed relay is final once it stopped and its backends are done. */
     s->final[i] = ended && all_final;
+    s->listed[i] = true;
 }
 
 static void
@@ -395,6 +382,7 @@ snapshot_udp(struct snapshot *s)
             continue;
         }
         s->final[i] = item_final(it);
+        s->listed[i] = true;
         const struct udp_stats *st = udp_listener_stats(it->udp);
         struct h_metrics_udp *m = &s->udp[s->n_udp];
         struct udp_gen *g = udp_listener_gen_get(it->udp);
@@ -443,9 +431,10 @@ world_render_metrics(void *ctx, size_t *len)
                                     atomic_load(&w->reload_ok_ns)};
         out = h_metrics_render_view(&mv, len);
     }
-    /* Final counters shown once: later scrapes leave the item out. */
+    /* Final counters shown once: later scrapes leave the item out. A finished item this scrape
+     * did not list (one of the same name was added again) is over as well. */
     for (size_t i = 0; out != NULL && i < s.v->n; i++) {
-        if (s.final[i]) {
+        if (s.final[i] || (!s.listed[i] && item_final(s.v->items[i]))) {
             atomic_store(&s.v->items[i]->shown, true);
         }
     }

@@ -57,10 +57,6 @@ void world_item_end(struct world_item *it);
 /* Any thread: a retired, finished item that a scrape has shown once: a new view may leave it
  * out. */
 bool world_item_is_gone(struct world_item *it);
-/* The backend of a backend item, the relay of a relay item, or NULL. Borrowed. */
-struct backend *world_item_backend_of(const struct world_item *it);
-struct httpd *world_item_http_of(const struct world_item *it);
-struct udp_listener *world_item_udp_of(const struct world_item *it);
 
 /* Main thread: from now on scrapes see items[0..n) (references taken; the array is borrowed). */
 void world_publish(struct world *w, struct world_item *const *items, size_t n);

@@ -220,6 +220,27 @@ class ReloadTest(RelayTestCase):
                           if l["backend"] == "b2"], s.text)
         self.assertEqual(lines_of(dn), [])
 
+    def test_output_removed_and_added_again_while_the_old_one_drains(self):
+        up = self.mock()
+        dn = self._down_mock()
+        cfg, port = self._two_outputs(up.url, dn.url)
+        r = self.relay(cfg, wait_ports=[port])
+        self._queue_for_down(port, 2)
+        only_b1 = cfg.split("[http.r1.output.b2]")[0]
+        reload(r, only_b1)
+        fresh = self.mock()
+        reload(r, only_b1 + "[http.r1.output.b2]\nlocation = %s\n" % fresh.url)
+        # The old b2 still drains; /metrics lists one b2 only (the new one: its queue is empty).
+        s = prom.scrape(port)
+        self.assertEqual(s.backend("queue_writes", "r1", "b2"), 0)
+        self.assertEqual(write(port, "m v=1 1\n")[0], 204)
+        wait_until(lambda: lines_of(fresh) == ["m v=1 1"], what="the new b2's write")
+        wait_until(lambda: "r1/b2: output removed by a reload: shutdown-timeout passed, dropped "
+                   "writes=2" in r.log(), timeout=15, what="the old b2's drop")
+        s = prom.scrape(port)  # still one b2, the new one
+        self.assertEqual(s.backend("batches_sent_total", "r1", "b2"), 1)
+        self.assertEqual(s.dropped("r1", "b2", "removed"), 0)
+
     def test_removed_output_that_drains_in_time_delivers_everything(self):
         up = self.mock()
         dn = self._down_mock()
@@ -314,8 +335,9 @@ class ReloadTest(RelayTestCase):
         # The old daemons stop once their connections are gone.
         wait_until(lambda: r.log().count("previous server stopped after a reload") == 3,
                    what="old servers stopped")
-        # 4 workers now instead of 2, and the old pools are gone.
-        self.assertEqual(len(os.listdir("/proc/%d/task" % r.proc.pid)), threads + 2)
+        # 4 workers now instead of 2, the old pools are gone; the retire thread that stopped them
+        # started with the first reload that needed it.
+        self.assertEqual(len(os.listdir("/proc/%d/task" % r.proc.pid)), threads + 2 + 1)
         self.assertEqual(write(port, "m v=1 1\n")[0], 204)
 
     def test_max_connections_applies_at_once(self):
