@@ -83,7 +83,8 @@ main(int argc, char **argv)
     char relay[] = "example-http";
     struct conf_http c = {.name = relay, .outputs = outs, .n_outputs = n};
     struct h_metrics_relay r[2] = {{"r1", &rs[0], s, n / 2}, {"r2", &rs[1], s + n / 2, n - n / 2}};
-    struct h_metrics_view v = {r, 2, NULL, 0, 0, 1700000000000000000LL};
+    struct h_metrics_view v = {
+            r, 2, NULL, 0, 0, 1700000000000000000LL, true, 1700000000000000000LL};
     struct health_arg h = {&c, s, n};
     size_t len = 0;
     double us = best_us(render_metrics, &v, 200, &len);

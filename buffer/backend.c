@@ -92,6 +92,17 @@
  * A disk error keeps the write in memory (charged; refused when memory is full), logged once
  * per episode. Shutdown: everything is in the spool already; the sender stops at once.
  *
+ * Reload. backend_reconfigure() hands the sender new settings (b->next) and pokes it; the sender
+ * installs them at the top of its next step, so never during a request: b->o and its tree move
+ * to the new configuration; when a key changed (compared key by key, conf/conf_diff.h) a new
+ * libcurl handle replaces the old one, the queue's bound follows buffer-size-mb, and a backend
+ * that was waiting for its next retry tries at once (a new location may be up). The queue
+ * itself is never touched: its writes go to the new location. Other threads never read b->o:
+ * they read the atomics cap_bytes and buffered. backend_retire() is backend_stop() without the
+ * join, for an output a reload removed: the sender drains until the deadline, then, on its own
+ * thread, closes the backend (closed: backend_submit() refuses from then on, a push racing the
+ * close is taken back) and drops what is left as reason removed (retire_drop()).
+ *
  * Memory. After a backlog of more than 8 MiB drains, the sender calls malloc_trim(0): bodies
  * are freed by this thread into the arenas of the HTTP threads that allocated them, and glibc
  * would otherwise keep those pages; backend_global_init() caps the number of malloc arenas for
@@ -114,6 +125,7 @@
 
 #include "buffer/post.h"
 #include "buffer/queue.h"
+#include "conf/conf_diff.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/ratelimit.h"
@@ -174,29 +186,50 @@ struct sender {
     int64_t read_retry_ms; /* after a failed read: when to read again */
 };
 
+/* Settings a reload handed over, applied by the sender between two requests (apply_next()). */
+struct backend_next {
+    const struct conf_http_output *o; /* borrowed from tree */
+    struct conf *tree;                /* owned reference */
+};
+
 struct backend {
-    struct rdv_holder holder;         /* immutable after new: how a rendezvous withdraws */
-    const char *relay;                /* immutable after new (borrowed) */
-    const struct conf_http_output *o; /* immutable after new (borrowed) */
-    char who[160];                    /* immutable after new: "relay/backend" for logs */
-    bool buffered;                    /* immutable after new */
-    struct queue *q;                  /* immutable after new (locks itself) */
-    struct backend_stats stats;       /* atomic */
-    _Atomic int state;                /* atomic: enum backend_state */
-    _Atomic bool stop;                /* atomic */
-    _Atomic bool hurry;               /* atomic: the shutdown deadline was moved earlier */
-    _Atomic int64_t stop_deadline_ms; /* atomic: set before stop; also curl's abort time */
-    _Atomic bool full;                /* atomic: the last submit found the queue full */
-    _Atomic bool high;                /* atomic: buffered queue above 80% (warned) */
-    bool spooled;                     /* immutable after new: spool-size-mb > 0 */
-    struct spool *sp;                 /* set by backend_spool_open() before start, then immutable */
-    pthread_mutex_t smu;              /* spooled: see "Threads and locks" in the DESIGN */
-    _Atomic bool spool_failing;       /* atomic: in a spool write error episode (logged) */
-    _Atomic bool spool_full;          /* atomic: the last spooled submit found the spool full */
-    _Atomic bool sync_failing;        /* atomic: in a spool sync error episode (logged) */
-    pthread_t thread;                 /* main thread only */
-    bool started;                     /* main thread only */
-    struct sender s;                  /* sender thread only (main thread before start) */
+    struct rdv_holder holder; /* immutable after new: how a rendezvous withdraws */
+    _Atomic unsigned refs;    /* atomic: the owner's, plus one per holder (backend_ref()) */
+    char *relay;              /* immutable after new: the relay's name (owned copy) */
+    char *name;               /* immutable after new: the output's name (owned copy) */
+    /* The output's settings: the sender thread only once started (a reload swaps them between
+     * two requests); other threads read cap_bytes and buffered. */
+    const struct conf_http_output *o;
+    struct conf *tree;          /* sender thread only: the reference keeping o alive */
+    char who[160];              /* immutable after new: "relay/backend" for logs */
+    _Atomic bool buffered;      /* atomic: buffer-size-mb > 0 (a reload may change it) */
+    _Atomic uint64_t cap_bytes; /* atomic: the queue's bound (a reload may change it) */
+    struct queue *q;            /* immutable after new (locks itself) */
+    struct backend_stats stats; /* atomic */
+    _Atomic int state;          /* atomic: enum backend_state */
+    _Atomic bool stop;          /* atomic */
+    _Atomic bool poke;          /* atomic: ends the sender's waits (stop, hurry, new settings);
+                                 * cleared by the sender at each step */
+    _Atomic(struct backend_next *) next; /* atomic: settings not applied yet, or NULL */
+    _Atomic bool removed;                /* atomic: removed by a reload (backend_retire()) */
+    _Atomic bool closed;                 /* atomic: removed and drained: refuses writes */
+    _Atomic bool ended;                  /* atomic: removed, and its sender has ended */
+    _Atomic int64_t stop_deadline_ms;    /* atomic: set before stop; also curl's abort time */
+    _Atomic bool full;                   /* atomic: the last submit found the queue full */
+    _Atomic bool high;                   /* atomic: buffered queue above 80% (warned) */
+    bool spooled;               /* immutable after new: spool-size-mb > 0 (the spool keys need
+                                 * a restart: a reload does not change them) */
+    int64_t spool_cap;          /* immutable after new: spool-size-mb in bytes */
+    int64_t spool_sync_ms;      /* immutable after new: spool-sync */
+    int64_t spool_max_age_ms;   /* immutable after new: spool-max-age */
+    struct spool *sp;           /* set by backend_spool_open() before start, then immutable */
+    pthread_mutex_t smu;        /* spooled: see "Threads and locks" in the DESIGN */
+    _Atomic bool spool_failing; /* atomic: in a spool write error episode (logged) */
+    _Atomic bool spool_full;    /* atomic: the last spooled submit found the spool full */
+    _Atomic bool sync_failing;  /* atomic: in a spool sync error episode (logged) */
+    pthread_t thread;           /* main thread only */
+    bool started;               /* main thread only */
+    struct sender s;            /* sender thread only (main thread before start) */
 };
 
 /* At most this many glibc malloc arenas (the default is 8 per core). Bodies are allocated by
@@ -262,32 +295,26 @@ backend_release(const struct rdv_holder *h, uint64_t seq)
 }
 
 static uint64_t
-queue_cap(const struct conf_http_output *o)
+conf_cap(const struct conf_http_output *o, bool spooled)
 {
-    if (o->buffer_bytes > 0 || o->spool_bytes > 0) {
+    if (o->buffer_bytes > 0 || spooled) {
         return (uint64_t)o->buffer_bytes; /* spooled: 0 = no write stays in memory */
     }
     int64_t cap = o->max_batch_bytes * 4;
     return (uint64_t)(cap > UNBUFFERED_MIN_CAP ? cap : UNBUFFERED_MIN_CAP);
 }
 
-struct backend *
-backend_new(const char *relay, const struct conf_http_output *o, struct ir_err *err)
+/* The bound of b's queue, as its settings set it now. Any thread. */
+static uint64_t
+queue_cap(const struct backend *b)
 {
-    struct backend *b = xcalloc(1, sizeof(*b));
-    b->relay = relay;
-    b->o = o;
-    snprintf(b->who, sizeof(b->who), "%s/%s", relay, o->name);
-    b->holder.withdraw = backend_withdraw;
-    b->spooled = o->spool_bytes > 0;
-    b->holder.release = b->spooled ? backend_release : NULL;
-    b->buffered = o->buffer_bytes > 0 || b->spooled;
-    b->q = queue_new(queue_cap(o), !b->buffered, &b->stats.dropped_withdrawn, &rdv_refs);
-    if (b->spooled) {
-        queue_spooled(b->q);
-        pthread_mutex_init(&b->smu, NULL);
-    }
-    atomic_init(&b->state, BACKEND_UP);
+    return atomic_load_explicit(&b->cap_bytes, memory_order_relaxed);
+}
+
+/* The libcurl side of settings o. NULL with *err filled when libcurl refuses. */
+static struct post *
+backend_post_new(struct backend *b, const struct conf_http_output *o, struct ir_err *err)
+{
     struct post_conf pc = {.location = o->location,
                            .timeout_ms = o->timeout_ms,
                            .skip_tls_verification = o->skip_tls_verification,
@@ -295,7 +322,35 @@ backend_new(const char *relay, const struct conf_http_output *o, struct ir_err *
                            .username = o->username,
                            .password = o->password,
                            .abort_at_ms = &b->stop_deadline_ms};
-    b->s.post = post_new(&pc, err);
+    return post_new(&pc, err);
+}
+
+struct backend *
+backend_new(const char *relay, const struct conf_http_output *o, struct ir_err *err)
+{
+    struct backend *b = xcalloc(1, sizeof(*b));
+    atomic_init(&b->refs, 1);
+    b->relay = xstrdup(relay);
+    b->name = xstrdup(o->name);
+    b->o = o;
+    b->tree = conf_ref(o->tree);
+    snprintf(b->who, sizeof(b->who), "%s/%s", relay, o->name);
+    b->holder.withdraw = backend_withdraw;
+    b->spooled = o->spool_bytes > 0;
+    b->spool_cap = o->spool_bytes;
+    b->spool_sync_ms = o->spool_sync_ms;
+    b->spool_max_age_ms = o->spool_max_age_ms;
+    b->holder.release = b->spooled ? backend_release : NULL;
+    atomic_init(&b->buffered, o->buffer_bytes > 0 || b->spooled);
+    atomic_init(&b->cap_bytes, conf_cap(o, b->spooled));
+    b->q = queue_new(conf_cap(o, b->spooled), !atomic_load(&b->buffered),
+                     &b->stats.dropped_withdrawn, &rdv_refs);
+    if (b->spooled) {
+        queue_spooled(b->q);
+        pthread_mutex_init(&b->smu, NULL);
+    }
+    atomic_init(&b->state, BACKEND_UP);
+    b->s.post = backend_post_new(b, o, err);
     if (b->s.post == NULL) {
         err->line = o->line;
         backend_free(b);
@@ -330,7 +385,7 @@ note_full(struct backend *b, bool full)
     uint64_t dropped = atomic_load(&b->stats.dropped_buffer_full);
     if (full) {
         log_warn(b->who, "buffer full, refusing writes for this backend capacity_bytes=%llu",
-                 (unsigned long long)queue_cap(b->o));
+                 (unsigned long long)queue_cap(b));
     } else {
         log_info(b->who, "buffer accepting writes again dropped_buffer_full=%llu",
                  (unsigned long long)dropped);
@@ -342,7 +397,7 @@ static void
 note_level(struct backend *b)
 {
     uint64_t held = queue_bytes(b->q);
-    uint64_t cap = queue_cap(b->o);
+    uint64_t cap = queue_cap(b);
     bool high = atomic_load_explicit(&b->high, memory_order_relaxed);
     if (!high && held > cap / 5 * 4 && !atomic_exchange(&b->high, true)) {
         log_warn(b->who, "buffer above 80%% queued_bytes=%llu capacity_bytes=%llu",
@@ -362,7 +417,7 @@ refuse_too_large(struct backend *b, const struct payload *p, struct rdv *r, unsi
                  uint64_t need)
 {
     bool spool = b->sp != NULL;
-    uint64_t cap = spool ? (uint64_t)b->o->spool_bytes : queue_cap(b->o);
+    uint64_t cap = spool ? (uint64_t)b->spool_cap : queue_cap(b);
     const char *what = spool ? "spool" : "buffer";
     const char *key = spool ? "spool-size-mb" : "buffer-size-mb";
     atomic_fetch_add_explicit(&b->stats.dropped_buffer_full, 1, memory_order_relaxed);
@@ -378,17 +433,28 @@ refuse_too_large(struct backend *b, const struct payload *p, struct rdv *r, unsi
                      "{\"error\":\"request too large for output \\\"%s\\\": %zu bytes of line "
                      "protocol once timestamps are added (%llu bytes held), more than its "
                      "%s (%llu bytes) can ever hold; send smaller bodies or raise %s\"}",
-                     b->o->name, p->len, (unsigned long long)need, key, (unsigned long long)cap,
-                     key);
+                     b->name, p->len, (unsigned long long)need, key, (unsigned long long)cap, key);
     size_t len = n < 0 ? 0 : (size_t)n < sizeof(json) ? (size_t)n : sizeof(json) - 1;
     rdv_report(r, idx, RDV_FULL, 413, json, len, "application/json");
+}
+
+/* The output was removed by a reload and its queue is gone: a write submitted now by a request
+ * that started before the reload is dropped (reason removed) and its client hears a failure. */
+static enum backend_submit
+refuse_removed(struct backend *b, struct rdv *r, unsigned idx)
+{
+    atomic_fetch_add_explicit(&b->stats.dropped_removed, 1, memory_order_relaxed);
+    if (r != NULL) {
+        rdv_report(r, idx, RDV_FAILED, 0, NULL, 0, NULL);
+    }
+    return BACKEND_REFUSED;
 }
 
 /* Not spooled: the write into the queue (*seq), or why not. */
 static enum backend_submit
 memory_push(struct backend *b, struct payload *p, struct rdv *r, unsigned idx, uint64_t *seq)
 {
-    if (b->buffered && queue_entry_cost(p) > queue_cap(b->o)) {
+    if (atomic_load(&b->buffered) && queue_entry_cost(p) > queue_cap(b)) {
         refuse_too_large(b, p, r, idx, queue_entry_cost(p));
         return BACKEND_REFUSED;
     }
@@ -396,6 +462,12 @@ memory_push(struct backend *b, struct payload *p, struct rdv *r, unsigned idx, u
         atomic_fetch_add_explicit(&b->stats.dropped_buffer_full, 1, memory_order_relaxed);
         note_full(b, true);
         return BACKEND_FULL;
+    }
+    /* Closed meanwhile (retire_drop() sets closed, then empties the queue): either it took this
+     * write and fails it, or the write is still here and is taken back now. */
+    if (atomic_load(&b->closed) && queue_withdraw(b->q, *seq)) {
+        atomic_fetch_sub_explicit(&b->stats.dropped_withdrawn, 1, memory_order_relaxed);
+        return refuse_removed(b, r, idx);
     }
     note_full(b, false);
     if (b->buffered) {
@@ -559,12 +631,20 @@ spool_push(struct backend *b, struct payload *p, struct rdv *r, unsigned idx, ui
         return BACKEND_FULL;
     }
     *seq = rv.loc.seq;
+    /* Closed meanwhile (a reload removed the output): as in memory_push(), its record voided. */
+    if (atomic_load(&b->closed)) {
+        backend_withdraw(&b->holder, *seq);
+        return refuse_removed(b, r, idx);
+    }
     return BACKEND_QUEUED;
 }
 
 enum backend_submit
 backend_submit(struct backend *b, struct payload *p, struct rdv *r, unsigned idx)
 {
+    if (atomic_load(&b->closed)) {
+        return refuse_removed(b, r, idx);
+    }
     uint64_t seq = 0;
     enum backend_submit st =
             b->sp != NULL ? spool_push(b, p, r, idx, &seq) : memory_push(b, p, r, idx, &seq);
@@ -1400,12 +1480,13 @@ sender_done(struct backend *b)
     if (!atomic_load(&b->stop)) {
         return false;
     }
-    if (b->sp != NULL) {
+    if (b->sp != NULL && !atomic_load(&b->removed)) {
         return true; /* everything it holds is in its spool */
     }
     struct queue_stats st;
     queue_stats(b->q, &st);
-    return st.writes == 0 || clock_mono_ms() >= atomic_load(&b->stop_deadline_ms);
+    bool empty = st.writes == 0 && (b->sp == NULL || backlog_empty(b));
+    return empty || clock_mono_ms() >= atomic_load(&b->stop_deadline_ms);
 }
 
 /* Buffered, a suspect failed POISON_ATTEMPTS times: sends the write behind it alone, now (not
@@ -1443,14 +1524,73 @@ sender_idle(struct backend *b, bool down, int64_t stop_at, const _Atomic bool *s
     queue_wait_gen(b->q, true, until, stop, b->sp != NULL ? gen : UINT64_MAX);
 }
 
+/* ------------------------------------------------------------------ sender: a reload */
+
+static void
+next_free(struct backend_next *n)
+{
+    if (n != NULL) {
+        conf_unref(n->tree);
+        free(n);
+    }
+}
+
+/* New settings o: the queue's bound and whether the backend retries. */
+static void
+set_limits(struct backend *b, const struct conf_http_output *o)
+{
+    bool buffered = o->buffer_bytes > 0 || b->spooled;
+    atomic_store(&b->cap_bytes, conf_cap(o, b->spooled));
+    atomic_store(&b->buffered, buffered);
+    queue_set_cap(b->q, conf_cap(o, b->spooled), !buffered);
+}
+
+/* Sender thread, between two requests: installs the settings a reload handed over. Unchanged
+ * settings only move to the new tree; changed ones get a new libcurl handle (the queue stays:
+ * what it holds goes to the new location) and a retry at once. */
+static void
+apply_next(struct backend *b)
+{
+    struct backend_next *n = atomic_exchange(&b->next, NULL);
+    if (n == NULL) {
+        return;
+    }
+    char changed[256];
+    if (conf_section_diff(CONF_SEC_HTTP_OUTPUT, b->o, n->o, changed, sizeof(changed)) > 0) {
+        struct ir_err err = {0, ""};
+        struct post *p = backend_post_new(b, n->o, &err);
+        if (p == NULL) {
+            log_error(b->who, "new settings not applied, the previous ones stay: %s", err.msg);
+            next_free(n);
+            return;
+        }
+        post_free(b->s.post);
+        b->s.post = p;
+        set_limits(b, n->o);
+        b->s.attempt = 0;
+        b->s.next_try_ms = 0;
+        b->s.defer_until_ms = 0;
+        clear_suspect(&b->s);
+        log_info(b->who, "output settings applied changed=%s", changed);
+    }
+    struct conf *old = b->tree;
+    b->o = n->o;
+    b->tree = n->tree;
+    free(n);
+    conf_unref(old);
+}
+
 /* One step of the sender's state machine: back off, send one batch, probe, or wait. */
 static void
 sender_step(struct backend *b)
 {
     struct sender *s = &b->s;
+    if (atomic_exchange(&b->poke, false)) {
+        apply_next(b);
+    }
     bool stopping = atomic_load(&b->stop);
-    /* Stopping, a wait still ends when backend_hurry() moves the deadline earlier. */
-    const _Atomic bool *stop = stopping ? &b->hurry : &b->stop;
+    /* A wait ends when something changes: a stop, a deadline moved earlier, new settings. */
+    const _Atomic bool *stop = &b->poke;
     int64_t stop_at = stopping ? atomic_load(&b->stop_deadline_ms) : -1;
     bool down = atomic_load(&b->state) == BACKEND_DOWN;
     int64_t now = clock_mono_ms();
@@ -1488,12 +1628,18 @@ sender_step(struct backend *b)
     }
 }
 
+/* The rest of a removed output's queue once its drain ended (backend_retire()). */
+static void retire_drop(struct backend *b);
+
 static void *
 sender_main(void *arg)
 {
     struct backend *b = arg;
     while (!sender_done(b)) {
         sender_step(b);
+    }
+    if (atomic_load(&b->removed)) {
+        retire_drop(b);
     }
     return NULL;
 }
@@ -1559,6 +1705,60 @@ spool_leftovers(struct backend *b)
              (unsigned long long)appended, spool_dir(b->sp));
 }
 
+/* Empties the queue: every write left is failed (its client, if one still waits, hears it) and
+ * freed; *writes and *bytes count them. */
+static void
+fail_queued(struct backend *b, uint64_t *writes, uint64_t *bytes)
+{
+    struct queue_entry *e = queue_pop_all(b->q);
+    while (e != NULL) {
+        struct queue_entry *next = e->next;
+        (*writes)++;
+        *bytes += e->p->len;
+        if (e->r != NULL) {
+            rdv_report(e->r, e->idx, RDV_FAILED, 0, NULL, 0, NULL);
+        }
+        queue_entry_free(e);
+        e = next;
+    }
+}
+
+static void
+retire_drop(struct backend *b)
+{
+    /* Closed first: a write submitted from now on is refused (backend_submit()). */
+    atomic_store(&b->closed, true);
+    uint64_t writes = 0;
+    uint64_t bytes = 0;
+    fail_queued(b, &writes, &bytes);
+    if (b->sp != NULL) {
+        /* What it holds stays in its spool, delivered if the output comes back (a reload or a
+         * restart that adds it again); for this configuration it is dropped. */
+        backend_spool_sync(b);
+        struct spool_stats ss;
+        spool_stats(b->sp, &ss);
+        atomic_fetch_add_explicit(&b->stats.dropped_removed, ss.records, memory_order_relaxed);
+        log_warn(b->who,
+                 "output removed by a reload: its spool is left on disk, not delivered while the "
+                 "output is not configured spooled_writes=%llu spool_bytes=%llu dir=%s",
+                 (unsigned long long)ss.records, (unsigned long long)ss.disk_bytes,
+                 spool_dir(b->sp));
+        atomic_store(&b->ended, true);
+        return;
+    }
+    atomic_fetch_add_explicit(&b->stats.dropped_removed, writes, memory_order_relaxed);
+    if (writes > 0) {
+        log_error(b->who,
+                  "output removed by a reload: shutdown-timeout passed, dropped writes=%llu "
+                  "bytes=%llu state=%s",
+                  (unsigned long long)writes, (unsigned long long)bytes,
+                  state_names[atomic_load(&b->state)]);
+    } else {
+        log_info(b->who, "output removed by a reload: drained, dropped writes=0 bytes=0");
+    }
+    atomic_store(&b->ended, true);
+}
+
 /* After the sender stopped: drops what is left, counts and logs it. */
 static void
 drop_leftovers(struct backend *b)
@@ -1569,17 +1769,7 @@ drop_leftovers(struct backend *b)
     }
     uint64_t writes = 0;
     uint64_t bytes = 0;
-    struct queue_entry *e = queue_pop_all(b->q);
-    while (e != NULL) {
-        struct queue_entry *next = e->next;
-        writes++;
-        bytes += e->p->len;
-        if (e->r != NULL) {
-            rdv_report(e->r, e->idx, RDV_FAILED, 0, NULL, 0, NULL);
-        }
-        queue_entry_free(e);
-        e = next;
-    }
+    fail_queued(b, &writes, &bytes);
     atomic_fetch_add_explicit(&b->stats.dropped_shutdown, writes, memory_order_relaxed);
     if (writes > 0) {
         log_error(b->who, "shutdown: dropped writes=%llu bytes=%llu state=%s",
@@ -1590,17 +1780,32 @@ drop_leftovers(struct backend *b)
     }
 }
 
+/* Wakes the sender to look at its flags, deadline and settings again. */
+static void
+poke(struct backend *b)
+{
+    atomic_store(&b->poke, true);
+    queue_kick(b->q);
+}
+
 void
 backend_stop(struct backend *b, int64_t deadline_ms)
 {
-    atomic_store(&b->stop_deadline_ms, deadline_ms > 0 ? deadline_ms : 1);
-    atomic_store(&b->stop, true);
-    queue_kick(b->q);
+    if (atomic_load(&b->removed)) {
+        /* Retired: the sender drops what is left itself; only its deadline may come sooner. */
+        backend_hurry(b, deadline_ms);
+    } else {
+        atomic_store(&b->stop_deadline_ms, deadline_ms > 0 ? deadline_ms : 1);
+        atomic_store(&b->stop, true);
+        poke(b);
+    }
     if (b->started) {
         pthread_join(b->thread, NULL);
         b->started = false;
     }
-    drop_leftovers(b);
+    if (!atomic_load(&b->removed)) {
+        drop_leftovers(b);
+    }
 }
 
 void
@@ -1611,18 +1816,75 @@ backend_hurry(struct backend *b, int64_t deadline_ms)
     while ((cur == 0 || want < cur) &&
            !atomic_compare_exchange_weak(&b->stop_deadline_ms, &cur, want)) {
     }
-    atomic_store(&b->hurry, true);
-    queue_kick(b->q);
+    poke(b);
+}
+
+bool
+backend_reconfigure(struct backend *b, const struct conf_http_output *o)
+{
+    struct backend_next *n = xcalloc(1, sizeof(*n));
+    n->o = o;
+    n->tree = conf_ref(o->tree);
+    /* A previous reload's settings the sender has not applied yet are replaced. */
+    next_free(atomic_exchange(&b->next, n));
+    if (!b->started) {
+        apply_next(b); /* no sender yet: this thread is the only one */
+    } else {
+        poke(b);
+    }
+    /* Every key of an output applies live but the spool's (read when the backend is made and
+     * its spool opened): a change of those returns false, the service logs that it needs a
+     * restart, and the spool keeps its settings until then. */
+    return (o->spool_bytes > 0) == b->spooled &&
+           (!b->spooled ||
+            (o->spool_bytes == b->spool_cap && o->spool_sync_ms == b->spool_sync_ms &&
+             o->spool_max_age_ms == b->spool_max_age_ms));
 }
 
 void
-backend_free(struct backend *b)
+backend_retire(struct backend *b, int64_t deadline_ms)
 {
-    if (b == NULL) {
+    atomic_store(&b->stop_deadline_ms, deadline_ms > 0 ? deadline_ms : 1);
+    atomic_store(&b->removed, true);
+    atomic_store(&b->stop, true);
+    if (!b->started) {
+        retire_drop(b);
+        return;
+    }
+    poke(b);
+}
+
+const char *
+backend_name(const struct backend *b)
+{
+    return b->name;
+}
+
+bool
+backend_is_ended(struct backend *b)
+{
+    return atomic_load(&b->ended);
+}
+
+struct backend *
+backend_ref(struct backend *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    return b;
+}
+
+void
+backend_unref(struct backend *b)
+{
+    if (b == NULL || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) {
         return;
     }
     queue_free(b->q);
-    spool_free(b->sp);
+    next_free(atomic_load(&b->next));
+    conf_unref(b->tree);
+    free(b->relay);
+    free(b->name);
+    spool_free(b->sp); /* its lock too: the output may be added again */
     if (b->spooled) {
         pthread_mutex_destroy(&b->smu);
         spool_batch_cleanup(&b->s.sb);
@@ -1640,12 +1902,18 @@ backend_free(struct backend *b)
 }
 
 void
+backend_free(struct backend *b)
+{
+    backend_unref(b);
+}
+
+void
 backend_snapshot(struct backend *b, struct backend_snapshot *s)
 {
     struct queue_stats st;
     queue_stats(b->q, &st);
     s->relay = b->relay;
-    s->name = b->o->name;
+    s->name = b->name;
     s->state = (enum backend_state)atomic_load(&b->state);
     s->queue_bytes = st.bytes;
     s->queue_writes = st.writes;
@@ -1714,7 +1982,7 @@ backend_spool_period_ms(const struct backend *b)
     if (!b->spooled) {
         return 0;
     }
-    return b->o->spool_sync_ms > 0 ? b->o->spool_sync_ms : 1000;
+    return b->spool_sync_ms > 0 ? b->spool_sync_ms : 1000;
 }
 
 void

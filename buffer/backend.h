@@ -4,7 +4,9 @@
  * route up to max-batch-kb and streams them from the payloads without copying. With
  * spool-size-mb > 0 it also owns its durable spool (buffer/spool.h): every write is appended
  * there before its client may hear 204, and the queue holds what of the spool fits in memory.
- * Owned by relay/service.c; borrows its relay name and conf output (must outlive it).
+ * Reference-counted: relay/service.c owns it, and each HTTP relay generation using it holds a
+ * reference. It holds a reference on the conf tree of its settings; a reload hands it new
+ * settings (backend_reconfigure()) or retires it (backend_retire()).
  * Thread use is stated per function. */
 #ifndef IR_BUFFER_BACKEND_H
 #define IR_BUFFER_BACKEND_H
@@ -38,7 +40,8 @@ enum backend_state { BACKEND_UP, BACKEND_DOWN, BACKEND_DRAINING };
     X(dropped_shutdown, "", "Writes still queued when shutdown-timeout ran out.")                  \
     X(dropped_spool_full, "", "Writes that did not fit in the spool.")                             \
     X(dropped_expired, "", "Spooled writes older than spool-max-age.")                             \
-    X(dropped_corrupt, "", "Damaged spool regions cut off or skipped (each counts as one write).")
+    X(dropped_corrupt, "", "Damaged spool regions cut off or skipped (each counts as one write).") \
+    X(dropped_removed, "", "Writes of an output a reload removed, not drained in time.")
 
 struct backend_stats {
 #define BACKEND_STATS_FIELD(f, m, h) _Atomic uint64_t f;
@@ -74,8 +77,9 @@ int backend_global_init(void) IR_WARN_UNUSED;
 /* Main thread, once, after every backend is freed. */
 void backend_global_cleanup(void);
 
-/* Main thread. Returns owned (free with backend_free()), or NULL with *err filled.
- * relay and o are borrowed and must outlive the backend. Starts no thread. */
+/* Main thread. Returns owned (free with backend_free()), or NULL with *err filled. relay is
+ * copied; o is borrowed: the backend holds a reference on o->tree (conf_ref()) for as long as it
+ * uses o (a section built by hand, tree NULL, must outlive the backend). Starts no thread. */
 struct backend *backend_new(const char *relay, const struct conf_http_output *o,
                             struct ir_err *err);
 /* Main thread, before backend_start(), for an output with spool-size-mb > 0 (a no-op for the
@@ -116,13 +120,41 @@ enum backend_submit backend_submit(struct backend *b, struct payload *p, struct 
  * drops what is left (counted as dropped_shutdown and logged), and joins the thread. A backend
  * with a spool stops at once instead: what it holds is in its spool (a write held only in memory
  * after a disk error is appended now) and is delivered after the restart; the spool is
- * synced. */
+ * synced. A retired backend (backend_retire()) is only joined, its deadline moved to
+ * deadline_ms when earlier. */
 void backend_stop(struct backend *b, int64_t deadline_ms);
 /* Any thread, shutdown (a second signal): moves the deadline of backend_stop() to deadline_ms
  * when that is earlier, also for a call already waiting and for a request in flight (aborted
  * at that time). */
 void backend_hurry(struct backend *b, int64_t deadline_ms);
-/* Main thread, after backend_stop(). NULL is a no-op. */
+/* Main thread (a reload): the output's settings in the new configuration (same relay and name;
+ * the backend holds a reference on o->tree). The sender applies them between two requests,
+ * never during one: unchanged settings keep the queue and the connection; changed ones keep the
+ * queue (what it holds goes to a new location) and get a new libcurl handle, and the next retry
+ * is at once. Returns true when every setting applies live; false when a spool key
+ * (spool-size-mb, spool-max-age, spool-sync) changed: those need a restart and keep their values
+ * until then. */
+bool backend_reconfigure(struct backend *b, const struct conf_http_output *o);
+/* Main thread (a reload removed the output): returns at once; the sender keeps sending what the
+ * queue holds until it is empty or deadline_ms (monotonic) passes, then drops the rest (counted
+ * as dropped_removed, logged naming the backend) and ends. From then on a write submitted by a
+ * request that started before the reload is refused (its client hears a failure). Join with
+ * backend_stop(), which also moves the deadline earlier. */
+void backend_retire(struct backend *b, int64_t deadline_ms);
+/* Any thread: the output's name (owned by b). */
+const char *backend_name(const struct backend *b);
+/* Any thread: true once a retired backend's sender has dropped what was left and ended (its
+ * counters are final; backend_stop() joins it at once). */
+bool backend_is_ended(struct backend *b);
+
+/* Any thread: one more reference (a relay generation holding the backend). Returns b. */
+struct backend *backend_ref(struct backend *b);
+/* Any thread: drops a reference; the last one frees the backend, whose sender must have been
+ * joined (backend_stop()) by then: the owner keeps its reference until it has. NULL is a
+ * no-op. */
+void backend_unref(struct backend *b);
+/* Main thread: drops the owner's reference (backend_unref()), after backend_stop(). NULL is a
+ * no-op. */
 void backend_free(struct backend *b);
 
 /* Any thread. */

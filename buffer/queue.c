@@ -22,8 +22,8 @@ struct queue {
     bool spooled;                /* immutable after queue_spooled() */
     uint64_t gen;                /* guarded by mu: queue_release() unlinks so far */
     uint64_t next_seq;           /* guarded by mu */
-    uint64_t cap;                /* immutable after new */
-    bool allow_one_over;         /* immutable after new */
+    uint64_t cap;                /* guarded by mu (queue_set_cap(): a reload) */
+    bool allow_one_over;         /* guarded by mu */
     _Atomic uint64_t *withdrawn; /* immutable after new (the counter itself is atomic) */
     const struct queue_ref_ops *ops; /* immutable after new (borrowed) */
 };
@@ -505,6 +505,15 @@ queue_wait_gen(struct queue *q, bool for_data, int64_t deadline_ms, const _Atomi
             break; /* ETIMEDOUT */
         }
     }
+    pthread_mutex_unlock(&q->mu);
+}
+
+void
+queue_set_cap(struct queue *q, uint64_t cap_bytes, bool allow_one_over)
+{
+    pthread_mutex_lock(&q->mu);
+    q->cap = cap_bytes;
+    q->allow_one_over = allow_one_over;
     pthread_mutex_unlock(&q->mu);
 }
 

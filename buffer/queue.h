@@ -152,6 +152,9 @@ uint64_t queue_gen(struct queue *q);
 /* queue_wait() that also returns once queue_gen() is no longer gen. */
 void queue_wait_gen(struct queue *q, bool for_data, int64_t deadline_ms, const _Atomic bool *stop,
                     uint64_t gen);
+/* Any thread (a reload): the new bound and policy of queue_new(); writes already held stay, even
+ * beyond a smaller bound; only new pushes see it. */
+void queue_set_cap(struct queue *q, uint64_t cap_bytes, bool allow_one_over);
 /* Any thread: wakes a waiting sender (after setting its stop flag). */
 void queue_kick(struct queue *q);
 

@@ -88,6 +88,23 @@ conf_udp_cleanup(struct conf_udp *u)
     free(u->bind_addr);
 }
 
+struct conf *
+conf_ref(struct conf *c)
+{
+    if (c != NULL) {
+        atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    }
+    return c;
+}
+
+void
+conf_unref(struct conf *c)
+{
+    if (c != NULL && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
+        conf_free(c);
+    }
+}
+
 void
 conf_free(struct conf *c)
 {

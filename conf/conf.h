@@ -1,10 +1,13 @@
 /* The configuration tree: plain data built by conf_load(), cross-checked by conf_check(),
- * immutable once service_start() runs, freed once by conf_free() after every runtime object.
- * Runtime objects borrow names and settings from it. Values are converted once at load time
- * (units in field names). Every section and key remembers its line for FILE:LINE: messages. */
+ * immutable once loaded, and reference-counted: each runtime object that borrows names or
+ * settings from a tree holds a reference on it (conf_ref()), so a reload can install a new tree
+ * while requests and senders still finish on the old one; the last conf_unref() frees it.
+ * Values are converted once at load time (units in field names). Every section and key remembers
+ * its line for FILE:LINE: messages. */
 #ifndef IR_CONF_CONF_H
 #define IR_CONF_CONF_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +15,8 @@
 #include "util/err.h"
 #include "util/hostport.h"
 #include "util/log.h"
+
+struct conf;
 
 enum conf_consistency { CONF_CONSISTENCY_ONE, CONF_CONSISTENCY_ALL, CONF_CONSISTENCY_ANY };
 
@@ -33,6 +38,8 @@ enum conf_encoding { CONF_ENCODING_IDENTITY, CONF_ENCODING_GZIP };
 
 /* One [http.R.output.B] section. */
 struct conf_http_output {
+    struct conf *tree; /* borrowed: the tree holding this section (conf_ref() it to keep the
+                        * section alive); NULL in a section built by hand (tests) */
     char *name;
     int line;                /* line of the section header */
     char *location;          /* full URL of the backend's /write, http or https */
@@ -60,6 +67,7 @@ struct conf_http_output {
 
 /* One [http.R] section. */
 struct conf_http {
+    struct conf *tree; /* borrowed: the tree holding this section; NULL when built by hand */
     char *name;
     int line;
     char *bind_addr;          /* "host:port" or "[v6]:port" as written (for messages) */
@@ -91,6 +99,7 @@ struct conf_udp_output {
 
 /* One [udp.R] section. */
 struct conf_udp {
+    struct conf *tree; /* borrowed: the tree holding this section; NULL when built by hand */
     char *name;
     int line;
     char *bind_addr;      /* as written (for messages) */
@@ -103,7 +112,8 @@ struct conf_udp {
 };
 
 struct conf {
-    char *path; /* as given on the command line */
+    _Atomic unsigned refs; /* atomic: 1 from conf_load(); the last conf_unref() frees */
+    char *path;            /* as given on the command line */
     enum log_level log_level;
     bool log_json;
     int64_t shutdown_timeout_ms; /* default 10s */
@@ -139,8 +149,12 @@ void conf_errs_cleanup(struct conf_errs *e);
 /* Wipes and frees o->password (NULL afterwards). */
 void conf_password_wipe(struct conf_http_output *o);
 
-/* Frees the tree and every string in it (passwords wiped first). NULL is a no-op. Main thread,
- * after every runtime object that borrows from it is freed. */
+/* Frees the tree and every string in it, whatever its reference count (passwords wiped first). NULL is a no-op. For a
+ * tree nobody else references (--check-config, a reload that failed, tests). */
 void conf_free(struct conf *c);
+/* Any thread: one more reference on c (NULL is a no-op). Returns c. */
+struct conf *conf_ref(struct conf *c);
+/* Any thread: drops a reference; the last one frees the tree (conf_free()). NULL is a no-op. */
+void conf_unref(struct conf *c);
 
 #endif

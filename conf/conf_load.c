@@ -475,6 +475,21 @@ attach_outputs(struct loader *L)
     L->n_pend = 0;
 }
 
+/* Every relay and output section points back to its tree (conf_ref() keeps a section alive). */
+static void
+set_trees(struct conf *c)
+{
+    for (size_t i = 0; i < c->n_http; i++) {
+        c->http[i].tree = c;
+        for (size_t j = 0; j < c->http[i].n_outputs; j++) {
+            c->http[i].outputs[j].tree = c;
+        }
+    }
+    for (size_t i = 0; i < c->n_udp; i++) {
+        c->udp[i].tree = c;
+    }
+}
+
 /* write-timeout defaults to the largest output timeout + 1s. */
 static void
 default_write_timeouts(struct conf *c)
@@ -513,6 +528,7 @@ conf_load_file(FILE *f, const char *path, struct conf_errs *errs)
     L.f = f;
     L.errs = errs;
     L.c = xcalloc(1, sizeof(*L.c));
+    atomic_init(&L.c->refs, 1);
     L.c->path = xstrdup(path);
     conf_keys_defaults(CONF_SEC_RELAY, L.c);
     int rc = ini_parse_stream(reader, &L, handler, &L);
@@ -521,6 +537,7 @@ conf_load_file(FILE *f, const char *path, struct conf_errs *errs)
     attach_outputs(&L);
     default_write_timeouts(L.c);
     conf_secrets_load(L.c, errs);
+    set_trees(L.c);
     if (L.read_errno != 0) {
         char eb[128];
         conf_errs_add(errs, 0, "cannot read config file: %s",

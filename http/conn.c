@@ -60,16 +60,27 @@
 
 enum phase { PH_IDLE = 0, PH_READING = 1, PH_BUSY = 2, PH_KILLED = 3 };
 
+/* The settings a connection keeps from its opening to its close (a reload changes those of
+ * later connections only). */
+struct conn_limits {
+    int64_t read_timeout_ms;
+    int64_t probe_ms;
+    bool tls;
+};
+
 struct conn_set {
-    struct conn_set_conf c; /* immutable after new */
-    int64_t probe_ms;       /* immutable after new */
-    unsigned probe_lane;    /* immutable after new: entries due probe_ms from their arming */
-    unsigned read_lane;     /* immutable after new: entries due at a read deadline */
+    struct conn_set_conf c;          /* immutable after new, but for the three below */
+    _Atomic int64_t max_connections; /* atomic: a reload may change it */
+    _Atomic int64_t read_timeout_ms; /* atomic: a reload may change it (new connections) */
+    _Atomic bool tls;                /* atomic: a reload may change it (new connections) */
+    unsigned probe_lane; /* immutable after new: entries due about probe_ms from their arming */
+    unsigned read_lane;  /* immutable after new: entries due at a read deadline */
 };
 
 struct conn {
     struct timer_entry te;  /* first member: the timer hands &te back; guarded by the timer */
     struct conn_set *s;     /* immutable */
+    struct conn_limits l;   /* immutable */
     int fd;                 /* immutable: valid until conn_close() returns */
     _Atomic uint64_t state; /* atomic: phase | ms << 2 */
     _Atomic bool requested; /* atomic: a request line arrived once */
@@ -107,8 +118,7 @@ conn_set_new(const struct conn_set_conf *c)
 {
     struct conn_set *s = xcalloc(1, sizeof(*s));
     s->c = *c;
-    int64_t p = c->read_timeout_ms / 4;
-    s->probe_ms = p < PROBE_MIN_MS ? PROBE_MIN_MS : p > PROBE_MAX_MS ? PROBE_MAX_MS : p;
+    conn_set_reconfigure(s, c);
     s->probe_lane = timer_lane_new(c->timer);
     s->read_lane = timer_lane_new(c->timer);
     return s;
@@ -120,13 +130,22 @@ conn_set_free(struct conn_set *s)
     free(s);
 }
 
+void
+conn_set_reconfigure(struct conn_set *s, const struct conn_set_conf *c)
+{
+    atomic_store(&s->max_connections, c->max_connections);
+    atomic_store(&s->read_timeout_ms, c->read_timeout_ms);
+    atomic_store(&s->tls, c->tls);
+}
+
 bool
 conn_admit(struct conn_set *s)
 {
     _Atomic uint64_t *open = &s->c.stats->connections;
     uint64_t n = atomic_load(open);
+    uint64_t max = (uint64_t)atomic_load_explicit(&s->max_connections, memory_order_relaxed);
     do {
-        if (n >= (uint64_t)s->c.max_connections) {
+        if (n >= max) {
             atomic_fetch_add_explicit(&s->c.stats->connections_refused, 1, memory_order_relaxed);
             return false;
         }
@@ -142,10 +161,14 @@ conn_open(struct conn_set *s, int fd)
     struct conn *c = xcalloc(1, sizeof(*c));
     c->s = s;
     c->fd = fd;
+    c->l.read_timeout_ms = atomic_load(&s->read_timeout_ms);
+    int64_t p = c->l.read_timeout_ms / 4;
+    c->l.probe_ms = p < PROBE_MIN_MS ? PROBE_MIN_MS : p > PROBE_MAX_MS ? PROBE_MAX_MS : p;
+    c->l.tls = atomic_load(&s->tls);
     int64_t now = clock_mono_ms();
     atomic_init(&c->state, st_pack(PH_IDLE, now));
-    if (s->c.read_timeout_ms > 0) {
-        timer_arm(s->c.timer, s->probe_lane, &c->te, now + s->probe_ms, conn_check);
+    if (c->l.read_timeout_ms > 0) {
+        timer_arm(s->c.timer, s->probe_lane, &c->te, now + c->l.probe_ms, conn_check);
     }
     return c;
 }
@@ -171,7 +194,7 @@ conn_request_begin(struct conn *c)
         if (p == PH_READING) {
             return true; /* a probe saw its first byte earlier: that deadline stays */
         }
-        uint64_t want = st_pack(PH_READING, clock_mono_ms() + c->s->c.read_timeout_ms);
+        uint64_t want = st_pack(PH_READING, clock_mono_ms() + c->l.read_timeout_ms);
         if (atomic_compare_exchange_weak(&c->state, &st, want)) {
             return true;
         }
@@ -217,7 +240,7 @@ conn_got_data(struct conn *c, int64_t since_ms, int64_t now)
         return false; /* not TCP, or closing: libmicrohttpd's own timeout applies */
     }
     int64_t data_at = now - (int64_t)ti.tcpi_last_data_recv;
-    if (c->s->c.tls && !atomic_load_explicit(&c->requested, memory_order_relaxed)) {
+    if (c->l.tls && !atomic_load_explicit(&c->requested, memory_order_relaxed)) {
         if (!c->tls_based) {
             c->tls_based = true;
             c->tls_base_ms = data_at;
@@ -234,7 +257,7 @@ static void
 conn_kill(struct conn *c)
 {
     atomic_fetch_add_explicit(&c->s->c.stats->read_timeouts, 1, memory_order_relaxed);
-    if (!c->s->c.tls) {
+    if (!c->l.tls) {
         (void)send(c->fd, TIMEOUT_408, sizeof(TIMEOUT_408) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
     (void)shutdown(c->fd, SHUT_RDWR);
@@ -248,16 +271,16 @@ conn_idle_step(struct conn *c, uint64_t st, int64_t now, int64_t *due, unsigned 
     const struct conn_set *s = c->s;
     int64_t since = st_ms(st);
     *lane = s->probe_lane;
-    if (now < since + s->probe_ms) {
-        *due = since + s->probe_ms;
+    if (now < since + c->l.probe_ms) {
+        *due = since + c->l.probe_ms;
         return st;
     }
     if (!conn_got_data(c, since, now)) {
-        *due = now + s->probe_ms;
+        *due = now + c->l.probe_ms;
         return st;
     }
     /* A request started since the last probe: its first byte is at most now. */
-    *due = now + s->c.read_timeout_ms;
+    *due = now + c->l.read_timeout_ms;
     *lane = s->read_lane;
     return st_pack(PH_READING, *due);
 }
@@ -270,7 +293,7 @@ conn_check(struct timer_entry *e)
     uint64_t st = atomic_load(&c->state);
     for (;;) {
         int64_t now = clock_mono_ms();
-        int64_t due = now + s->probe_ms;
+        int64_t due = now + c->l.probe_ms;
         unsigned lane = s->probe_lane;
         uint64_t next = st;
         if (st_phase(st) == PH_KILLED) {

@@ -25,6 +25,9 @@ struct conn;
 
 /* Main thread: makes the set (and its two timer lanes, so before timer_start()). Never NULL. */
 struct conn_set *conn_set_new(const struct conn_set_conf *c);
+/* Main thread (a reload): max-connections applies at once; read-timeout and TLS to connections
+ * opened from now on (open ones keep theirs). c->timer and c->stats must be the set's. */
+void conn_set_reconfigure(struct conn_set *s, const struct conn_set_conf *c);
 /* Main thread, once every connection is closed. NULL is a no-op. */
 void conn_set_free(struct conn_set *s);
 

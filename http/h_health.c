@@ -87,7 +87,7 @@ render_udp(struct dbuf *b, const struct h_health_udp *udp, size_t n_udp)
     dbuf_char(b, '[');
     for (size_t i = 0; i < n_udp; i++) {
         dbuf_str(b, i > 0 ? ",{\"relay\":" : "{\"relay\":");
-        json_str(b, udp[i].name != NULL ? udp[i].name : "", JSON_ESC_MINIMAL);
+        json_str(b, udp[i].name, JSON_ESC_MINIMAL);
         json_key(b, "receiver");
         json_str(b, udp[i].receiving ? "up" : "down", JSON_ESC_MINIMAL);
         dbuf_char(b, '}');

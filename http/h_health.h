@@ -14,6 +14,7 @@
 
 #include "buffer/backend.h"
 #include "conf/conf.h"
+#include "conf/value.h"
 
 enum h_health_status { H_HEALTH_OK, H_HEALTH_DEGRADED, H_HEALTH_DOWN };
 
@@ -24,8 +25,8 @@ enum h_health_status h_health_status_of(const struct conf_http *c, const struct 
 
 /* One UDP relay of the process, as /health shows it. */
 struct h_health_udp {
-    const char *name; /* borrowed */
-    bool receiving;   /* its receiving thread runs */
+    char name[VALUE_NAME_MAX + 1]; /* a copy: a reload may free the relay meanwhile */
+    bool receiving;                /* its receiving thread runs */
 };
 
 /* Renders the body for relay c and its n snapshots, plus the n_udp UDP relays of the process

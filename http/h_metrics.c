@@ -463,7 +463,9 @@ render_backends(struct dbuf *b, const struct h_metrics_view *v)
     }
     family(b, "backend_dropped_writes_total", "counter",
            "Writes given up, by reason: buffer_full (did not fit in the buffer), rejected (4xx), "
-           "withdrawn (the client got a 503 first), shutdown (still held at shutdown-timeout).");
+           "withdrawn (the client got a 503 first), shutdown (still held at shutdown-timeout), "
+           "removed (its output was removed by a reload and not drained within "
+           "shutdown-timeout).");
     for (size_t c = 0; c < N_BACKEND_COUNTERS; c++) {
         if (backend_counters[c].is_drop) {
             backend_samples(b, v, &backend_counters[c]);
@@ -549,6 +551,13 @@ render_process(struct dbuf *b, const struct h_metrics_view *v)
     family(b, "build_info", "gauge", "Always 1; the version label names the build.");
     const char *kv[] = {"version", IR_VERSION, NULL};
     sample_u64(b, "build_info", kv, 1);
+    family(b, "config_last_reload_successful", "gauge",
+           "1 when the last configuration reload (SIGHUP) applied, 0 when it failed; 1 at start.");
+    sample_u64(b, "config_last_reload_successful", none, v->reload_ok ? 1 : 0);
+    family(b, "config_last_reload_success_timestamp_seconds", "gauge",
+           "Unix time of the last successful configuration load (the start, or a reload).");
+    sample_fixed(b, "config_last_reload_success_timestamp_seconds", none,
+                 (double)v->reload_ok_ns / 1e9);
 }
 
 char *

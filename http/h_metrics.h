@@ -52,6 +52,8 @@ struct h_metrics_view {
     size_t n_udp;
     uint64_t inflight_bytes; /* process-wide: request bodies held (max-inflight-mb) */
     int64_t start_time_ns;
+    bool reload_ok;       /* the last configuration reload applied (true at start) */
+    int64_t reload_ok_ns; /* wall clock of the last successful load (start or reload) */
 };
 
 /* Returns an owned, malloc'd text (free()) of *len bytes, or NULL when out of memory. Any

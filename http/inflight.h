@@ -18,6 +18,8 @@ void inflight_free(struct inflight *f);
 
 /* Any thread: takes n bytes; false (nothing taken) when that would pass the bound. */
 bool inflight_take(struct inflight *f, uint64_t n) IR_WARN_UNUSED;
+/* Any thread (a reload): the new bound; bytes already taken stay taken. */
+void inflight_set_cap(struct inflight *f, uint64_t cap_bytes);
 /* Any thread: gives back n bytes taken before. */
 void inflight_give(struct inflight *f, uint64_t n);
 /* Any thread: the bytes taken now (the gauge). */

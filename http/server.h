@@ -5,8 +5,11 @@
  * it with the backends' verdict (or write-timeout passes); /query (h_query.c) does the same for
  * statements that change state, and parks its connection while a read waits for the backend's
  * bytes.
- * Owned by relay/service.c; borrows its conf section, its backends and the process-wide
- * pieces of struct httpd_env. */
+ * Owned by relay/service.c (reference-counted: relay/world.c's views hold references too).
+ * A reload hands a relay its new section and backends (httpd_prepare(), httpd_commit()): each
+ * request keeps the generation (section + backends) it started with. Holds a reference on its
+ * section's conf tree and on its backends; borrows the process-wide pieces of struct
+ * httpd_env. */
 #ifndef IR_HTTP_SERVER_H
 #define IR_HTTP_SERVER_H
 
@@ -42,29 +45,66 @@ struct httpd_env {
 
 struct httpd;
 
-/* Main thread, before timer_start(). backends: this relay's backends in output order (borrowed
- * array, n == number of outputs). Binds nothing. Returns owned, or NULL with *err filled. */
+/* Main thread. backends: this relay's backends in output order (borrowed array of
+ * c->n_outputs; the relay takes a reference on each, and on c->tree). Reads the PEM file, binds
+ * nothing. Returns owned, or NULL with *err filled. */
 struct httpd *httpd_new(const struct conf_http *c, struct backend **backends,
                         const struct httpd_env *env, struct ir_err *err);
-/* Main thread: binds and starts serving. 0 or -1 (err filled: names the address). */
+/* Main thread: binds the listening socket (a reload binds a new relay before it commits
+ * anything). 0 or -1 (err filled: names the address). */
+int httpd_bind(struct httpd *h, struct ir_err *err) IR_WARN_UNUSED;
+/* Main thread: binds (unless httpd_bind() did) and starts serving. 0 or -1 (err filled). */
 int httpd_start(struct httpd *h, struct ir_err *err) IR_WARN_UNUSED;
-/* Main thread: stop accepting new connections (shutdown step 1). */
+
+/* Main thread, a reload, step 1 for a relay that stays: reads c's PEM file again and binds c's
+ * address when it changed. 0, or -1 with *err filled (nothing changed; httpd_abort()). */
+int httpd_prepare(struct httpd *h, const struct conf_http *c, struct ir_err *err) IR_WARN_UNUSED;
+/* Main thread, a reload that failed elsewhere: forgets what httpd_prepare() made. */
+void httpd_abort(struct httpd *h);
+/* Main thread, a reload, step 2 (after httpd_prepare()): requests starting from now use c and
+ * backends (borrowed array of c->n_outputs; references taken); max-connections applies at
+ * once, read-timeout to new connections. When a setting libmicrohttpd reads at start changed
+ * (bind-addr, ssl-combined-pem or its content, workers, idle-timeout), a new daemon takes over
+ * the listening socket (the old address's socket closes when bind-addr changed) and the old one
+ * answers what its connections hold: returns true, and httpd_drain() must then run (it stops the
+ * old daemon once its connections are gone, or at deadline_ms). */
+bool httpd_commit(struct httpd *h, const struct conf_http *c, struct backend *const *backends,
+                  int64_t deadline_ms);
+/* Any thread but a libmicrohttpd worker (the service's retire thread): stops every old daemon
+ * once its connections are closed, or at its deadline (moved by httpd_stop()/httpd_hurry()). */
+void httpd_drain(struct httpd *h);
+
+/* Main thread: stop accepting new connections (shutdown step 1, or the relay was removed). */
 void httpd_quiesce(struct httpd *h);
-/* Main thread (shutdown step 2): no write is forwarded any more; waits until the requests being
- * answered are answered or deadline_ms (monotonic) passes; then the writes still waiting for
- * their backends are answered at once (503, as at write-timeout), the /query reads still running
- * are cut (env->fetcher is stopped), and libmicrohttpd stops. */
-void httpd_stop(struct httpd *h, int64_t deadline_ms);
+/* Shutdown step 2 (the shutdown thread, or the retire thread for a removed relay): no write is
+ * forwarded any more; waits until the requests being answered are answered or deadline_ms
+ * (monotonic) passes; then the writes still waiting for their backends are answered at once
+ * (503, as at write-timeout), with cut_reads (the shutdown) the /query reads still running are
+ * cut (env->fetcher is stopped; a removed relay's reads finish instead), and libmicrohttpd
+ * stops; old daemons no other thread drains are stopped too (their deadline moved to
+ * deadline_ms when earlier). */
+void httpd_stop(struct httpd *h, int64_t deadline_ms, bool cut_reads);
 /* Any thread: moves the deadline of httpd_stop() to deadline_ms when that is earlier (a second
  * signal), also for a call already waiting. */
 void httpd_hurry(struct httpd *h, int64_t deadline_ms);
-/* NULL is a no-op. */
+/* Any thread: one more reference (a view of relay/world.c). Returns h. */
+struct httpd *httpd_ref(struct httpd *h);
+/* Any thread: drops a reference; the last one frees the relay, which must be stopped by then
+ * (the service keeps its reference until it is). NULL is a no-op. */
+void httpd_unref(struct httpd *h);
+/* Main thread: drops the service's reference (httpd_unref()). NULL is a no-op. */
 void httpd_free(struct httpd *h);
 
-/* Borrowed views for /metrics. Any thread. */
+/* Views for /metrics. Any thread. */
 const char *httpd_name(const struct httpd *h);
-size_t httpd_backends(const struct httpd *h, struct backend *const **out);
 const struct httpd_stats *httpd_stats(const struct httpd *h);
+/* The relay's configuration as requests starting now see it: a reference to release with
+ * httpd_gen_put(). Any thread. */
+struct httpd_gen;
+struct httpd_gen *httpd_gen_get(struct httpd *h);
+void httpd_gen_put(struct httpd_gen *g);
+/* The backends of g (borrowed while g is held), in output order; returns how many. */
+size_t httpd_gen_backends(const struct httpd_gen *g, struct backend *const **out);
 
 /* The number of libmicrohttpd worker threads for c (workers, 0 = one per core). Any thread. */
 unsigned httpd_workers(const struct conf_http *c);

@@ -1,6 +1,7 @@
 /* influxdb-relay: the command line, configuration loading and checking, signals, and the
  * service lifecycle. Main thread only. --check-config runs exactly the start-up path
- * (conf_load, conf_check, service_new) and stops before service_start() binds anything. */
+ * (conf_load, conf_check, service_new) and stops before service_start() binds anything.
+ * SIGHUP reloads the configuration file given at start (service_reload()). */
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -158,7 +159,7 @@ check_config(const char *path)
         print_service_err(path, &err, false);
     }
     service_free(s);
-    conf_free(c);
+    conf_unref(c);
     backend_global_cleanup();
     if (s != NULL) {
         printf("%s: configuration is valid\n", path);
@@ -166,8 +167,8 @@ check_config(const char *path)
     return s != NULL ? 0 : 1;
 }
 
-/* Blocks the signals main waits for and ignores SIGPIPE and SIGXFSZ, before any thread exists, so every
- * thread inherits the mask and no signal ever runs a handler. SIGUSR1 is how the shutdown
+/* Blocks the signals main waits for and ignores SIGPIPE and SIGXFSZ, before any thread exists, so
+ * every thread inherits the mask and no signal ever runs a handler. SIGUSR1 is how the shutdown
  * thread tells main it is done. */
 static void
 signals_init(sigset_t *set)
@@ -186,9 +187,47 @@ signals_init(sigset_t *set)
     pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-/* Waits for SIGINT or SIGTERM; SIGHUP is logged and otherwise ignored. */
+/* Every problem of a reload, logged at error level as FILE:LINE: message (as --check-config
+ * prints them), by line. */
 static void
-wait_for_stop(const sigset_t *set)
+log_errs(const char *path, struct conf_errs *errs)
+{
+    conf_errs_sort(errs);
+    for (size_t i = 0; i < errs->n; i++) {
+        if (errs->v[i].line > 0) {
+            log_error(NULL, "%s:%d: %s", path, errs->v[i].line, errs->v[i].msg);
+        } else {
+            log_error(NULL, "%s: %s", path, errs->v[i].msg);
+        }
+    }
+}
+
+/* SIGHUP: loads and checks the file given at start again and applies it; on any problem every
+ * one is logged and nothing changes. */
+static void
+reload(struct service *s, const char *path)
+{
+    log_info(NULL, "SIGHUP received: reloading the configuration config=%s", path);
+    struct conf_errs errs = {NULL, 0, 0};
+    struct conf *c = conf_load(path, &errs);
+    /* conf_check() runs even after load problems, so one pass reports everything. */
+    bool bad = c == NULL || conf_check(c, &errs) != 0 || errs.n > 0;
+    if (bad) {
+        service_note_reload_failed(s);
+    } else if (service_reload(s, c, &errs) == 0) {
+        errs.n = 0;
+    }
+    if (errs.n > 0) {
+        log_errs(path, &errs);
+        log_error(NULL, "configuration reload failed, nothing changed errors=%zu", errs.n);
+    }
+    conf_unref(c);
+    conf_errs_cleanup(&errs);
+}
+
+/* Waits for SIGINT or SIGTERM; SIGHUP reloads the configuration. */
+static void
+wait_for_stop(struct service *s, const char *path, const sigset_t *set)
 {
     for (;;) {
         int sig = 0;
@@ -196,7 +235,7 @@ wait_for_stop(const sigset_t *set)
             continue;
         }
         if (sig == SIGHUP) {
-            log_info(NULL, "SIGHUP received: configuration reload is not supported, ignoring");
+            reload(s, path);
             continue;
         }
         if (sig == SIGUSR1) {
@@ -269,7 +308,7 @@ run(const char *path)
     int rc = 1;
     struct service *s = service_new(c, &err);
     if (s != NULL && service_start(s, &err) == 0) {
-        wait_for_stop(&set);
+        wait_for_stop(s, path, &set);
         rc = 0;
         stop_service(s, &set);
     } else {
@@ -279,7 +318,7 @@ run(const char *path)
         }
     }
     service_free(s);
-    conf_free(c);
+    conf_unref(c);
     backend_global_cleanup();
     log_info(NULL, "influxdb-relay exiting status=%d", rc);
     return rc;

@@ -2,7 +2,7 @@
  * a spool on that backend's cadence (spool-sync; 1 s with spool-sync = 0, which flushes the
  * index). A thread of its own because an fdatasync can take seconds: neither a sender (it may be
  * waiting on its backend) nor the deadline timer may wait for it. Created, started, stopped and
- * freed by relay/service.c (main thread); borrows the backends, which must outlive it. */
+ * freed by relay/service.c (main thread); holds a reference on each backend it syncs. */
 #ifndef IR_RELAY_SYNCER_H
 #define IR_RELAY_SYNCER_H
 
@@ -13,15 +13,21 @@
 
 struct syncer;
 
-/* Main thread. Keeps the backends of bs[0..n) that have a spool; NULL when none has one (then
- * nothing to start, stop or free). Starts no thread. */
-struct syncer *syncer_new(struct backend *const *bs, size_t n);
-/* Main thread: starts the thread. 0, or -1 with err filled. NULL is a no-op (0). */
+/* Main thread. An empty set; starts no thread. */
+struct syncer *syncer_new(void);
+/* Main thread (start, a reload): the backends to sync from now on: those of bs[0..n) that have
+ * a spool (it takes a reference on each; a backend already listed keeps its cadence). Starts the
+ * thread once syncer_start() was called and some backend has a spool. 0, or -1 with err filled
+ * (the thread could not be started). */
+int syncer_set(struct syncer *sy, struct backend *const *bs, size_t n,
+               struct ir_err *err) IR_WARN_UNUSED;
+/* Main thread: from now on the thread runs whenever some listed backend has a spool (one thread;
+ * none while none has). 0, or -1 with err filled. */
 int syncer_start(struct syncer *sy, struct ir_err *err) IR_WARN_UNUSED;
 /* Main thread: stops and joins the thread (a sync running then finishes first). NULL and a
- * syncer never started are no-ops. */
+ * syncer whose thread never started are no-ops. */
 void syncer_stop(struct syncer *sy);
-/* Main thread, after syncer_stop(). NULL is a no-op. */
+/* Main thread, after syncer_stop(): drops its references. NULL is a no-op. */
 void syncer_free(struct syncer *sy);
 
 #endif

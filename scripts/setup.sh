@@ -7,11 +7,14 @@ set -eu
 #   it.*: influxdb (influxd), nginx + modules, haproxy, openssl (certificates), python3 with
 #   prometheus-client, yaml and snappy (Prometheus remote-write bodies; also unit.util_snappy),
 #   util-linux (setpriv: a check as an unprivileged user; unshare: a private trust store) and
-#   mount; Node.js and npm (it.apis_node: the official InfluxDB v2 client, test/it/node)
+#   mount; Node.js and npm (it.apis_node: the official InfluxDB v2 client, test/it/node);
+#   prometheus (it.dashboard evaluates the Grafana dashboard's queries against a real
+#   Prometheus scraping a relay)
 pkgs="build-essential cmake pkg-config libmicrohttpd-dev libinih-dev libcurl4-openssl-dev
 zlib1g-dev influxdb nginx libnginx-mod-http-echo haproxy python3 python3-prometheus-client
 clang libclang-rt-14-dev rpm lintian file curl libnginx-mod-stream clang-format clang-tidy
-git python3-yaml openssl util-linux mount ca-certificates python3-snappy"
+git python3-yaml openssl util-linux mount ca-certificates python3-snappy
+prometheus"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -25,8 +28,8 @@ if [ -n "$missing" ]; then
     [ "$(id -u)" -eq 0 ] || SUDO=sudo
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
-    # policy-rc.d keeps the packages' own services (influxdb, nginx, haproxy) from starting:
-    # the tests start their own instances on free loopback ports.
+    # policy-rc.d keeps the packages' own services (influxdb, nginx, haproxy, prometheus) from
+    # starting: the tests start their own instances on free loopback ports.
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
         $SUDO chmod +x /usr/sbin/policy-rc.d

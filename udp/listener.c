@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conf/conf_diff.h"
 #include "lp/lp.h"
 #include "udp/output.h"
 #include "util/clock.h"
@@ -34,6 +35,15 @@
  * recvmmsg() blocked on it (which then returns at once, also when entered later), so the thread
  * sees the flag within one batch: no timeout, no polling. The main thread then joins it and
  * closes the socket.
+ *
+ * Reload: what the thread reads of the configuration (precision, outputs) is a generation,
+ * struct udp_gen. A reload prepares the next one on the main thread (outputs whose settings did
+ * not change are shared with the current one, with their sockets and counters; the others are
+ * resolved and opened) and hands it over through an atomic pointer; the thread takes it after its
+ * next receive, before handling those datagrams, and drops the old one (closing the sockets of
+ * the outputs no longer used). /metrics reads the newest generation (latest, under mu). A changed
+ * bind-addr instead ends the thread, closes the old socket and starts a thread on the new one
+ * (bound during the prepare step).
  *
  * Receive errors: the thread never ends because of one. Each failed recvmmsg() is counted
  * (receive_errors) and logged, rate-limited with the count; then the thread waits before the
@@ -58,24 +68,44 @@ struct recv_batch {
     struct lp_result res[RECV_BATCH];
 };
 
+/* One output shared by the generations that keep it unchanged (its socket and counters stay). */
+struct udp_slot {
+    _Atomic unsigned refs;  /* atomic: one per generation holding it */
+    struct udp_output *out; /* owned: used by the receiving thread only after start */
+    struct conf *tree;      /* owned reference: the tree out's settings come from */
+};
+
+/* What the receiving thread reads of the configuration: immutable, reference-counted. */
+struct udp_gen {
+    _Atomic unsigned refs;    /* atomic */
+    struct conf *tree;        /* owned reference (NULL for a section built by hand) */
+    const struct conf_udp *c; /* borrowed from tree */
+    enum lp_prec prec;
+    struct udp_slot **slots; /* owned array of c->n_outputs, a reference on each */
+    size_t n;                /* slots made so far (c->n_outputs once complete) */
+};
+
 struct udp_listener {
-    const struct conf_udp *c;    /* borrowed; immutable */
-    enum lp_prec prec;           /* immutable after new */
-    struct udp_output **outputs; /* owned, in conf order; receiving thread only after start */
-    size_t n_outputs;            /* immutable after new */
-    int fd;                      /* owned; main thread opens and closes it around the thread */
-    pthread_t thread;            /* main thread only */
-    bool running;                /* main thread only */
-    _Atomic bool stopping;       /* atomic: set by the main thread, read by the receiver */
-    struct udp_stats stats;      /* atomic */
-    struct recv_batch *rb;       /* owned; receiving thread only after start */
-    struct ratelimit invalid_rl; /* receiving thread only */
-    struct ratelimit error_rl;   /* receiving thread only: recvmmsg and memory errors */
-    int64_t backoff_ms;          /* receiving thread only: next wait after a failed receive */
-    pthread_mutex_t mu;          /* guards nothing but the backoff wait */
-    pthread_cond_t wake;         /* broadcast by stop */
-    int (*fault)(void *ctx);     /* immutable after start: tests' error injection, or NULL */
-    void *fault_ctx;             /* immutable after start */
+    _Atomic unsigned refs;          /* atomic: the service's, plus one per view (relay/world.c) */
+    char *name;                     /* immutable: owned copy of the relay's name */
+    struct udp_gen *cur;            /* receiving thread only after start: the generation in use */
+    _Atomic(struct udp_gen *) next; /* atomic: handed over by a reload, taken by the receiver */
+    struct udp_gen *latest;         /* guarded by mu: the newest generation (/metrics shows it) */
+    struct udp_gen *plan;           /* main thread: a reload being prepared */
+    int plan_fd;                    /* main thread: the socket of a changed bind-addr, or -1 */
+    int fd;                         /* owned; main thread opens and closes it around the thread */
+    pthread_t thread;               /* main thread only */
+    bool running;                   /* main thread only */
+    _Atomic bool stopping;          /* atomic: set by the main thread, read by the receiver */
+    struct udp_stats stats;         /* atomic */
+    struct recv_batch *rb;          /* owned; receiving thread only after start */
+    struct ratelimit invalid_rl;    /* receiving thread only */
+    struct ratelimit error_rl;      /* receiving thread only: recvmmsg and memory errors */
+    int64_t backoff_ms;             /* receiving thread only: next wait after a failed receive */
+    pthread_mutex_t mu;             /* guards latest, and the backoff wait */
+    pthread_cond_t wake;            /* broadcast by stop */
+    int (*fault)(void *ctx);        /* immutable after start: tests' error injection, or NULL */
+    void *fault_ctx;                /* immutable after start */
 };
 
 static enum lp_prec
@@ -98,65 +128,151 @@ listener_prec(enum conf_precision p)
     return LP_PREC_NS;
 }
 
-struct udp_listener *
-udp_listener_new(const struct conf_udp *c, struct ir_err *err)
+static void
+slot_unref(struct udp_slot *s)
 {
-    struct udp_listener *l = xcalloc(1, sizeof(*l));
-    l->c = c;
-    l->fd = -1;
-    pthread_mutex_init(&l->mu, NULL);
-    clock_cond_init(&l->wake);
-    l->prec = listener_prec(c->precision);
-    l->outputs = xcalloc(c->n_outputs ? c->n_outputs : 1, sizeof(struct udp_output *));
-    for (size_t i = 0; i < c->n_outputs; i++) {
-        l->outputs[i] = udp_output_new(c->name, &c->outputs[i], err);
-        if (l->outputs[i] == NULL) {
-            goto fail;
-        }
-        l->n_outputs++;
+    if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) {
+        return;
     }
-    return l;
-fail:
-    udp_listener_free(l);
+    udp_output_free(s->out);
+    conf_unref(s->tree);
+    free(s);
+}
+
+static void
+gen_unref(struct udp_gen *g)
+{
+    if (g == NULL || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        slot_unref(g->slots[i]);
+    }
+    free(g->slots);
+    conf_unref(g->tree);
+    free(g);
+}
+
+static struct udp_gen *
+gen_ref(struct udp_gen *g)
+{
+    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+    return g;
+}
+
+/* The output of prev (NULL: none) named like o whose settings are o's, or NULL. */
+static struct udp_slot *
+gen_find_same(const struct udp_gen *prev, const struct conf_udp_output *o)
+{
+    for (size_t i = 0; prev != NULL && i < prev->n; i++) {
+        const struct conf_udp_output *was = &prev->c->outputs[i];
+        if (strcmp(was->name, o->name) == 0 && conf_section_equal(CONF_SEC_UDP_OUTPUT, was, o)) {
+            return prev->slots[i];
+        }
+    }
     return NULL;
 }
 
-/* Creates and binds the socket with its read buffer (the address was parsed at load; [::]
- * falls back to 0.0.0.0 on a host without IPv6); logs what the kernel granted. */
-static int
-listener_bind(struct udp_listener *l, struct ir_err *err)
+/* A generation for c: the outputs of prev with unchanged settings are shared, the others are
+ * resolved (and their sockets made when open). NULL with *err filled when one cannot be. */
+static struct udp_gen *
+gen_new(const struct conf_udp *c, const struct udp_gen *prev, bool open, struct ir_err *err)
 {
-    char why[200];
-    struct hostport_addrs addrs;
-    int line = l->c->bind_line > 0 ? l->c->bind_line : l->c->line;
-    if (hostport_resolve(&l->c->bind, true, SOCK_DGRAM, &addrs, why, sizeof(why)) != 0) {
-        ir_err_set(err, line, "[udp.%s] bind-addr: cannot resolve \"%s\": %s", l->c->name,
-                   l->c->bind_addr, why);
-        return -1;
+    struct udp_gen *g = xcalloc(1, sizeof(*g));
+    atomic_init(&g->refs, 1);
+    g->tree = conf_ref(c->tree);
+    g->c = c;
+    g->prec = listener_prec(c->precision);
+    g->slots = xcalloc(c->n_outputs ? c->n_outputs : 1, sizeof(struct udp_slot *));
+    for (size_t i = 0; i < c->n_outputs; i++) {
+        struct udp_slot *same = gen_find_same(prev, &c->outputs[i]);
+        if (same != NULL) {
+            atomic_fetch_add_explicit(&same->refs, 1, memory_order_relaxed);
+            g->slots[g->n++] = same;
+            continue;
+        }
+        struct udp_output *out = udp_output_new(c->name, &c->outputs[i], err);
+        if (out != NULL && open && udp_output_open(out, err) != 0) {
+            udp_output_free(out);
+            out = NULL;
+        }
+        if (out == NULL) {
+            gen_unref(g);
+            return NULL;
+        }
+        struct udp_slot *s = xcalloc(1, sizeof(*s));
+        atomic_init(&s->refs, 1);
+        s->out = out;
+        s->tree = conf_ref(c->tree);
+        g->slots[g->n++] = s;
     }
-    int want = l->c->read_buffer > INT_MAX ? INT_MAX : (int)l->c->read_buffer;
-    struct hostport_listen_opts o = {.socktype = SOCK_DGRAM, .rcvbuf = want, .nonblock = false};
-    size_t which = 0;
-    l->fd = hostport_listen_addrs(&addrs, &o, &which, why, sizeof(why));
-    if (l->fd < 0) {
-        ir_err_set(err, line, "[udp.%s] bind-addr: cannot listen on \"%s\": %s", l->c->name,
-                   l->c->bind_addr, why);
-        return -1;
+    return g;
+}
+
+struct udp_listener *
+udp_listener_new(const struct conf_udp *c, struct ir_err *err)
+{
+    struct udp_gen *g = gen_new(c, NULL, false, err);
+    if (g == NULL) {
+        return NULL;
     }
+    struct udp_listener *l = xcalloc(1, sizeof(*l));
+    atomic_init(&l->refs, 1);
+    l->name = xstrdup(c->name);
+    l->fd = -1;
+    l->plan_fd = -1;
+    pthread_mutex_init(&l->mu, NULL);
+    clock_cond_init(&l->wake);
+    l->cur = g;
+    l->latest = gen_ref(g);
+    return l;
+}
+
+/* Logs the read buffer the kernel granted fd against what c asked. */
+static void
+listener_note_rcvbuf(const struct conf_udp *c, int fd)
+{
+    int want = c->read_buffer > INT_MAX ? INT_MAX : (int)c->read_buffer;
     int granted = 0;
     socklen_t glen = sizeof(granted);
-    if (getsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &granted, &glen) != 0) {
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &glen) != 0) {
         granted = -1;
     }
-    log_info(l->c->name, "listening on udp addr=%s read_buffer=%d read_buffer_granted=%d",
-             l->c->bind_addr, want, granted);
+    log_info(c->name, "listening on udp addr=%s read_buffer=%d read_buffer_granted=%d",
+             c->bind_addr, want, granted);
     if (want > 0 && granted < want) {
-        log_warn(l->c->name,
+        log_warn(c->name,
                  "read-buffer capped by the kernel (Linux doubles the request and caps it at "
                  "net.core.rmem_max) read_buffer=%d read_buffer_granted=%d",
                  want, granted);
     }
-    return 0;
+}
+
+/* Creates and binds c's socket with its read buffer (the address was parsed at load; [::]
+ * falls back to 0.0.0.0 on a host without IPv6); logs what the kernel granted. The socket, or
+ * -1 with *err filled. */
+static int
+listener_bind(const struct conf_udp *c, struct ir_err *err)
+{
+    char why[200];
+    struct hostport_addrs addrs;
+    int line = c->bind_line > 0 ? c->bind_line : c->line;
+    if (hostport_resolve(&c->bind, true, SOCK_DGRAM, &addrs, why, sizeof(why)) != 0) {
+        ir_err_set(err, line, "[udp.%s] bind-addr: cannot resolve \"%s\": %s", c->name,
+                   c->bind_addr, why);
+        return -1;
+    }
+    int want = c->read_buffer > INT_MAX ? INT_MAX : (int)c->read_buffer;
+    struct hostport_listen_opts o = {.socktype = SOCK_DGRAM, .rcvbuf = want, .nonblock = false};
+    size_t which = 0;
+    int fd = hostport_listen_addrs(&addrs, &o, &which, why, sizeof(why));
+    if (fd < 0) {
+        ir_err_set(err, line, "[udp.%s] bind-addr: cannot listen on \"%s\": %s", c->name,
+                   c->bind_addr, why);
+        return -1;
+    }
+    listener_note_rcvbuf(c, fd);
+    return fd;
 }
 
 /* Reports invalid lines of datagram i (rate-limited), naming the sender and the first reason. */
@@ -186,8 +302,8 @@ listener_report_invalid(struct udp_listener *l, size_t i, uint64_t lines)
             }
         }
     }
-    log_warn(l->c->name, "invalid lines dropped: %.*s sender=%s lines=%llu", (int)reason_len,
-             reason, from, (unsigned long long)n);
+    log_warn(l->name, "invalid lines dropped: %.*s sender=%s lines=%llu", (int)reason_len, reason,
+             from, (unsigned long long)n);
 }
 
 static void
@@ -196,7 +312,7 @@ listener_report_error(struct udp_listener *l, const char *what, int e)
     uint64_t n = ratelimit_hit(&l->error_rl, 1, clock_mono_ms(), LISTENER_LOG_PERIOD_MS);
     if (n > 0) {
         char buf[128];
-        log_error(l->c->name, "%s: %s count=%llu", what, ir_strerror(e, buf, sizeof(buf)),
+        log_error(l->name, "%s: %s count=%llu", what, ir_strerror(e, buf, sizeof(buf)),
                   (unsigned long long)n);
     }
 }
@@ -211,7 +327,7 @@ listener_parse(struct udp_listener *l, size_t n)
     for (size_t i = 0; i < n; i++) {
         const char *in = rb->bufs + i * RECV_DGRAM_MAX;
         struct lp_result *r = &rb->res[i];
-        if (lp_process(in, rb->msgs[i].msg_len, l->prec, clock_real_ns(), r) != 0) {
+        if (lp_process(in, rb->msgs[i].msg_len, l->cur->prec, clock_real_ns(), r) != 0) {
             listener_report_error(l, "out of memory, datagram dropped", ENOMEM);
             continue;
         }
@@ -231,8 +347,9 @@ static void
 listener_forward(struct udp_listener *l, size_t n)
 {
     struct recv_batch *rb = l->rb;
+    const struct udp_gen *g = l->cur;
     uint64_t mtu_dropped = 0;
-    for (size_t k = 0; k < l->n_outputs; k++) {
+    for (size_t k = 0; k < g->n; k++) {
         for (size_t i = 0; i < n; i++) {
             struct lp_result *r = &rb->res[i];
             if (r->points == 0) {
@@ -241,9 +358,9 @@ listener_forward(struct udp_listener *l, size_t n)
             /* The mutable pointer to the same bytes (data is the receive buffer or r->buf). */
             char *base = rb->bufs + i * RECV_DGRAM_MAX;
             char *data = r->buf != NULL ? r->buf : base + (r->data - base);
-            mtu_dropped += udp_output_queue(l->outputs[k], data, r->len, r->points);
+            mtu_dropped += udp_output_queue(g->slots[k]->out, data, r->len, r->points);
         }
-        udp_output_flush(l->outputs[k]);
+        udp_output_flush(g->slots[k]->out);
     }
     for (size_t i = 0; i < n; i++) {
         lp_result_cleanup(&rb->res[i]);
@@ -294,13 +411,36 @@ listener_receive(struct udp_listener *l)
     atomic_fetch_add_explicit(&l->stats.receive_errors, 1, memory_order_relaxed);
     if (e == EBADF || e == ENOTSOCK) {
         char buf[128];
-        log_error(l->c->name, "receive failed, relay stopped receiving: %s",
+        log_error(l->name, "receive failed, relay stopped receiving: %s",
                   ir_strerror(e, buf, sizeof(buf)));
         return -1;
     }
     listener_report_error(l, "receive failed", e);
     listener_backoff(l);
     return 0;
+}
+
+/* Receiving thread: takes the generation a reload handed over. The outputs it drops log what
+ * they still had to report, and close (unless another generation keeps them). */
+static void
+listener_take_next(struct udp_listener *l)
+{
+    struct udp_gen *next = atomic_exchange(&l->next, NULL);
+    if (next == NULL) {
+        return;
+    }
+    struct udp_gen *was = l->cur;
+    for (size_t k = 0; k < was->n; k++) {
+        bool kept = false;
+        for (size_t j = 0; j < next->n && !kept; j++) {
+            kept = next->slots[j] == was->slots[k];
+        }
+        if (!kept) {
+            udp_output_log_pending(was->slots[k]->out);
+        }
+    }
+    l->cur = next;
+    gen_unref(was);
 }
 
 static void *
@@ -312,20 +452,22 @@ listener_run(void *arg)
         if (n < 0) {
             break;
         }
+        listener_take_next(l);
         listener_parse(l, (size_t)n);
         listener_forward(l, (size_t)n);
     }
     atomic_store(&l->stats.receiver_up, 0);
     uint64_t pending = ratelimit_flush(&l->invalid_rl);
     if (pending > 0) {
-        log_warn(l->c->name, "invalid lines dropped lines=%llu", (unsigned long long)pending);
+        log_warn(l->name, "invalid lines dropped lines=%llu", (unsigned long long)pending);
     }
     pending = ratelimit_flush(&l->error_rl);
     if (pending > 0) {
-        log_error(l->c->name, "receive failed count=%llu", (unsigned long long)pending);
+        log_error(l->name, "receive failed count=%llu", (unsigned long long)pending);
     }
-    for (size_t k = 0; k < l->n_outputs; k++) {
-        udp_output_log_pending(l->outputs[k]);
+    listener_take_next(l);
+    for (size_t k = 0; k < l->cur->n; k++) {
+        udp_output_log_pending(l->cur->slots[k]->out);
     }
     return NULL;
 }
@@ -345,17 +487,10 @@ recv_batch_new(void)
     return rb;
 }
 
-int
-udp_listener_start(struct udp_listener *l, struct ir_err *err)
+/* Starts the receiving thread on l->fd. 0, or -1 with *err filled. */
+static int
+listener_run_thread(struct udp_listener *l, struct ir_err *err)
 {
-    if (listener_bind(l, err) != 0) {
-        goto fail;
-    }
-    for (size_t k = 0; k < l->n_outputs; k++) {
-        if (udp_output_open(l->outputs[k], err) != 0) {
-            goto fail;
-        }
-    }
     if (l->rb == NULL) {
         l->rb = recv_batch_new();
     }
@@ -365,11 +500,39 @@ udp_listener_start(struct udp_listener *l, struct ir_err *err)
     if (rc != 0) {
         atomic_store(&l->stats.receiver_up, 0);
         char buf[128];
-        ir_err_set(err, l->c->line, "[udp.%s] cannot start the receiving thread: %s", l->c->name,
+        ir_err_set(err, l->cur->c->line, "[udp.%s] cannot start the receiving thread: %s", l->name,
                    ir_strerror(rc, buf, sizeof(buf)));
-        goto fail;
+        return -1;
     }
     l->running = true;
+    return 0;
+}
+
+int
+udp_listener_bind(struct udp_listener *l, struct ir_err *err)
+{
+    if (l->plan_fd < 0) {
+        l->plan_fd = listener_bind(l->cur->c, err);
+    }
+    return l->plan_fd >= 0 ? 0 : -1;
+}
+
+int
+udp_listener_start(struct udp_listener *l, struct ir_err *err)
+{
+    l->fd = l->plan_fd >= 0 ? l->plan_fd : listener_bind(l->cur->c, err);
+    l->plan_fd = -1;
+    if (l->fd < 0) {
+        goto fail;
+    }
+    for (size_t k = 0; k < l->cur->n; k++) {
+        if (udp_output_open(l->cur->slots[k]->out, err) != 0) {
+            goto fail;
+        }
+    }
+    if (listener_run_thread(l, err) != 0) {
+        goto fail;
+    }
     return 0;
 fail:
     if (l->fd >= 0) {
@@ -379,12 +542,10 @@ fail:
     return -1;
 }
 
-void
-udp_listener_stop(struct udp_listener *l)
+/* Ends the receiving thread and closes the socket. */
+static void
+listener_halt(struct udp_listener *l)
 {
-    if (l == NULL || !l->running) {
-        return;
-    }
     atomic_store(&l->stopping, true);
     pthread_mutex_lock(&l->mu);
     pthread_cond_broadcast(&l->wake); /* a receiver backing off after errors */
@@ -395,27 +556,130 @@ udp_listener_stop(struct udp_listener *l)
     close(l->fd);
     l->fd = -1;
     l->running = false;
-    log_info(l->c->name, "udp relay stopped datagrams_received=%llu",
+}
+
+void
+udp_listener_stop(struct udp_listener *l)
+{
+    if (l == NULL || !l->running) {
+        return;
+    }
+    listener_halt(l);
+    log_info(l->name, "udp relay stopped datagrams_received=%llu",
              (unsigned long long)atomic_load(&l->stats.datagrams_received));
+}
+
+int
+udp_listener_prepare(struct udp_listener *l, const struct conf_udp *c, struct ir_err *err)
+{
+    udp_listener_abort(l);
+    if (strcmp(c->bind_addr, l->latest->c->bind_addr) != 0) {
+        l->plan_fd = listener_bind(c, err);
+        if (l->plan_fd < 0) {
+            return -1;
+        }
+    }
+    l->plan = gen_new(c, l->latest, true, err);
+    if (l->plan == NULL) {
+        udp_listener_abort(l);
+        return -1;
+    }
+    return 0;
+}
+
+void
+udp_listener_abort(struct udp_listener *l)
+{
+    gen_unref(l->plan);
+    l->plan = NULL;
+    if (l->plan_fd >= 0) {
+        close(l->plan_fd);
+        l->plan_fd = -1;
+    }
+}
+
+/* A changed bind-addr: the thread ends, the new socket replaces the old one (which closes), and
+ * a new thread receives on it with the new generation. */
+static void
+listener_rebind(struct udp_listener *l, struct udp_gen *g)
+{
+    listener_halt(l);
+    l->fd = l->plan_fd;
+    l->plan_fd = -1;
+    struct udp_gen *was = l->cur;
+    l->cur = g;
+    gen_unref(was);
+    struct ir_err err = {0, ""};
+    if (listener_run_thread(l, &err) != 0) {
+        log_error(l->name, "%s", err.msg);
+    }
+}
+
+void
+udp_listener_commit(struct udp_listener *l)
+{
+    struct udp_gen *g = l->plan;
+    l->plan = NULL;
+    const struct conf_udp *c = g->c;
+    pthread_mutex_lock(&l->mu);
+    struct udp_gen *was = l->latest;
+    l->latest = gen_ref(g);
+    pthread_mutex_unlock(&l->mu);
+    bool rcvbuf = was->c->read_buffer != c->read_buffer;
+    gen_unref(was);
+    if (l->plan_fd >= 0 && l->running) {
+        listener_rebind(l, g);
+        return;
+    }
+    if (rcvbuf && l->fd >= 0) {
+        int want = c->read_buffer > INT_MAX ? INT_MAX : (int)c->read_buffer;
+        if (want > 0) {
+            (void)setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+        }
+        listener_note_rcvbuf(c, l->fd);
+    }
+    if (!l->running) {
+        struct udp_gen *prev = l->cur;
+        l->cur = g;
+        gen_unref(prev);
+        return;
+    }
+    /* The receiver takes it before the next datagrams it handles; one it never took is
+     * replaced. */
+    gen_unref(atomic_exchange(&l->next, g));
+}
+
+struct udp_listener *
+udp_listener_ref(struct udp_listener *l)
+{
+    atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+    return l;
 }
 
 void
 udp_listener_free(struct udp_listener *l)
 {
-    if (l == NULL) {
+    udp_listener_unref(l);
+}
+
+void
+udp_listener_unref(struct udp_listener *l)
+{
+    if (l == NULL || atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1) {
         return;
     }
     udp_listener_stop(l);
-    for (size_t k = 0; k < l->n_outputs; k++) {
-        udp_output_free(l->outputs[k]);
-    }
-    free(l->outputs);
+    udp_listener_abort(l);
+    gen_unref(atomic_load(&l->next));
+    gen_unref(l->cur);
+    gen_unref(l->latest);
     if (l->rb != NULL) {
         free(l->rb->bufs);
         free(l->rb);
     }
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->wake);
+    free(l->name);
     free(l);
 }
 
@@ -429,7 +693,34 @@ udp_listener_inject_fault(struct udp_listener *l, int (*fault)(void *ctx), void 
 const char *
 udp_listener_name(const struct udp_listener *l)
 {
-    return l->c->name;
+    return l->name;
+}
+
+struct udp_gen *
+udp_listener_gen_get(struct udp_listener *l)
+{
+    pthread_mutex_lock(&l->mu);
+    struct udp_gen *g = gen_ref(l->latest);
+    pthread_mutex_unlock(&l->mu);
+    return g;
+}
+
+void
+udp_gen_put(struct udp_gen *g)
+{
+    gen_unref(g);
+}
+
+const struct udp_output_stats *
+udp_gen_output(const struct udp_gen *g, size_t i, const char **name)
+{
+    if (i >= g->n) {
+        return NULL;
+    }
+    if (name != NULL) {
+        *name = udp_output_name(g->slots[i]->out);
+    }
+    return udp_output_stats(g->slots[i]->out);
 }
 
 const struct udp_stats *
@@ -441,11 +732,5 @@ udp_listener_stats(const struct udp_listener *l)
 const struct udp_output_stats *
 udp_listener_output(const struct udp_listener *l, size_t i, const char **name)
 {
-    if (i >= l->n_outputs) {
-        return NULL;
-    }
-    if (name != NULL) {
-        *name = udp_output_name(l->outputs[i]);
-    }
-    return udp_output_stats(l->outputs[i]);
+    return udp_gen_output(l->latest, i, name);
 }

@@ -30,7 +30,8 @@ struct udp_output *udp_output_new(const char *relay, const struct conf_udp_outpu
                                   struct ir_err *err);
 /* Main thread: creates the send socket. 0, or -1 with *err filled. */
 int udp_output_open(struct udp_output *o, struct ir_err *err) IR_WARN_UNUSED;
-/* NULL is a no-op. Closes the socket. Main thread, once the receiving thread is joined. */
+/* NULL is a no-op. Closes the socket. Whichever thread drops the last generation holding the
+ * output (udp/listener.c), once the receiving thread no longer uses it. */
 void udp_output_free(struct udp_output *o);
 
 /* Receiving thread: splits data[0..len) (newline-terminated valid lines, points of them) at line

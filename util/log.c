@@ -13,7 +13,8 @@
 #include "util/dbuf.h"
 #include "util/json.h"
 
-/* The only file-static state besides relay/main.c: set once before threads start. */
+/* The only file-static state besides relay/main.c: atomics, so a reload may change them while
+ * other threads log (a line is formatted with the values it read). */
 static _Atomic int log_level_cur = LOG_INFO;
 static _Atomic bool log_json;
 

@@ -3,7 +3,7 @@
  * relay logged keep its exact wording through log_go(); new events read
  * "LEVEL WHO: message key=value ...". JSON format: one object per line with time, level,
  * message, relay, backend and the trailing key=value pairs of the message as fields.
- * The level is checked before any formatting. Any thread; log_init() before threads start. */
+ * The level is checked before any formatting. Any thread. */
 #ifndef IR_UTIL_LOG_H
 #define IR_UTIL_LOG_H
 
@@ -13,7 +13,8 @@
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
-/* Main thread, before any other thread exists. Default: LOG_INFO, text. */
+/* Sets the level and the format. Any thread, any time (a reload applies them at once): both are
+ * atomics, read for each line. Default: LOG_INFO, text. */
 void log_init(enum log_level level, bool json);
 bool log_enabled(enum log_level level);
 

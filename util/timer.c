@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/clock.h"
 #include "util/xalloc.h"
@@ -22,8 +23,8 @@ struct timer {
     pthread_mutex_t mu;
     pthread_cond_t cv;                 /* CLOCK_MONOTONIC: the thread's sleep */
     pthread_cond_t done;               /* broadcast when a function returns and someone waits */
-    struct lane *lanes;                /* array resized by the main thread before start only */
-    unsigned n_lanes;                  /* immutable after start */
+    struct lane *lanes;                /* guarded by mu: array replaced by timer_lane_new() */
+    unsigned n_lanes;                  /* guarded by mu */
     int64_t sleep_until;               /* guarded by mu: INT64_MAX = no deadline */
     const struct timer_entry *running; /* guarded by mu: whose function runs now */
     unsigned waiters;                  /* guarded by mu: timer_cancel_sync() calls waiting */
@@ -46,9 +47,29 @@ timer_new(void)
 unsigned
 timer_lane_new(struct timer *t)
 {
-    t->lanes = xrealloc(t->lanes, (t->n_lanes + 1) * sizeof(*t->lanes));
-    t->lanes[t->n_lanes] = (struct lane){NULL, NULL, false};
-    return t->n_lanes++;
+    /* The array is replaced under the lock (entries name their lane by index, so they do not
+     * move); the allocation and the free happen outside it. */
+    for (;;) {
+        pthread_mutex_lock(&t->mu);
+        unsigned n = t->n_lanes;
+        pthread_mutex_unlock(&t->mu);
+        struct lane *grown = xcalloc(n + 1, sizeof(*grown));
+        pthread_mutex_lock(&t->mu);
+        if (t->n_lanes != n) {
+            pthread_mutex_unlock(&t->mu); /* another lane came meanwhile: size again */
+            free(grown);
+            continue;
+        }
+        struct lane *old = t->lanes;
+        if (n > 0) {
+            memcpy(grown, old, n * sizeof(*grown));
+        }
+        t->lanes = grown;
+        t->n_lanes = n + 1;
+        pthread_mutex_unlock(&t->mu);
+        free(old);
+        return n;
+    }
 }
 
 /* Caller holds t->mu. */

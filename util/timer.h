@@ -2,8 +2,8 @@
  * (CLOCK_MONOTONIC ms) has passed. Entries live in the caller's storage (no allocation) on
  * lanes: a lane is a list kept sorted by due time, cheap when its entries are armed in nearly
  * ascending order (one fixed delay per lane: insertion walks back from the tail). Lanes are made
- * by the main thread before the thread starts; any thread arms and cancels; functions run on the
- * timer thread with no lock held. Owned by relay/service.c. */
+ * by the main thread, before or after the thread starts (a reload adds relays); any thread arms
+ * and cancels; functions run on the timer thread with no lock held. Owned by relay/service.c. */
 #ifndef IR_UTIL_TIMER_H
 #define IR_UTIL_TIMER_H
 
@@ -31,7 +31,7 @@ struct timer;
 
 /* Main thread. Returns owned (free with timer_free()); starts no thread. Never NULL. */
 struct timer *timer_new(void);
-/* Main thread, before timer_start(): a new lane, numbered from 0. */
+/* Main thread, before or after timer_start(): a new lane, numbered from 0. */
 unsigned timer_lane_new(struct timer *t);
 /* Main thread: starts the timer thread. 0 or -1 (err filled). */
 int timer_start(struct timer *t, struct ir_err *err) IR_WARN_UNUSED;

@@ -61,10 +61,13 @@ EXTRA_FAMILIES = {
     "influxdb_relay_backend_spool_capacity_bytes": ("gauge", {"relay", "backend"}),
     "influxdb_relay_backend_spool_errors_total": ("counter", {"relay", "backend", "op"}),
     "influxdb_relay_backend_spool_sync_duration_seconds": ("histogram", {"relay", "backend"}),
+    # Reload (SIGHUP).
+    "influxdb_relay_config_last_reload_successful": ("gauge", set()),
+    "influxdb_relay_config_last_reload_success_timestamp_seconds": ("gauge", set()),
 }
 
 DROP_REASONS = ("buffer_full", "rejected", "withdrawn", "shutdown", "spool_full", "expired",
-                "corrupt")
+                "corrupt", "removed")
 STATES = ("up", "down", "draining")
 
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')

@@ -150,7 +150,9 @@ class QueueLogsTest(RelayTestCase):
         self.assertEqual(counts[0], 0)
         self.assertLessEqual(len(counts), elapsed + 1.5)  # at most about one a second
         self.assertLessEqual(sum(counts) + len(counts), sent)
-        self.assertEqual(prom.scrape(self.port).dropped("r1", "b1", "rejected"), sent)
+        # The sender counts a rejected write just after its client got the 400.
+        wait_until(lambda: prom.scrape(self.port).dropped("r1", "b1", "rejected") == sent,
+                   what="every rejected write counted")
 
     # ------------------------------------------------------------------ states
 

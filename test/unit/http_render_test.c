@@ -61,7 +61,8 @@ test_metrics(void)
     atomic_store(&relay_stats.connections_refused, 3);
     struct h_metrics_udp_output uo = {"o1", 4, 40, 1};
     struct h_metrics_udp udp = {"u1", 5, 50, 2, 1, 6, true, &uo, 1};
-    struct h_metrics_view v = {&relay, 1, &udp, 1, 4096, 1700000000500000000LL};
+    struct h_metrics_view v = {
+            &relay, 1, &udp, 1, 4096, 1700000000500000000LL, true, 1700000000500000000LL};
     size_t len = 0;
     char *t = h_metrics_render_view(&v, &len);
     CHECK(t != NULL && strlen(t) == len);
@@ -98,7 +99,7 @@ test_metrics(void)
     CHECK_HAS(t, "reason=\"spool_full\"} 0\n");
     CHECK_HAS(t, "reason=\"expired\"} 0\n");
     CHECK_HAS(t, "reason=\"corrupt\"} 0\n");
-    CHECK_EQ_I64(count_of(t, "influxdb_relay_backend_dropped_writes_total{"), 14);
+    CHECK_EQ_I64(count_of(t, "influxdb_relay_backend_dropped_writes_total{"), 15);
     CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_bytes{relay=\"r1\",backend=\"b1\"} 0\n");
     CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_writes{relay=\"r1\",backend=\"b1\"} 0\n");
     CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_capacity_bytes{relay=\"r1\",backend=\"b1\"} 0\n");
@@ -106,6 +107,7 @@ test_metrics(void)
                  "op=\"sync\"} 0\n");
     CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_sync_duration_seconds_count{relay=\"r1\","
                  "backend=\"b1\"} 0\n");
+    CHECK_HAS(t, "reason=\"removed\"} 0\n");
     CHECK_HAS(t, "\ninfluxdb_relay_backend_last_success_timestamp_seconds{relay=\"r1\","
                  "backend=\"b1\"} 1700000000.250\n");
     CHECK_HAS(t, "\ninfluxdb_relay_backend_send_duration_seconds_bucket{relay=\"r1\","
@@ -128,10 +130,14 @@ test_metrics(void)
     CHECK_HAS(t, "\ninfluxdb_relay_udp_receiver_up{relay=\"u1\"} 1\n");
     CHECK_HAS(t, "\ninfluxdb_relay_start_time_seconds 1700000000.500\n");
     CHECK_HAS(t, "\ninfluxdb_relay_build_info{version=\"" IR_VERSION "\"} 1\n");
+    CHECK_HAS(t, "\n# TYPE influxdb_relay_config_last_reload_successful gauge\n"
+                 "influxdb_relay_config_last_reload_successful 1\n");
+    CHECK_HAS(t, "\ninfluxdb_relay_config_last_reload_success_timestamp_seconds "
+                 "1700000000.500\n");
     /* Every family once, every line ends with a newline, no empty line. */
     CHECK_EQ_I64(count_of(t, "# TYPE influxdb_relay_backend_state "), 1);
     CHECK_EQ_I64(count_of(t, "# TYPE "), count_of(t, "# HELP "));
-    CHECK_EQ_I64(count_of(t, "# TYPE "), 38);
+    CHECK_EQ_I64(count_of(t, "# TYPE "), 40);
     CHECK(len > 0 && t[len - 1] == '\n' && strstr(t, "\n\n") == NULL);
     free(t);
 }
