@@ -149,8 +149,9 @@ void conf_errs_cleanup(struct conf_errs *e);
 /* Wipes and frees o->password (NULL afterwards). */
 void conf_password_wipe(struct conf_http_output *o);
 
-/* Frees the tree and every string in it, whatever its reference count (passwords wiped first). NULL is a no-op. For a
- * tree nobody else references (--check-config, a reload that failed, tests). */
+/* Frees the tree and every string in it (passwords wiped first), whatever its reference count.
+ * NULL is a no-op. For a tree nobody else references (--check-config, a reload that failed,
+ * tests). */
 void conf_free(struct conf *c);
 /* Any thread: one more reference on c (NULL is a no-op). Returns c. */
 struct conf *conf_ref(struct conf *c);

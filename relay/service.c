@@ -281,7 +281,7 @@ service_sync_spools(struct service *s, struct ir_err *err)
     for (size_t i = 0; i < s->n_http; i++) {
         n += s->http[i].n;
     }
-    struct backend **bs = xcalloc(n ? n : 1, sizeof(*bs));
+    struct backend **bs = xcalloc(n ? n : 1, sizeof(struct backend *));
     n = 0;
     for (size_t i = 0; i < s->n_http; i++) {
         for (size_t j = 0; j < s->http[i].n; j++) {

@@ -99,7 +99,7 @@ test_metrics(void)
     CHECK_HAS(t, "reason=\"spool_full\"} 0\n");
     CHECK_HAS(t, "reason=\"expired\"} 0\n");
     CHECK_HAS(t, "reason=\"corrupt\"} 0\n");
-    CHECK_EQ_I64(count_of(t, "influxdb_relay_backend_dropped_writes_total{"), 15);
+    CHECK_EQ_I64(count_of(t, "influxdb_relay_backend_dropped_writes_total{"), 16);
     CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_bytes{relay=\"r1\",backend=\"b1\"} 0\n");
     CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_writes{relay=\"r1\",backend=\"b1\"} 0\n");
     CHECK_HAS(t, "\ninfluxdb_relay_backend_spool_capacity_bytes{relay=\"r1\",backend=\"b1\"} 0\n");
