@@ -730,6 +730,9 @@ service_reload(struct service *s, struct conf *next, struct conf_errs *errs)
                      errs,
                      {0, 0, 0, 0, 0}};
     size_t before = errs->n;
+    /* What earlier reloads removed and is over goes first: an output added back takes its
+     * spool's lock again. */
+    retired_prune(s, false);
     for (size_t i = 0; i < next->n_http; i++) {
         p.http[i].c = &next->http[i];
         prepare_http(s, &p, &p.http[i]);
