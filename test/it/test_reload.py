@@ -304,6 +304,38 @@ class ReloadTest(RelayTestCase):
                    what="the spooled writes then the new one at b2")
         self.assertEqual(lines_of(dn2), [])
 
+    def test_password_file_is_read_again_at_each_reload(self):
+        """An output's password-file is read again by a reload: the next request carries the new
+        password (HTTP Basic), and the password appears in no log line."""
+        import base64
+        m = self.mock()
+        pw = os.path.join(self.tmp, "b1.password")
+        with open(pw, "w") as f:
+            f.write("first-s3cret\n")
+        port = free_port()
+        cfg = ("[relay]\nlog-level = debug\n[http.r1]\nbind-addr = 127.0.0.1:%d\n"
+               "[http.r1.output.b1]\nlocation = %s\nusername = relay\npassword-file = %s\n"
+               % (port, m.url, pw))
+        r = self.relay(cfg, wait_ports=[port])
+
+        def basic():
+            with m.lock:
+                h = [q["headers"].get("authorization") for q in m.requests
+                     if q["path"] == "/write"]
+            return h[-1] if h else None
+        self.assertEqual(write(port, "m v=1 1\n")[0], 204)
+        wait_until(lambda: basic() is not None, what="the first write at b1")
+        self.assertEqual(basic(), "Basic " + base64.b64encode(b"relay:first-s3cret").decode())
+        with open(pw, "w") as f:
+            f.write("second-s3cret\n")
+        text = reload(r, cfg)
+        self.assertIn("output changed by a reload backend=b1 changed=password", text)
+        n = len(m.requests)
+        self.assertEqual(write(port, "m v=2 2\n")[0], 204)
+        wait_until(lambda: len(m.requests) > n, what="the second write at b1")
+        self.assertEqual(basic(), "Basic " + base64.b64encode(b"relay:second-s3cret").decode())
+        self.assertNotIn("s3cret", r.log())
+
     # ------------------------------------------------------------------ listeners
 
     def _relay_conf(self, port, url, relay_extra="", head=""):
