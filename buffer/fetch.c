@@ -215,7 +215,10 @@ fetch_fail(struct fetch *f, const char *why)
     pthread_mutex_lock(&f->mu);
     if (!f->done && !f->failed) {
         f->failed = true;
-        snprintf(f->error, sizeof(f->error), "%s", why);
+        size_t n = strlen(why);
+        n = n < sizeof(f->error) - 1 ? n : sizeof(f->error) - 1; /* cut, as snprintf would */
+        memcpy(f->error, why, n);
+        f->error[n] = '\0';
     }
     pthread_mutex_unlock(&f->mu);
     fetch_notify(f);

@@ -35,19 +35,23 @@
  * the pointer (httpd_commit()). Settings libmicrohttpd reads when a daemon starts (workers,
  * idle-timeout, the TLS certificate and key -- re-read from the PEM file at every reload --, the
  * listening address) need a new daemon: it starts on a duplicate of the listening socket (or on
- * the new address's socket), then MHD_quiesce_daemon() takes the socket from the old one, whose
- * duplicate is closed. The listening socket itself never closes, so no client is refused. The
- * old daemon keeps serving its connections, every answer with "Connection: close", and is
- * stopped once they are gone, or shutdown-timeout after the reload (httpd_drain(), on the
- * service's retire thread). Checked in libmicrohttpd 0.9.75's daemon.c: MHD_quiesce_daemon()
- * works with a thread pool on epoll (MHD_ALLOW_SUSPEND_RESUME implies MHD_USE_ITC, which it
- * requires): it removes the listening socket from every worker's epoll set and returns it; the
- * quiesced daemon's connections, suspended ones included, are served as before; and
- * MHD_stop_daemon() then leaves the listening socket alone (was_quiesced). One race is left in
- * that code: a worker that wakes exactly while MHD_quiesce_daemon() marks it quiesced may remove
- * the socket from its epoll set first, and MHD_quiesce_daemon() then panics on ENOENT (the
- * worker's own removal tolerates it, the quiesce's does not); the window is a few instructions
- * wide, once per daemon-level reload or shutdown.
+ * the new address's socket), then the old one stops accepting (its acceptor thread is joined)
+ * and its duplicate is closed. The listening socket itself never closes, so no client is
+ * refused. The old daemon keeps serving its connections, every answer with "Connection: close",
+ * and is stopped once they are gone, or shutdown-timeout after the reload (httpd_drain(), on the
+ * service's retire thread).
+ *
+ * Accepting. A daemon runs without a listening socket of its own (MHD_USE_NO_LISTEN_SOCKET): one
+ * acceptor thread per daemon waits in poll(2) on its duplicate of the listening socket and on an
+ * eventfd, accepts and hands each connection to libmicrohttpd (MHD_add_connection(), which
+ * calls the accept policy and gives it to a worker through its ITC: MHD_ALLOW_SUSPEND_RESUME
+ * implies MHD_USE_ITC). Stopping to accept is waking the acceptor with the eventfd, joining it
+ * and closing the duplicate. MHD_quiesce_daemon() is not used: in libmicrohttpd 0.9.75
+ * (daemon.c, MHD_quiesce_daemon() and MHD_epoll()) a worker of an epoll thread pool that wakes
+ * while the daemon is being quiesced removes the listening socket from its epoll set at the same
+ * time as MHD_quiesce_daemon() does, and whichever comes second gets ENOENT and calls
+ * MHD_PANIC(): the process aborts ("Failed to remove listen FD from epoll set"). Seen here about
+ * once in 60 shutdowns under traffic.
  *
  * Choices:
  * - The listening socket is created and bound here (then handed to MHD), so a bind failure names
@@ -81,6 +85,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -126,7 +132,12 @@ struct httpd_gen {
 struct httpd_daemon {
     struct httpd *h;               /* immutable */
     struct MHD_Daemon *d;          /* whoever stops it: main thread, or the thread draining it */
-    int listen_fd;                 /* main thread: MHD's listening socket until quiesced, else -1 */
+    int listen_fd;                 /* its duplicate of the listening socket until quiesced, else -1:
+                                    * read by its acceptor, closed after the acceptor's join */
+    int stop_efd;                  /* immutable: eventfd that ends the acceptor's wait */
+    pthread_t acceptor;            /* the thread accepting on listen_fd (main thread joins it) */
+    bool accepting;                /* main thread (or the thread stopping it): acceptor runs */
+    int64_t accept_log_ms;         /* acceptor only: when a failed accept was last logged */
     char *bind_addr;               /* immutable: owned copy of the address it serves */
     char *pem_path;                /* immutable: owned copy of ssl-combined-pem, or NULL */
     char *tls_cert;                /* immutable: owned PEM of the certificate chain, or NULL */
@@ -743,11 +754,101 @@ httpd_workers(const struct conf_http *c)
     return n > 0 ? (unsigned)n : 1;
 }
 
+/* An accept that failed for want of descriptors or memory: logged at most every 10 s; the
+ * acceptor then waits 100 ms (or its stop) before it tries again, as libmicrohttpd does. */
+static bool
+acceptor_backoff(struct httpd_daemon *dm, int err)
+{
+    int64_t now = clock_mono_ms();
+    if (dm->accept_log_ms == 0 || now - dm->accept_log_ms >= HTTPD_REFUSED_LOG_MS) {
+        dm->accept_log_ms = now;
+        char buf[128];
+        log_warn(dm->h->name, "accept failed, retrying in 100 ms error=\"%s\"",
+                 ir_strerror(err, buf, sizeof(buf)));
+    }
+    struct pollfd p = {dm->stop_efd, POLLIN, 0};
+    return poll(&p, 1, 100) == 0;
+}
+
+/* The acceptor thread: hands every connection of the listening socket to libmicrohttpd until
+ * its eventfd is written. */
+static void *
+acceptor_main(void *arg)
+{
+    struct httpd_daemon *dm = arg;
+    for (;;) {
+        struct pollfd p[2] = {{dm->listen_fd, POLLIN, 0}, {dm->stop_efd, POLLIN, 0}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR) {
+            return NULL;
+        }
+        if (p[1].revents != 0) {
+            return NULL;
+        }
+        for (;;) {
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof(ss);
+            int fd = accept(dm->listen_fd, (struct sockaddr *)&ss, &len);
+            if (fd >= 0) {
+                (void)fcntl(fd, F_SETFD, FD_CLOEXEC); /* libmicrohttpd makes it non-blocking */
+                (void)MHD_add_connection(dm->d, fd, (struct sockaddr *)&ss, len); /* closes fd
+                                                                                   * on failure */
+                continue;
+            }
+            int err = errno;
+            if (err == EINTR || err == ECONNABORTED || err == EPROTO) {
+                continue;
+            }
+            if ((err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) &&
+                !acceptor_backoff(dm, err)) {
+                return NULL; /* stopped while waiting */
+            }
+            break; /* EAGAIN: wait again */
+        }
+    }
+}
+
+/* 0, or -1 when the acceptor cannot start. */
+static int
+acceptor_start(struct httpd_daemon *dm)
+{
+    dm->stop_efd = eventfd(0, EFD_CLOEXEC);
+    if (dm->stop_efd < 0) {
+        return -1;
+    }
+    if (pthread_create(&dm->acceptor, NULL, acceptor_main, dm) != 0) {
+        close(dm->stop_efd);
+        dm->stop_efd = -1;
+        return -1;
+    }
+    dm->accepting = true;
+    return 0;
+}
+
+/* Ends the acceptor (idempotent). */
+static void
+acceptor_stop(struct httpd_daemon *dm)
+{
+    if (!dm->accepting) {
+        return;
+    }
+    uint64_t one = 1;
+    while (write(dm->stop_efd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+    pthread_join(dm->acceptor, NULL);
+    dm->accepting = false;
+    close(dm->stop_efd);
+    dm->stop_efd = -1;
+}
+
 static void
 daemon_free(struct httpd_daemon *dm)
 {
     if (dm == NULL) {
         return;
+    }
+    acceptor_stop(dm);
+    if (dm->listen_fd >= 0) {
+        close(dm->listen_fd);
     }
     if (dm->d != NULL) {
         MHD_stop_daemon(dm->d); /* a failed start only: a started one is stopped first */
@@ -772,11 +873,12 @@ daemon_start(struct httpd *h, const struct conf_http *c, int fd, struct httpd_pl
     struct httpd_daemon *dm = xcalloc(1, sizeof(*dm));
     dm->h = h;
     dm->listen_fd = mine;
+    dm->stop_efd = -1;
     dm->workers = httpd_workers(c);
     dm->idle_timeout_ms = c->idle_timeout_ms;
     /* epoll: one set per worker, no FD_SETSIZE limit, no thread per connection. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
     if (p->cert != NULL) {
         flags |= MHD_USE_TLS;
     }
@@ -786,7 +888,6 @@ daemon_start(struct httpd *h, const struct conf_http *c, int fd, struct httpd_pl
     /* The logger comes first so MHD reports option problems through it. */
     struct MHD_OptionItem opts[16] = {
             {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpd_mhd_log, dm},
-            {MHD_OPTION_LISTEN_SOCKET, mine, NULL},
             {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)(limit > UINT_MAX / 2 ? UINT_MAX / 2 : limit),
              NULL},
             {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)idle_s, NULL},
@@ -795,7 +896,7 @@ daemon_start(struct httpd *h, const struct conf_http *c, int fd, struct httpd_pl
             {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)httpd_notify_conn, dm},
             {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)httpd_uri_log, dm},
     };
-    size_t n = 8;
+    size_t n = 7;
     if (dm->workers > 1) {
         /* One worker is libmicrohttpd's single polling thread (a pool of 1 is refused). */
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, dm->workers, NULL};
@@ -807,7 +908,11 @@ daemon_start(struct httpd *h, const struct conf_http *c, int fd, struct httpd_pl
     opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     dm->d = MHD_start_daemon(flags, 0, httpd_admit, dm, httpd_access, dm, MHD_OPTION_ARRAY, opts,
                              MHD_OPTION_END);
-    if (dm->d == NULL) {
+    if (dm->d == NULL || acceptor_start(dm) != 0) {
+        if (dm->d != NULL) {
+            MHD_stop_daemon(dm->d);
+        }
+        close(mine);
         free(dm);
         return NULL;
     }
@@ -820,20 +925,18 @@ daemon_start(struct httpd *h, const struct conf_http *c, int fd, struct httpd_pl
     return dm;
 }
 
-/* Stops accepting on dm: its listening socket comes back from MHD and is closed (when another
- * daemon holds a duplicate, the socket itself stays open); its answers say Connection: close. */
+/* Stops accepting on dm: its acceptor ends and its duplicate of the listening socket is closed
+ * (when another daemon holds a duplicate, the socket itself stays open); its answers say
+ * Connection: close. */
 static void
 daemon_quiesce(struct httpd_daemon *dm)
 {
     atomic_store(&dm->stopping, true);
-    if (dm->d == NULL || dm->listen_fd < 0) {
-        return;
+    acceptor_stop(dm);
+    if (dm->listen_fd >= 0) {
+        close(dm->listen_fd);
+        dm->listen_fd = -1;
     }
-    MHD_socket fd = MHD_quiesce_daemon(dm->d);
-    if (fd != MHD_INVALID_SOCKET) {
-        close(fd);
-    }
-    dm->listen_fd = -1;
 }
 
 /* Waits until *count is 0, or until dm's stop deadline when bounded. Returns the count left. */
@@ -904,6 +1007,7 @@ daemon_stop(struct httpd_daemon *dm, int64_t deadline_ms, bool flush, bool cut_r
     if (left > 0) {
         log_warn(h->name, "%s: closing connections with requests in flight count=%u", what, left);
     }
+    acceptor_stop(dm); /* quiesced already; no connection is added to a stopped daemon */
     MHD_stop_daemon(dm->d);
     dm->d = NULL;
 }

@@ -119,9 +119,9 @@ class FrontTest(RelayTestCase):
             wait_until(lambda: prom.scrape(port).get("influxdb_relay_http_connections",
                                                      relay="r1") == n + 1,
                        what="the idle connections (and this scrape's) counted")
-            # workers + one sender + main, the deadline timer and the /query fetch thread (+ one
-            # of a sanitizer's runtime), whatever the connections.
-            self.assertLessEqual(self.threads(), 2 + 1 + 3 + 1)
+            # workers + one sender + main, the deadline timer, the acceptor and the /query fetch
+            # thread (+ one of a sanitizer's runtime), whatever the connections.
+            self.assertLessEqual(self.threads(), 2 + 1 + 4 + 1)
             fresh = sorted(fresh_write_ms(port) for _ in range(50))
             rss = proc_status(self.r.proc.pid, "VmRSS")
             sys.stderr.write("\n5000 idle keep-alive connections: threads=%d VmRSS=%d KiB, "
