@@ -142,12 +142,12 @@ def wrk(port, body, secs, path="/write?db=bench", conns=32):
 OUTPUT_EXTRA = ""
 
 
-def run_relay(relay_bin, tmp, outputs, name, output_extra=OUTPUT_EXTRA):
+def run_relay(relay_bin, tmp, outputs, name, output_extra=OUTPUT_EXTRA, relay_extra=""):
     """This relay (any build: the config uses no key newer than the first release, unless
-    output_extra adds one)."""
+    output_extra (every output) or relay_extra ([relay]) adds one)."""
     port = harness.free_port()
-    conf = ("[relay]\nlog-level = warn\n\n[http.bench]\nbind-addr = 127.0.0.1:%d\n"
-            "max-body-mb = 64\n" % port)
+    conf = ("[relay]\nlog-level = warn\n%s\n[http.bench]\nbind-addr = 127.0.0.1:%d\n"
+            "max-body-mb = 64\n" % (relay_extra, port))
     for i, url in enumerate(outputs):
         conf += "\n[http.bench.output.b%d]\nlocation = %s\n%s" % (i + 1, url, output_extra)
     path = os.path.join(tmp, name + ".ini")

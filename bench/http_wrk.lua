@@ -7,6 +7,32 @@ f:close()
 wrk.path = os.getenv("WPATH") or "/write?db=bench"
 wrk.headers["Content-Type"] = "text/plain"
 
+-- RATE (env, requests/s for the whole run, use with -t1): paced sends on a fixed schedule
+-- (bench/spool_bench.py outage); a connection late on the schedule sends at once (catch-up).
+local rate = tonumber(os.getenv("RATE") or "")
+if rate then
+    local ffi = require("ffi")
+    ffi.cdef [[
+        typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+        int clock_gettime(int clk, bench_timespec *ts);
+    ]]
+    local ts = ffi.new("bench_timespec")
+    local interval = 1000 / rate
+    local next_ms = nil
+    local function now_ms()
+        ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+        return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+    end
+    function delay()
+        local now = now_ms()
+        next_ms = (next_ms or now) + interval
+        if next_ms <= now then
+            return 0
+        end
+        return next_ms - now
+    end
+end
+
 done = function(summary, latency, requests)
     local secs = summary.duration / 1e6
     local bad = summary.errors.status + summary.errors.connect + summary.errors.read +
