@@ -84,7 +84,9 @@
  * below the next seq when the queue is empty) is never also in the queue. The sender sends the
  * head of the queue when no unread record comes before it (queue_take_upto() with the reader's
  * position), else it first loads the records before it (spool_refill(): at most one batch of
- * max-batch-kb, and only when fewer than two loaded writes wait). The spool is acknowledged
+ * max-batch-kb, and only when fewer than two loaded writes wait; a loaded write still waiting
+ * is below the reader's position, so the new ones go behind it, before every other queued
+ * write, keeping the queue in seq order). The spool is acknowledged
  * up to the last write removed from the head (delivered, rejected, dropped), never past a write
  * still queued. A withdrawn write's record is voided (spool_void()) before the withdraw
  * returns, so before the client's 503: it is never delivered, also after a restart. Writes
@@ -872,8 +874,9 @@ spool_load(struct backend *b)
 
 /* Spooled, before taking a batch: loads the records between the spool reader's position and the
  * first queued write above it (all of them when none is), at most one batch (max-batch-kb),
- * unless two loaded writes still wait. A record below the first queued write was never queued
- * or has left memory (the DESIGN): it is never also in the queue. */
+ * unless two loaded writes still wait (one may: they go behind it). A record below the first
+ * queued write was never queued or has left memory (the DESIGN): it is never also in the
+ * queue. */
 static void
 spool_refill(struct backend *b)
 {

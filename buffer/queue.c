@@ -281,14 +281,26 @@ queue_push_loaded(struct queue *q, struct payload *const *ps, const uint64_t *se
         bytes += e->cost;
     }
     pthread_mutex_lock(&q->mu);
-    assert(q->head == NULL || q->head->seq > last->seq);
-    last->next = q->head;
-    if (q->head != NULL) {
-        q->head->prev = last;
+    /* In seq order: behind the writes read back earlier that still wait, before the others. */
+    struct queue_entry *before = NULL;
+    struct queue_entry *after = q->head;
+    while (after != NULL && after->seq < first->seq) {
+        before = after;
+        after = after->next;
+    }
+    assert(after == NULL || after->seq > last->seq);
+    first->prev = before;
+    if (before != NULL) {
+        before->next = first;
+    } else {
+        q->head = first;
+    }
+    last->next = after;
+    if (after != NULL) {
+        after->prev = last;
     } else {
         q->tail = last;
     }
-    q->head = first;
     q->bytes += bytes;
     q->writes += n;
     pthread_mutex_unlock(&q->mu);

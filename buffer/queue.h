@@ -95,9 +95,10 @@ bool queue_spool_loc(struct queue *q, uint64_t seq, struct spool_loc *loc);
  * (not in flight, its record written) leaves memory, its record stays in the spool. Returns it
  * unlinked (the caller frees it), or NULL. */
 struct queue_entry *queue_release(struct queue *q, uint64_t seq);
-/* Spooled, sender thread: puts n records read back from the spool (seqs ascending, below every
- * queued write) at the head, in order, as writes nobody waits for. Takes over the caller's
- * reference on each payload. */
+/* Spooled, sender thread: puts n records read back from the spool (seqs ascending, above those
+ * of the writes read back before that are still queued, below every other queued write) in
+ * their place by seq, in order, as writes nobody waits for: at the head, or behind the writes
+ * read back before. Takes over the caller's reference on each payload. */
 void queue_push_loaded(struct queue *q, struct payload *const *ps, const uint64_t *seqs,
                        const int64_t *arrivals, size_t n);
 /* Any thread: the seq of the head write, 0 when empty. */

@@ -2,8 +2,8 @@
  * payload kind (line protocol, Prometheus remote write, a query) queued while the backend is
  * down survive the backend's stop and come out of the spool of a new backend on the same
  * directory, in order, each with its own path, query string, Authorization and body, and are
- * acknowledged once delivered. The test thread is the HTTP server: it accepts, reads each
- * request and answers 204. */
+ * acknowledged once delivered; writes read back while an earlier one waits for a retry go behind
+ * it. The test thread is the HTTP server: it accepts, reads each request and answers 204. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -113,6 +113,59 @@ backend_on(struct conf_http_output *o, const char *dir, char *loc, int port)
     return b;
 }
 
+/* Waits up to 10 s for the backend's snapshot to show want writes in memory. */
+static bool
+wait_queue_writes(struct backend *b, uint64_t want)
+{
+    struct backend_snapshot s;
+    for (int64_t until = clock_mono_ms() + 10000; clock_mono_ms() < until; poll(NULL, 0, 5)) {
+        backend_snapshot(b, &s);
+        if (s.queue_writes == want) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* 3. The backend down (a port bound but not listening: refused), nobody waiting, no buffer:
+ * write 1 is left in the spool by a first backend; a second one reads it back alone and fails to
+ * send it; write 2 is spooled meanwhile (the sender is in its backoff) and read back behind
+ * write 1 (a relay under load once aborted here, putting it ahead); once the port listens both
+ * go in one batch, in order. */
+static void
+test_read_back_behind_read_back(const char *dir)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    CHECK(getsockname(lfd, (struct sockaddr *)&a, &alen) == 0);
+    int port = ntohs(a.sin_port);
+    char loc[64];
+    struct conf_http_output o;
+    struct backend *b = backend_on(&o, dir, loc, port);
+    CHECK_EQ_I64(submit(b, PAYLOAD_WRITE, "m v=1i 1\n", "db=d", NULL), BACKEND_QUEUED);
+    backend_stop(b, clock_mono_ms() + 5000);
+    backend_free(b);
+    b = backend_on(&o, dir, loc, port);
+    struct backend_snapshot s;
+    backend_snapshot(b, &s);
+    for (int64_t until = clock_mono_ms() + 10000;
+         atomic_load(&s.stats->retries) == 0 && clock_mono_ms() < until; poll(NULL, 0, 5)) {
+    }
+    CHECK(atomic_load(&s.stats->retries) >= 1); /* write 1 read back, failed, put back */
+    CHECK(wait_queue_writes(b, 1));
+    CHECK_EQ_I64(submit(b, PAYLOAD_WRITE, "m v=2i 2\n", "db=d", NULL), BACKEND_QUEUED);
+    CHECK(wait_queue_writes(b, 2)); /* write 2 read back (at the retry, after the backoff) */
+    CHECK(listen(lfd, 8) == 0);
+    static char req[1][4096];
+    CHECK_EQ_I64(serve(lfd, req, 1), 1);
+    CHECK(strstr(req[0], "\r\n\r\nm v=1i 1\nm v=2i 2\n") != NULL);
+    backend_stop(b, clock_mono_ms() + 5000);
+    backend_free(b);
+    close(lfd);
+}
+
 int
 main(void)
 {
@@ -146,9 +199,9 @@ main(void)
     CHECK(strstr(req[1], "\r\n\r\n\x01\x02snappy") != NULL);
     CHECK(strncmp(req[2], "POST /query", 11) == 0);
     CHECK(strstr(req[2], "\r\n\r\nq=CREATE+DATABASE+x") != NULL);
-    for (int i = 0; i < 200; i++) { /* acknowledged after the answer */
+    for (int i = 0; i < 200; i++) { /* acknowledged after the answer, then counted */
         backend_snapshot(b, &s);
-        if (s.spool_writes == 0) {
+        if (s.spool_writes == 0 && atomic_load(&s.stats->batches_sent) == 3) {
             break;
         }
         poll(NULL, 0, 10);
@@ -158,6 +211,9 @@ main(void)
     backend_stop(b, clock_mono_ms() + 5000);
     backend_free(b);
     close(lfd);
+    char dir3[160];
+    snprintf(dir3, sizeof(dir3), "%s/3", dir);
+    test_read_back_behind_read_back(dir3);
     backend_global_cleanup();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -1,5 +1,6 @@
 /* Unit test of buffer/queue.c and buffer/payload.c: the byte bound, FIFO order, batch selection
- * (same route, max bytes, a large head alone), put-back, withdraw, pop-all. */
+ * (same route, max bytes, a large head alone), put-back, withdraw, pop-all, and where records
+ * read back from a spool go. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,6 +217,58 @@ test_kinds_never_merge(void)
     }
 }
 
+/* Spooled: records read back while one read back before still waits go behind it, ahead of
+ * the writes queued since (the spool reader stops before those): the queue stays in seq order
+ * (a relay under load once aborted here: the sender loaded one write, failed to send it, and
+ * loaded the records spooled meanwhile ahead of it). */
+static void
+test_loaded_behind_loaded(void)
+{
+    struct queue *q = queue_new(1 << 20, false, NULL, &rdv_refs);
+    queue_spooled(q);
+    struct payload *p = mk("a 1\n", "db=a", NULL);
+    const int64_t arr[3] = {0, 0, 0};
+    struct payload *one[1] = {p};
+    payload_ref(p);
+    queue_push_loaded(q, one, (const uint64_t[]){1}, arr, 1);
+    struct spool_loc loc = {.seq = 5};
+    bool overflow = true;
+    CHECK_EQ_I64(queue_push_spooled(q, p, NULL, 0, &loc, 0, false, &overflow), 0);
+    CHECK(!overflow);
+    uint64_t first = 0;
+    CHECK_EQ_I64(queue_spool_view(q, 1, 2, &first), 1);
+    CHECK_EQ_I64(first, 5);
+    struct payload *two[2] = {p, p};
+    payload_ref(p);
+    payload_ref(p);
+    queue_push_loaded(q, two, (const uint64_t[]){2, 4}, arr, 2);
+    CHECK_EQ_I64(queue_head_seq(q), 1);
+    struct queue_entry *out[8];
+    size_t n = queue_take_upto(q, 1024, 8, 4, out);
+    CHECK_EQ_I64(n, 4);
+    const uint64_t want[4] = {1, 2, 4, 5};
+    for (size_t i = 0; i < n; i++) {
+        CHECK_EQ_I64(out[i]->seq, want[i]);
+    }
+    queue_remove(q, out, n);
+    for (size_t i = 0; i < n; i++) {
+        queue_entry_free(out[i]);
+    }
+    struct queue_stats st;
+    queue_stats(q, &st);
+    CHECK_EQ_I64(st.writes, 0);
+    /* Into an empty queue, and then with nothing left behind them. */
+    payload_ref(p);
+    queue_push_loaded(q, one, (const uint64_t[]){6}, arr, 1);
+    payload_ref(p);
+    queue_push_loaded(q, one, (const uint64_t[]){7}, arr, 1);
+    CHECK_EQ_I64(queue_take_upto(q, 1024, 8, 7, out), 2);
+    CHECK(out[0]->seq == 6 && out[1]->seq == 7 && out[1]->next == NULL);
+    queue_free(q);
+    CHECK_EQ_I64(atomic_load(&p->refs), 1);
+    payload_unref(p);
+}
+
 int
 main(void)
 {
@@ -225,5 +278,6 @@ main(void)
     test_withdraw();
     test_route();
     test_kinds_never_merge();
+    test_loaded_behind_loaded();
     return CHECK_DONE();
 }
