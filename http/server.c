@@ -754,8 +754,9 @@ httpd_workers(const struct conf_http *c)
     return n > 0 ? (unsigned)n : 1;
 }
 
-/* An accept that failed for want of descriptors or memory: logged at most every 10 s; the
- * acceptor then waits 100 ms (or its stop) before it tries again, as libmicrohttpd does. */
+/* An accept that failed (out of descriptors or memory, or an unexpected error): logged at most
+ * every 10 s; the acceptor then waits 100 ms (or its stop) before it tries again, as
+ * libmicrohttpd does. False when it was stopped meanwhile. */
 static bool
 acceptor_backoff(struct httpd_daemon *dm, int err)
 {
@@ -798,11 +799,12 @@ acceptor_main(void *arg)
             if (err == EINTR || err == ECONNABORTED || err == EPROTO) {
                 continue;
             }
-            if ((err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) &&
-                !acceptor_backoff(dm, err)) {
+            /* Out of descriptors or memory, or anything unexpected: wait a moment (a socket
+             * that stays readable must not make this loop spin). */
+            if (err != EAGAIN && err != EWOULDBLOCK && !acceptor_backoff(dm, err)) {
                 return NULL; /* stopped while waiting */
             }
-            break; /* EAGAIN: wait again */
+            break; /* wait for the next connection */
         }
     }
 }
