@@ -466,11 +466,14 @@ httpd_wake(void *arg)
 {
     struct req *q = arg;
     struct httpd_daemon *dm = q->dm;
+    struct httpd *h = dm->h; /* outlives its daemons */
     MHD_resume_connection(q->mc);
-    /* q may be gone now. seq_cst pairs with daemon_stop(): it sees the decrement, or we see
-     * `closing`. */
-    if (atomic_fetch_sub(&dm->waiting, 1) == 1 && atomic_load(&dm->closing)) {
-        httpd_signal_idle(dm->h);
+    /* q may be gone now, and dm as soon as the decrement is seen: a daemon being stopped waits
+     * for waiting == 0 and is then freed (httpd_drain() on the retire thread). So nothing of dm
+     * is read after it; the stop's wait is woken whenever the count reaches 0 (it re-checks the
+     * count under h->mu, so a wake-up it does not need costs one lock). */
+    if (atomic_fetch_sub(&dm->waiting, 1) == 1) {
+        httpd_signal_idle(h);
     }
 }
 

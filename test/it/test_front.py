@@ -145,9 +145,9 @@ class FrontTest(RelayTestCase):
             self.assertEqual(st, 204)
             counts[workers] = proc_status(r.proc.pid, "Threads")
             r.kill()
-        # workers + senders + main, timer and the /query fetch thread (+ one of a sanitizer's
-        # runtime)
-        self.assertLessEqual(counts[1], 1 + 2 + 3 + 1)
+        # workers + senders + main, timer, the acceptor and the /query fetch thread (+ one of a
+        # sanitizer's runtime)
+        self.assertLessEqual(counts[1], 1 + 2 + 4 + 1)
         self.assertEqual(counts[3] - counts[1], 2)
 
     def test_max_connections_refuses_and_counts(self):

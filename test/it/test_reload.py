@@ -59,9 +59,10 @@ class ReloadTest(RelayTestCase):
     def tearDown(self):
         # Every relay ends with an orderly shutdown after its reloads: exit status 0 (under the
         # sanitizers: no leak, no error at exit).
-        codes = [r.terminate() for r in self.relays if r.proc and r.proc.poll() is None]
+        ended = [(r, r.terminate()) for r in self.relays if r.proc and r.proc.poll() is None]
+        bad = ["exit %s:\n%s" % (c, r.log()[-6000:]) for r, c in ended if c != 0]
         super().tearDown()
-        self.assertEqual([c for c in codes if c != 0], [], "a relay did not exit cleanly")
+        self.assertEqual(bad, [], "a relay did not exit cleanly")
 
     # ------------------------------------------------------------------ failures change nothing
 
@@ -524,7 +525,11 @@ class ReloadTest(RelayTestCase):
         for i in range(1, 21):
             # Each reload happens while the clients write: one more answer since the last one.
             seen = answered[0]
-            wait_until(lambda: answered[0] > seen, what="a write answered before reload %d" % i)
+            wait_until(lambda: answered[0] > seen or any(w.exc for w in workers),
+                       what="a write answered before reload %d" % i)
+            for w in workers:
+                if w.exc is not None:
+                    raise w.exc  # a client's error, as it saw it
             reload(r, conf(i))
         stop.set()
         sent = sorted(l for w in workers for l in w.join())
