@@ -25,10 +25,12 @@
  *
  * Parking a read (stream_park(), stream_notify()): the fetch engine arms one notify when it
  * answers FETCH_AGAIN, and that notify may run on the fetch thread before the worker has
- * suspended the connection. So the worker suspends first, then moves the stream's park state
- * NONE -> PARKED; the notify moves PARKED -> NONE and wakes, or NONE -> NOTIFIED, and a worker
- * that finds NOTIFIED wakes the connection itself. Every wake follows its suspend, one per
- * suspend (as server.c requires). */
+ * suspended the connection. So the worker suspends first, then exchanges the stream's park
+ * state for PARKED; the notify exchanges it for NOTIFIED. Whichever comes second sees the
+ * other's mark: a notify that finds PARKED sets NONE and wakes, a worker that finds NOTIFIED
+ * sets NONE and wakes the connection itself. Every wake follows its suspend, one per suspend
+ * (as server.c requires). (Two compare-and-swaps in the notify, PARKED -> NONE then NONE ->
+ * NOTIFIED, lost a wake when the worker parked between them: a read stalled for good.) */
 #include "http/h_query.h"
 
 #include <stdatomic.h>
@@ -119,13 +121,12 @@ static void
 stream_notify(void *arg)
 {
     struct qstream *s = arg;
-    int expect = PARK_PARKED;
-    if (atomic_compare_exchange_strong(&s->park, &expect, PARK_NONE)) {
+    /* One exchange, not two compare-and-swaps: between a CAS that found NONE and one that moves
+     * NONE -> NOTIFIED the worker could park, and the notify would then be lost. */
+    if (atomic_exchange(&s->park, PARK_NOTIFIED) == PARK_PARKED) {
+        atomic_store(&s->park, PARK_NONE);
         s->p.wake(s->p.arg);
-        return;
     }
-    expect = PARK_NONE;
-    (void)atomic_compare_exchange_strong(&s->park, &expect, PARK_NOTIFIED);
 }
 
 /* Worker, after FETCH_AGAIN: parks the connection until the notify (see DESIGN). */
@@ -133,8 +134,7 @@ static void
 stream_park(struct qstream *s)
 {
     s->p.suspend(s->p.arg);
-    int expect = PARK_NONE;
-    if (!atomic_compare_exchange_strong(&s->park, &expect, PARK_PARKED)) {
+    if (atomic_exchange(&s->park, PARK_PARKED) == PARK_NOTIFIED) {
         atomic_store(&s->park, PARK_NONE); /* it came meanwhile */
         s->p.wake(s->p.arg);
     }
