@@ -12,6 +12,7 @@ import http.client
 import http.server
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -59,20 +60,50 @@ def _kill(p, sig=signal.SIGKILL):
     _live.discard(p)
 
 
-def free_port(kind=socket.SOCK_STREAM):
-    """A port free for both TCP and UDP on 127.0.0.1 right now."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+# Ports handed to the relays, mocks and servers of the tests: below the kernel's ephemeral range
+# (32768-60999 on Debian), so no outgoing connection and no bind(0) of another process can take
+# one between free_port() and the bind of whoever gets it; and reserved across the test processes
+# that run at once (ctest -j2) by a file created exclusively per port, which is reused only once
+# it is an hour old.
+PORT_LOW, PORT_HIGH = 10000, 32000
+PORT_DIR = os.path.join(tempfile.gettempdir(), "relay-it-ports")
+PORT_REUSE_S = 3600
+
+
+def _reserve(port):
+    os.makedirs(PORT_DIR, exist_ok=True)
+    path = os.path.join(PORT_DIR, str(port))
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        return True
+    except FileExistsError:
         try:
-            with socket.socket(socket.AF_INET, other) as s2:
-                s2.bind(("127.0.0.1", port))
+            if time.time() - os.stat(path).st_mtime < PORT_REUSE_S:
+                return False
+            os.utime(path)  # an hour old: a run long gone, or this one's oldest
+            return True
         except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port")
+            return False
+
+
+def _bindable(port, kind):
+    try:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port free for both TCP and UDP on 127.0.0.1 right now, and given to no other test."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(2000):
+        port = rng.randrange(PORT_LOW, PORT_HIGH)
+        if (_bindable(port, socket.SOCK_STREAM) and _bindable(port, socket.SOCK_DGRAM)
+                and _reserve(port)):
+            return port
+    raise RuntimeError("no free port in %d-%d" % (PORT_LOW, PORT_HIGH))
 
 
 def wait_until(pred, timeout=10.0, step=0.02, what="condition"):
