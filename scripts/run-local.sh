@@ -2,7 +2,7 @@
 # README quick start: on a Debian 12 machine, installs what is needed (scripts/setup.sh), builds
 # the relay, starts two influxd on loopback (HTTP 8086 and 7086, UDP 8089 and 7089 with database
 # "udp", data in a temp dir) and the relay on packaging/relay.ini.example (HTTP and UDP on
-# 127.0.0.1:9096), writes a point through the relay over HTTP and one over UDP, shows both
+# 127.0.0.1:9096; its spools in the temp dir), writes a point through the relay over HTTP and one over UDP, shows both
 # arriving in both influxd, then keeps the relay in the foreground until Ctrl-C. Every process it
 # started is stopped on exit.
 # Usage: sh scripts/run-local.sh        (BUILD_DIR=build by default)
@@ -104,8 +104,11 @@ for p in 8086 7086; do
     done
 done
 
-echo "run-local: starting $RELAY -config $CONFIG"
-"$RELAY" -config "$CONFIG" &
+# The example spools to /var/lib/influxdb-relay (the packages create it): here, a temp dir.
+mkdir -p "$TMP/spool"
+sed "s|^spool-dir = .*|spool-dir = $TMP/spool|" "$CONFIG" >"$TMP/relay.ini"
+echo "run-local: starting $RELAY -config $TMP/relay.ini ($CONFIG with spool-dir = $TMP/spool)"
+"$RELAY" -config "$TMP/relay.ini" &
 RELAY_PID=$!
 PIDS="$PIDS $RELAY_PID"
 wait_http 9096
