@@ -129,6 +129,7 @@
 #include "buffer/queue.h"
 #include "conf/conf_diff.h"
 #include "util/clock.h"
+#include "util/le.h"
 #include "util/log.h"
 #include "util/ratelimit.h"
 #include "util/xalloc.h"
@@ -478,32 +479,6 @@ memory_push(struct backend *b, struct payload *p, struct rdv *r, unsigned idx, u
     return BACKEND_QUEUED;
 }
 
-static void
-put_le32(unsigned char *p, uint64_t v)
-{
-    for (unsigned i = 0; i < 4; i++) {
-        p[i] = (unsigned char)(v >> (8 * i));
-    }
-}
-
-static void
-put_le64(unsigned char *p, uint64_t v)
-{
-    for (unsigned i = 0; i < 8; i++) {
-        p[i] = (unsigned char)(v >> (8 * i));
-    }
-}
-
-static uint64_t
-get_le(const unsigned char *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
 /* The spooled form of a write, as 4 parts (nothing copied): a header (format, kind, whether it has
  * an Authorization, the lengths of the query and of the Authorization value, the points), the
  * query, the Authorization value, the body. Returns the total length. */
@@ -516,9 +491,9 @@ spool_parts(const struct payload *p, unsigned char *head, struct iovec *parts)
     head[0] = SREC_FORMAT;
     head[1] = (unsigned char)p->kind;
     head[2] = p->auth != NULL;
-    put_le32(head + 4, qlen);
-    put_le32(head + 8, alen);
-    put_le64(head + 16, p->points);
+    le_put(head + 4, qlen, 4);
+    le_put(head + 8, alen, 4);
+    le_put(head + 16, p->points, 8);
     parts[0] = (struct iovec){head, SREC_HEAD};
     parts[1] = (struct iovec){(void *)(uintptr_t)p->query, qlen};
     parts[2] = (struct iovec){(void *)(uintptr_t)p->auth, alen};
@@ -534,8 +509,8 @@ spool_payload(const struct spool_rec *rec)
     if (rec->len < SREC_HEAD || h[0] != SREC_FORMAT || h[1] > PAYLOAD_QUERY) {
         return NULL;
     }
-    uint64_t qlen = get_le(h + 4, 4);
-    uint64_t alen = get_le(h + 8, 4);
+    uint64_t qlen = le_get(h + 4, 4);
+    uint64_t alen = le_get(h + 8, 4);
     if (qlen + alen > rec->len - SREC_HEAD) {
         return NULL;
     }
@@ -545,7 +520,7 @@ spool_payload(const struct spool_rec *rec)
     char *buf = xmalloc(blen > 0 ? blen : 1);
     memcpy(buf, auth + alen, blen);
     struct payload *p =
-            payload_new((enum payload_kind)h[1], buf, buf, blen, (size_t)get_le(h + 16, 8),
+            payload_new((enum payload_kind)h[1], buf, buf, blen, (size_t)le_get(h + 16, 8),
                         xstrndup(query, (size_t)qlen), h[2] ? xstrndup(auth, (size_t)alen) : NULL);
     /* Its age is its arrival's, not its reading's (oldest_queued_age_seconds). */
     int64_t age_ms = (clock_real_ns() - rec->arrival_ns) / 1000000;

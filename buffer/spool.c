@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "util/clock.h"
+#include "util/le.h"
 #include "util/xalloc.h"
 
 /* DESIGN: the durable spool of one backend.
@@ -285,42 +286,6 @@ struct spool {
 
 /* ------------------------------------------------------------------ helpers */
 
-static void
-put_u32(unsigned char *p, uint32_t v)
-{
-    for (unsigned i = 0; i < 4; i++) {
-        p[i] = (unsigned char)(v >> (8 * i));
-    }
-}
-
-static void
-put_u64(unsigned char *p, uint64_t v)
-{
-    for (unsigned i = 0; i < 8; i++) {
-        p[i] = (unsigned char)(v >> (8 * i));
-    }
-}
-
-static uint32_t
-get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (unsigned i = 0; i < 4; i++) {
-        v |= (uint32_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
-static uint64_t
-get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
 /* crc32_z() with a NULL buffer returns the initial value, whatever crc: an empty part (a NULL
  * iov_base of length 0) must leave crc as it is. */
 static uint32_t
@@ -477,11 +442,12 @@ walk_check(struct walk *w, struct wrec *rec, uint64_t *size)
         return w->errnum != 0 ? WALK_ERR : WALK_BAD;
     }
     bool is_void = memcmp(p, void_magic, 4) == 0;
-    if ((!is_void && memcmp(p, rec_magic, 4) != 0) || get_u32(p + 28) != crc_of(0, p, 28)) {
+    if ((!is_void && memcmp(p, rec_magic, 4) != 0) ||
+        (uint32_t)le_get(p + 28, 4) != crc_of(0, p, 28)) {
         return WALK_BAD;
     }
-    uint64_t len = get_u32(p + 4);
-    uint64_t seq = get_u64(p + 8);
+    uint64_t len = (uint32_t)le_get(p + 4, 4);
+    uint64_t seq = le_get(p + 8, 8);
     if (len > SPOOL_RECORD_MAX_BYTES || seq <= w->last_seq ||
         (w->max_seq != 0 && seq > w->max_seq)) {
         return WALK_BAD;
@@ -499,10 +465,10 @@ walk_check(struct walk *w, struct wrec *rec, uint64_t *size)
     if (p == NULL) {
         return w->errnum != 0 ? WALK_ERR : WALK_BAD;
     }
-    if (crc_of(0, p + REC_HEAD, (size_t)len) != get_u32(p + 24)) {
+    if (crc_of(0, p + REC_HEAD, (size_t)len) != (uint32_t)le_get(p + 24, 4)) {
         return WALK_BAD;
     }
-    rec->arrival_ns = (int64_t)get_u64(p + 16);
+    rec->arrival_ns = (int64_t)le_get(p + 16, 8);
     rec->data = (const char *)p + REC_HEAD;
     rec->len = (size_t)len;
     return WALK_REC;
@@ -1032,11 +998,11 @@ static void
 head_encode(unsigned char *h, const struct head *f)
 {
     memcpy(h, f->magic, 4);
-    put_u32(h + 4, (uint32_t)f->len);
-    put_u64(h + 8, f->seq);
-    put_u64(h + 16, (uint64_t)f->arrival_ns);
-    put_u32(h + 24, f->dcrc);
-    put_u32(h + 28, crc_of(0, h, 28));
+    le_put(h + 4, (uint32_t)f->len, 4);
+    le_put(h + 8, f->seq, 8);
+    le_put(h + 16, (uint64_t)f->arrival_ns, 8);
+    le_put(h + 24, f->dcrc, 4);
+    le_put(h + 28, crc_of(0, h, 28), 4);
 }
 
 /* After a failed write: marks its range void for readers after a restart (best effort: a
@@ -1541,9 +1507,9 @@ cursor_write(struct spool *sp, uint64_t ack, int *errnum)
     uint64_t gen = rd->cursor_gen + 1;
     unsigned char buf[CURSOR_SLOT] = {0};
     memcpy(buf, cur_magic, 4);
-    put_u64(buf + 8, gen);
-    put_u64(buf + 16, ack);
-    put_u32(buf + 4, crc_of(0, buf + 8, CURSOR_SLOT - 8));
+    le_put(buf + 8, gen, 8);
+    le_put(buf + 16, ack, 8);
+    le_put(buf + 4, crc_of(0, buf + 8, CURSOR_SLOT - 8), 4);
     ssize_t r = pwrite(sp->curfd, buf, sizeof(buf), (off_t)((gen % 2) * CURSOR_SLOT));
     if (r != (ssize_t)sizeof(buf)) {
         *errnum = r < 0 ? errno : EIO;
@@ -1893,13 +1859,14 @@ cursor_load(struct spool *sp, uint64_t *ack, struct ir_err *err)
         for (unsigned j = 0; j < CURSOR_SLOT; j++) {
             blank = blank && s[j] == 0;
         }
-        if (memcmp(s, cur_magic, 4) != 0 || get_u32(s + 4) != crc_of(0, s + 8, CURSOR_SLOT - 8)) {
+        if (memcmp(s, cur_magic, 4) != 0 ||
+            (uint32_t)le_get(s + 4, 4) != crc_of(0, s + 8, CURSOR_SLOT - 8)) {
             continue;
         }
-        uint64_t gen = get_u64(s + 8);
+        uint64_t gen = le_get(s + 8, 8);
         if (!found || gen > sp->rd.cursor_gen) {
             sp->rd.cursor_gen = gen;
-            *ack = get_u64(s + 16);
+            *ack = le_get(s + 16, 8);
             found = true;
         }
     }
