@@ -1,9 +1,11 @@
 /* lp_process() throughput: MB/s of input and lines/s for (a) Telegraf-style lines that carry
  * timestamps (zero-copy path), (b) the same lines without timestamps (stamping, one copy),
- * (c) lines with long string fields. Each case processes a ~1 MiB body (about a 6000-line
- * write) repeatedly for about a second of CPU time and reports the best of 5 rounds, as
- * throughput per CPU-second.
- * Usage: build/bench/lp_parse_bench [seconds per case]   (build with -O2: see bench/README.md) */
+ * (c) lines with long string fields, (d) the ~85-byte lines bench/http_bench.py sends; each
+ * with the fast path as lp_process() runs it (AVX2 where the CPU has it), with its base build
+ * (SSE2), and without it (every line through lp_parse_point()), in the same sitting. Each case
+ * processes a ~1 MiB body (about a 6000-line write) repeatedly for about a second of CPU time and
+ * reports the best of 5 rounds, as throughput per CPU-second. Usage: build/bench/lp_parse_bench
+ * [seconds per case]   (build with -O2: see bench/README.md) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +95,16 @@ string_line(char *b, size_t cap, unsigned *s, int n)
     return k;
 }
 
-/* Fills a body of about BODY_BYTES; kind: 'a', 'b' or 'c'. Returns the line count. */
+/* One line as bench/http_bench.py writes them. */
+static int
+http_bench_line(char *b, size_t cap, int n)
+{
+    return snprintf(b, cap,
+                    "cpu,host=server%04d,region=eu-west-1 usage_user=%d.5,usage_idle=%di %lld\n",
+                    n % 1000, n % 100, n, 1700000000000000000LL + n);
+}
+
+/* Fills a body of about BODY_BYTES; kind: 'a' to 'd'. Returns the line count. */
 static size_t
 make_body(char *body, size_t *len, char kind)
 {
@@ -101,8 +112,9 @@ make_body(char *body, size_t *len, char kind)
     size_t n = 0, k = 0;
     char line[4096];
     while (k < BODY_BYTES) {
-        int m = kind == 'c' ? string_line(line, sizeof(line), &seed, (int)n)
-                            : telegraf_line(line, sizeof(line), &seed, (int)n, kind == 'a');
+        int m = kind == 'c'   ? string_line(line, sizeof(line), &seed, (int)n)
+                : kind == 'd' ? http_bench_line(line, sizeof(line), (int)n)
+                              : telegraf_line(line, sizeof(line), &seed, (int)n, kind == 'a');
         memcpy(body + k, line, (size_t)m);
         k += (size_t)m;
         n++;
@@ -112,7 +124,7 @@ make_body(char *body, size_t *len, char kind)
 }
 
 static void
-bench(const char *name, char kind, double seconds)
+bench(const char *name, char kind, double seconds, enum lp_fast_mode mode)
 {
     char *body = malloc(BODY_BYTES + 8192);
     size_t len = 0;
@@ -127,7 +139,7 @@ bench(const char *name, char kind, double seconds)
         double t0 = now_s(CLOCK_PROCESS_CPUTIME_ID), t = t0;
         while (t - t0 < seconds / ROUNDS) {
             struct lp_result r;
-            if (lp_process(body, len, LP_PREC_NS, 1700000000123456789LL, &r) != 0 ||
+            if (lp_process_mode(body, len, LP_PREC_NS, 1700000000123456789LL, mode, &r) != 0 ||
                 r.points != lines || r.dropped != 0) {
                 fprintf(stderr, "%s: unexpected result\n", name);
                 exit(1);
@@ -141,9 +153,12 @@ bench(const char *name, char kind, double seconds)
         best = per < best ? per : best;
         best_wall = per_wall < best_wall ? per_wall : best_wall;
     }
-    printf("%-36s %6.0f MB/s %10.0f lines/s (wall: %5.0f MB/s)  %zu B, %zu lines, %.0f B/line\n",
-           name, (double)len / best / 1e6, (double)lines / best, (double)len / best_wall / 1e6, len,
-           lines, (double)len / (double)lines);
+    static const char *const modes[] = {"no fast path", "fast, base", "fast"};
+    printf("%-36s %-12s %6.0f MB/s %10.0f lines/s %5.1f ns/line (wall: %5.0f MB/s)  %zu B, %zu "
+           "lines, %.0f B/line\n",
+           name, modes[mode], (double)len / best / 1e6, (double)lines / best,
+           best / (double)lines * 1e9, (double)len / best_wall / 1e6, len, lines,
+           (double)len / (double)lines);
     free(body);
 }
 
@@ -151,8 +166,17 @@ int
 main(int argc, char **argv)
 {
     double seconds = argc > 1 ? strtod(argv[1], NULL) : 1.0;
-    bench("(a) telegraf, timestamps", 'a', seconds);
-    bench("(b) telegraf, no timestamps (stamp)", 'b', seconds);
-    bench("(c) long string fields", 'c', seconds);
+    static const struct {
+        const char *name;
+        char kind;
+    } cases[] = {{"(a) telegraf, timestamps", 'a'},
+                 {"(b) telegraf, no timestamps (stamp)", 'b'},
+                 {"(c) long string fields", 'c'},
+                 {"(d) http_bench.py lines", 'd'}};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        for (int mode = LP_FAST_BEST; mode >= LP_FAST_NONE; mode--) {
+            bench(cases[k].name, cases[k].kind, seconds, (enum lp_fast_mode)mode);
+        }
+    }
     return 0;
 }

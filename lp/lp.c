@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lp/fast.h"
 #include "lp/scan.h"
 
 /* Output policy: the output stays "a prefix of the input" (zero-copy) for as long as it can.
@@ -113,8 +114,10 @@ struct proc {
     size_t max_bits;     /* bit pairs bits holds */
     bool failed;         /* an allocation failed */
     struct grow err;     /* the error text */
-    char stamp[24];      /* " <now in precision>" */
-    size_t stamp_len;
+    char stamp[24];      /* " <now in precision>", written for the first point without one */
+    size_t stamp_len;    /* 0 until then */
+    int64_t now_ns;
+    enum lp_prec prec;
     int64_t mult;
     struct lp_scratch scratch;
     struct lp_result *r;
@@ -157,7 +160,7 @@ get_bits(const struct proc *p, size_t i)
 }
 
 /* Counts the valid line in[s..e); ln tells how the input ended it. */
-static void
+static inline void
 emit(struct proc *p, size_t s, size_t e, bool stamp, const struct lp_line *ln)
 {
     bool verbatim = !stamp && e == ln->end && ln->next == e + 1;
@@ -167,6 +170,11 @@ emit(struct proc *p, size_t s, size_t e, bool stamp, const struct lp_line *ln)
     }
     if (!p->copying) {
         start_copy(p, s);
+    }
+    if (stamp && p->stamp_len == 0) {
+        int n = snprintf(p->stamp, sizeof(p->stamp), " %lld",
+                         (long long)lp_prec_from_ns(p->now_ns, p->prec));
+        p->stamp_len = (size_t)n;
     }
     p->out_len += e - s + (stamp ? p->stamp_len : 0) + 1;
     put_bits(p, BIT_KEPT | (stamp ? BIT_STAMP : 0));
@@ -317,18 +325,36 @@ finish(struct proc *p)
 int
 lp_process(const char *in, size_t len, enum lp_prec prec, int64_t now_ns, struct lp_result *r)
 {
+    return lp_process_mode(in, len, prec, now_ns, LP_FAST_BEST, r);
+}
+
+int
+lp_process_mode(const char *in, size_t len, enum lp_prec prec, int64_t now_ns,
+                enum lp_fast_mode mode, struct lp_result *r)
+{
     memset(r, 0, sizeof(*r));
-    struct proc p = {.in = in, .len = len, .mult = prec_ns[prec], .r = r};
-    int n = snprintf(p.stamp, sizeof(p.stamp), " %lld", (long long)lp_prec_from_ns(now_ns, prec));
-    p.stamp_len = (size_t)n;
+    struct proc p = {
+            .in = in, .len = len, .mult = prec_ns[prec], .now_ns = now_ns, .prec = prec, .r = r};
+    struct lp_fast fast;
+    lp_fast_init(&fast, in, len, p.mult);
+    fast.avx2 = fast.avx2 && mode == LP_FAST_BEST;
     size_t pos = 0;
     while (pos < len) {
         struct lp_line ln;
+        bool has_ts = false;
+        if (mode != LP_FAST_NONE && lp_fast_line(&fast, pos, &ln, &has_ts)) {
+            r->points++;
+            r->stamped += !has_ts;
+            emit(&p, ln.start, ln.end, !has_ts, &ln);
+            pos = ln.next;
+            continue;
+        }
         lp_scan_line(in, len, pos, &ln);
         if (ln.end > ln.start) {
             process_line(&p, &ln);
         }
         pos = ln.next;
+        lp_fast_seek(&fast, pos);
     }
     return finish(&p);
 }

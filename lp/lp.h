@@ -76,6 +76,13 @@ struct lp_result {
  * with r->points == 0. Allocates a few times per call at most, never per line. Any thread. */
 int lp_process(const char *in, size_t len, enum lp_prec prec, int64_t now_ns,
                struct lp_result *r) IR_WARN_UNUSED;
+/* lp_process() with a choice of its fast path (lp/fast.h), for the tests that hold the fast
+ * path's verdicts against the full scanner's: none, the base build only (SSE2 or a byte loop),
+ * or the best build the CPU runs, which is what lp_process() uses. */
+enum lp_fast_mode { LP_FAST_NONE, LP_FAST_BASE, LP_FAST_BEST };
+int lp_process_mode(const char *in, size_t len, enum lp_prec prec, int64_t now_ns,
+                    enum lp_fast_mode mode, struct lp_result *r) IR_WARN_UNUSED;
+
 /* Frees what r owns and empties it. */
 void lp_result_cleanup(struct lp_result *r);
 

@@ -18,25 +18,17 @@
  * skipped with memchr() too. */
 
 #define MIN_NANO_TIME (INT64_MIN + 2)
-#define MAX_NANO_TIME (INT64_MAX - 1)
+#define MAX_NANO_TIME LP_MAX_NANO_TIME
 /* Go's strconv keeps at most 800 decimal digits and stops growing exponents at 10000. */
 #define GO_DECIMAL_DIGITS 800
 #define GO_EXP_CAP        10000
-/* points.go checks float ranges only from this many characters on (or with an exponent). */
-#define FLOAT_CHECK_LEN 25
-/* ... and integer ranges from this many characters on. */
-#define INT_CHECK_LEN 19
+#define FLOAT_CHECK_LEN   LP_FLOAT_CHECK_LEN
+#define INT_CHECK_LEN     LP_INT_CHECK_LEN
 
 static inline bool
 is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\0';
-}
-
-static inline bool
-is_digit(char c)
-{
-    return c >= '0' && c <= '9';
 }
 
 /* Bytes the key scanners stop at (a backslash only matters as "the byte before"). */
@@ -160,30 +152,10 @@ fail(struct lp_point *pt, enum lp_why why, size_t i)
     return i;
 }
 
-/* bytes.Compare of two tag keys; short keys (the usual) are compared inline. */
-static int
-key_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-    size_t m = alen < blen ? alen : blen;
-    if (m >= 16) {
-        int c = memcmp(a, b, m);
-        if (c != 0) {
-            return c;
-        }
-    } else {
-        for (size_t k = 0; k < m; k++) {
-            if (a[k] != b[k]) {
-                return (unsigned char)a[k] < (unsigned char)b[k] ? -1 : 1;
-            }
-        }
-    }
-    return alen < blen ? -1 : alen > blen ? 1 : 0;
-}
-
 static int
 span_cmp(const char *b, const size_t *s, size_t x, size_t y)
 {
-    return key_cmp(b + s[2 * x], s[2 * x + 1], b + s[2 * y], s[2 * y + 1]);
+    return lp_key_cmp(b + s[2 * x], s[2 * x + 1], b + s[2 * y], s[2 * y + 1]);
 }
 
 static void
@@ -331,7 +303,7 @@ scan_tags(const char *b, size_t i, size_t n, struct lp_scratch *s, struct lp_poi
         }
         size_t klen = i - 1 - k;
         if (ntags > 0 && sorted) {
-            int c = key_cmp(b + prev, prev_len, b + k, klen);
+            int c = lp_key_cmp(b + prev, prev_len, b + k, klen);
             sorted = c <= 0;
             dup = dup || c == 0;
         }
@@ -396,7 +368,7 @@ float_fails(const char *t, size_t len)
             }
             sawdot = true;
             dp = (long long)nd;
-        } else if (is_digit(c)) {
+        } else if (lp_is_digit(c)) {
             sawdigits = true;
             if (c == '0' && nd == 0) {
                 dp--;
@@ -422,11 +394,11 @@ float_fails(const char *t, size_t len)
             esign = t[i] == '-' ? -1 : 1;
             i++;
         }
-        if (i >= len || !is_digit(t[i])) {
+        if (i >= len || !lp_is_digit(t[i])) {
             return true;
         }
         long long e = 0;
-        for (; i < len && is_digit(t[i]); i++) {
+        for (; i < len && lp_is_digit(t[i]); i++) {
             e = e < GO_EXP_CAP ? e * 10 + (t[i] - '0') : e;
         }
         dp += esign * e;
@@ -487,7 +459,7 @@ scan_number_slow(const char *b, size_t i, size_t n, struct lp_point *pt)
         if ((c == '+' || c == '-') && (b[i - 1] == 'e' || b[i - 1] == 'E')) {
             continue;
         }
-        if (!is_digit(c) && c != '.') {
+        if (!lp_is_digit(c) && c != '.') {
             /* Includes points.go's "NaN is unsupported" rule: same reason. */
             return fail(pt, LP_WHY_INVALID_NUMBER, i);
         }
@@ -532,14 +504,14 @@ scan_number(const char *b, size_t i, size_t n, struct lp_point *pt)
 {
     size_t j = i + (b[i] == '-');
     size_t d = j;
-    while (j < n && is_digit(b[j])) {
+    while (j < n && lp_is_digit(b[j])) {
         j++;
     }
     size_t digits = j - d;
     bool dot = j < n && b[j] == '.';
     if (dot) {
         d = ++j;
-        while (j < n && is_digit(b[j])) {
+        while (j < n && lp_is_digit(b[j])) {
             j++;
         }
         digits += j - d;
@@ -554,24 +526,6 @@ scan_number(const char *b, size_t i, size_t n, struct lp_point *pt)
     return scan_number_slow(b, i, n, pt);
 }
 
-static bool
-is_bool_word(const char *w, size_t len)
-{
-    if (len == 1) {
-        return true;
-    }
-    switch (w[0]) {
-    case 't':
-        return len == 4 && memcmp(w, "true", 4) == 0;
-    case 'T':
-        return len == 4 && (memcmp(w, "TRUE", 4) == 0 || memcmp(w, "True", 4) == 0);
-    case 'f':
-        return len == 5 && memcmp(w, "false", 5) == 0;
-    default:
-        return len == 5 && (memcmp(w, "FALSE", 5) == 0 || memcmp(w, "False", 5) == 0);
-    }
-}
-
 /* scanBoolean(): b[i] starts the value. Returns the index after it. */
 static size_t
 scan_boolean(const char *b, size_t i, size_t n, struct lp_point *pt)
@@ -583,7 +537,7 @@ scan_boolean(const char *b, size_t i, size_t n, struct lp_point *pt)
     }
     for (i++; i < n && b[i] != ',' && b[i] != ' '; i++) {
     }
-    if (!is_bool_word(b + start, i - start)) {
+    if (!lp_is_bool_word(b + start, i - start)) {
         return fail(pt, LP_WHY_INVALID_BOOLEAN, i);
     }
     return i;
@@ -600,7 +554,7 @@ scan_field_eq(const char *b, size_t i, size_t n, struct lp_point *pt)
         return fail(pt, LP_WHY_MISSING_FIELD_VALUE, i);
     }
     char c = b[i + 1];
-    if (is_digit(c) || c == '.' || c == '-' || c == 'N' || c == 'n') {
+    if (lp_is_digit(c) || c == '.' || c == '-' || c == 'N' || c == 'n') {
         return scan_number(b, i + 1, n, pt);
     }
     if (c != '"') {
@@ -758,7 +712,7 @@ scan_time(const char *b, size_t i, size_t n, int64_t mult, struct lp_point *pt)
 {
     size_t start = skip_ws(b, i, n);
     for (i = start; i < n && b[i] != '\n' && b[i] != ' '; i++) {
-        if (!is_digit(b[i]) && !(i == start && b[i] == '-')) {
+        if (!lp_is_digit(b[i]) && !(i == start && b[i] == '-')) {
             pt->why = LP_WHY_BAD_TIMESTAMP;
             return;
         }

@@ -7,12 +7,63 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
-#include "lp/lp.h"
 #include "util/err.h"
 
 /* The largest key (measurement + tags, and series key + field key) influxd accepts. */
 #define LP_MAX_KEY_LEN 65535
+/* The latest time influxd stores, in nanoseconds (the earliest is its negative). */
+#define LP_MAX_NANO_TIME (INT64_MAX - 1)
+/* points.go checks float ranges only from this many characters on (or with an exponent)... */
+#define LP_FLOAT_CHECK_LEN 25
+/* ... and integer ranges from this many characters on. */
+#define LP_INT_CHECK_LEN 19
+
+static inline bool
+lp_is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* bytes.Compare of two tag keys; short keys (the usual) are compared inline. */
+static inline int
+lp_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t m = alen < blen ? alen : blen;
+    if (m >= 16) {
+        int c = memcmp(a, b, m);
+        if (c != 0) {
+            return c;
+        }
+    } else {
+        for (size_t k = 0; k < m; k++) {
+            if (a[k] != b[k]) {
+                return (unsigned char)a[k] < (unsigned char)b[k] ? -1 : 1;
+            }
+        }
+    }
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+/* A boolean scanBoolean() accepts: w[0] is one of t, f, T, F and w[0..len) holds no ',' or ' '. */
+static inline bool
+lp_is_bool_word(const char *w, size_t len)
+{
+    if (len == 1) {
+        return true;
+    }
+    switch (w[0]) {
+    case 't':
+        return len == 4 && memcmp(w, "true", 4) == 0;
+    case 'T':
+        return len == 4 && (memcmp(w, "TRUE", 4) == 0 || memcmp(w, "True", 4) == 0);
+    case 'f':
+        return len == 5 && memcmp(w, "false", 5) == 0;
+    default:
+        return len == 5 && (memcmp(w, "FALSE", 5) == 0 || memcmp(w, "False", 5) == 0);
+    }
+}
 
 /* One line as influxd's scanLine cuts it: a '\n' inside a quoted field value, or escaped by a
  * backslash, does not end the line. */

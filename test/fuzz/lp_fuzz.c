@@ -8,7 +8,10 @@
  *   input bytes left out (invalid, blank and comment lines with their '\n') and added the
  *   '\n' given to a last line that had none;
  * - lp_split() cuts the output into chunks of at most max bytes at line ends, and a line alone
- *   longer than max is reported with its exact length.
+ *   longer than max is reported with its exact length;
+ * - the fast path (lp/fast.h) changes nothing: the same body processed without it gives the
+ *   same result, byte for byte, errors included. (The fuzz build has its base build only: the
+ *   AVX2 build differs in one function, held to the base one by unit.lp_fast.)
  * The lp sources are compiled into this target so that they get ASan and UBSan along with the
  * coverage instrumentation (a RELAY_FUZZ build gives libraries only -fsanitize=fuzzer-no-link
  * unless RELAY_SANITIZE is set too); ir_lp's copies are then never linked. */
@@ -17,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lp/lp.c"   /* NOLINT(bugprone-suspicious-include): see above */
+#include "lp/fast.c" /* NOLINT(bugprone-suspicious-include): see above */
+#include "lp/lp.c"   /* NOLINT(bugprone-suspicious-include) */
 #include "lp/scan.c" /* NOLINT(bugprone-suspicious-include) */
 
 #define FUZZ_NOW_NS 1700000000123456789LL
@@ -83,6 +87,19 @@ check_lines(const char *in, size_t len, const struct lp_result *r, const char *s
 }
 
 static void
+check_same(const struct lp_result *a, const struct lp_result *b)
+{
+    if (a->len != b->len || memcmp(a->data, b->data, a->len) != 0 ||
+        (a->buf == NULL) != (b->buf == NULL) || a->points != b->points ||
+        a->stamped != b->stamped || a->dropped != b->dropped || a->errors_len != b->errors_len ||
+        (a->errors == NULL) != (b->errors == NULL) ||
+        (a->errors != NULL && memcmp(a->errors, b->errors, a->errors_len) != 0) ||
+        a->errors_truncated != b->errors_truncated || a->first_error_len != b->first_error_len) {
+        fuzz_fail("the fast path changed the result");
+    }
+}
+
+static void
 check_split(const struct lp_result *r, size_t max)
 {
     size_t total = 0;
@@ -132,6 +149,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_fail("output does not re-parse as all valid and unchanged");
     }
     lp_result_cleanup(&again);
+    struct lp_result slow;
+    if (lp_process_mode(in, len, prec, FUZZ_NOW_NS, LP_FAST_NONE, &slow) != 0) {
+        fuzz_fail("lp_process without the fast path failed");
+    }
+    check_same(&r, &slow);
+    lp_result_cleanup(&slow);
     char stamp[24];
     int sn = snprintf(stamp, sizeof(stamp), " %lld", (long long)lp_prec_from_ns(FUZZ_NOW_NS, prec));
     check_lines(in, len, &r, stamp, (size_t)sn);
