@@ -4,14 +4,16 @@
 #include <string.h>
 
 /* This file is built twice: as itself (the base build: SSE2 on x86-64, a byte loop elsewhere)
- * and through lp/fast_avx2.c with -mavx2, which defines LP_FAST_AVX2 and gets
+ * and through lp/fast_avx2.c with -mavx2 -mbmi -mbmi2, which defines LP_FAST_AVX2 and gets
  * lp_fast_line_avx2() out of it. lp_fast_line() picks the build once per lp_process() call.
  * How lines are walked: lp/fast.h. */
 
 #ifdef LP_FAST_AVX2
 #define LP_FAST_LINE lp_fast_line_avx2
+#define LP_FAST_RUN  lp_fast_run_avx2
 #else
 #define LP_FAST_LINE lp_fast_line_base
+#define LP_FAST_RUN  lp_fast_run_base
 #endif
 /* CMake defines LP_FAST_HAVE_AVX2=1 where lp/fast_avx2.c is built (x86-64). */
 #ifndef LP_FAST_HAVE_AVX2
@@ -125,7 +127,8 @@ lp_fast_init(struct lp_fast *f, const char *b, size_t len, int64_t ts_mult)
                          (long long)(LP_MAX_NANO_TIME / ts_mult));
         f->bound_len = (size_t)n;
     }
-    f->avx2 = LP_FAST_HAVE_AVX2 && __builtin_cpu_supports("avx2");
+    f->avx2 = LP_FAST_HAVE_AVX2 && __builtin_cpu_supports("avx2") &&
+              __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
     lp_fast_seek(f, 0);
 }
 
@@ -146,6 +149,17 @@ lp_fast_line(struct lp_fast *f, size_t pos, struct lp_line *ln, bool *has_ts)
     }
 #endif
     return lp_fast_line_base(f, pos, ln, has_ts);
+}
+
+size_t
+lp_fast_run(struct lp_fast *f, size_t pos, size_t *lines)
+{
+#if LP_FAST_HAVE_AVX2
+    if (f->avx2) {
+        return lp_fast_run_avx2(f, pos, lines);
+    }
+#endif
+    return lp_fast_run_base(f, pos, lines);
 }
 #endif
 
@@ -305,16 +319,17 @@ static const bool fast_no_start[256] = {
         [' '] = true, ['\t'] = true, ['\0'] = true, ['#'] = true, ['\n'] = true,
         [','] = true, ['='] = true,  ['"'] = true,  ['\\'] = true};
 
-bool
-LP_FAST_LINE(struct lp_fast *f, size_t pos, struct lp_line *ln, bool *has_ts)
+/* The point of the line starting at pos, walked with w: true when it is valid and of the common
+ * shape; then *e is where it ends (its '\n', or len) and *has_ts whether it has a timestamp. */
+static inline __attribute__((always_inline)) bool
+walk_line(struct walk *w, const struct lp_fast *f, size_t pos, size_t *e_out, bool *has_ts)
 {
-    const char *b = f->b;
-    size_t len = f->len;
+    const char *b = w->b;
+    size_t len = w->len;
     if (fast_no_start[(unsigned char)b[pos]]) {
         return false;
     }
-    struct walk w = {b, len, f->base, f->m};
-    size_t i = walk_next(&w);
+    size_t i = walk_next(w);
     if (i >= len) {
         return false;
     }
@@ -323,14 +338,14 @@ LP_FAST_LINE(struct lp_fast *f, size_t pos, struct lp_line *ln, bool *has_ts)
         size_t prev_len = 0;
         for (;;) {
             size_t k = i + 1;
-            size_t q = walk_next(&w);
+            size_t q = walk_next(w);
             if (q >= len || b[q] != '=' || q == k ||
                 (prev_len > 0 && lp_key_cmp(b + prev, prev_len, b + k, q - k) >= 0)) {
                 return false;
             }
             prev = k;
             prev_len = q - k;
-            i = walk_next(&w);
+            i = walk_next(w);
             if (i >= len || i == q + 1 || (b[i] != ',' && b[i] != ' ')) {
                 return false;
             }
@@ -344,11 +359,11 @@ LP_FAST_LINE(struct lp_fast *f, size_t pos, struct lp_line *ln, bool *has_ts)
     char c;
     do {
         size_t k = i + 1;
-        size_t q = walk_next(&w);
+        size_t q = walk_next(w);
         if (q >= len || b[q] != '=' || q == k) {
             return false;
         }
-        i = walk_next(&w);
+        i = walk_next(w);
         if (i == q + 1 || !fast_value(b + q + 1, i - q - 1, len - q - 1)) {
             return false;
         }
@@ -357,7 +372,7 @@ LP_FAST_LINE(struct lp_fast *f, size_t pos, struct lp_line *ln, bool *has_ts)
     size_t e = i;
     *has_ts = c == ' ';
     if (c == ' ') {
-        e = walk_next(&w);
+        e = walk_next(w);
         if ((e < len && b[e] != '\n') || !fast_time(f, b + i + 1, e - i - 1)) {
             return false;
         }
@@ -367,11 +382,45 @@ LP_FAST_LINE(struct lp_fast *f, size_t pos, struct lp_line *ln, bool *has_ts)
     if (e - pos > LP_MAX_KEY_LEN - 4) {
         return false; /* the key length checks are lp_parse_point()'s */
     }
+    *e_out = e;
+    return true;
+}
+
+bool
+LP_FAST_LINE(struct lp_fast *f, size_t pos, struct lp_line *ln, bool *has_ts)
+{
+    struct walk w = {f->b, f->len, f->base, f->m};
+    size_t e = 0;
+    if (!walk_line(&w, f, pos, &e, has_ts)) {
+        return false;
+    }
     f->base = w.base;
     f->m = w.m;
     ln->start = pos;
     ln->end = e;
-    ln->next = e < len ? e + 1 : len;
+    ln->next = e < f->len ? e + 1 : f->len;
     ln->open_end = false;
     return true;
+}
+
+size_t
+LP_FAST_RUN(struct lp_fast *f, size_t pos, size_t *lines)
+{
+    struct walk w = {f->b, f->len, f->base, f->m};
+    size_t n = 0;
+    while (pos < f->len) {
+        struct walk at = w;
+        size_t e = 0;
+        bool has_ts = false;
+        if (!walk_line(&w, f, pos, &e, &has_ts) || !has_ts || e >= f->len) {
+            w = at;
+            break;
+        }
+        pos = e + 1;
+        n++;
+    }
+    f->base = w.base;
+    f->m = w.m;
+    *lines = n;
+    return pos;
 }

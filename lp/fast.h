@@ -39,8 +39,16 @@ void lp_fast_seek(struct lp_fast *f, size_t pos);
  * seek to the next one. */
 bool lp_fast_line(struct lp_fast *f, size_t pos, struct lp_line *ln, bool *has_ts);
 
-/* The two builds lp_fast_line() chooses from (lp/fast.c, lp/fast_avx2.c). */
+/* lp_fast_line() over the lines from pos (where f stands) for as long as they are taken, carry
+ * a timestamp and end with a '\n': those lines go out as they are. Returns where the first
+ * other line starts (pos when there is none), with f standing there and *lines the lines
+ * walked. */
+size_t lp_fast_run(struct lp_fast *f, size_t pos, size_t *lines);
+
+/* The two builds lp_fast_line() and lp_fast_run() choose from (lp/fast.c, lp/fast_avx2.c). */
 bool lp_fast_line_base(struct lp_fast *f, size_t pos, struct lp_line *ln, bool *has_ts);
 bool lp_fast_line_avx2(struct lp_fast *f, size_t pos, struct lp_line *ln, bool *has_ts);
+size_t lp_fast_run_base(struct lp_fast *f, size_t pos, size_t *lines);
+size_t lp_fast_run_avx2(struct lp_fast *f, size_t pos, size_t *lines);
 
 #endif

@@ -340,6 +340,16 @@ lp_process_mode(const char *in, size_t len, enum lp_prec prec, int64_t now_ns,
     fast.avx2 = fast.avx2 && mode == LP_FAST_BEST;
     size_t pos = 0;
     while (pos < len) {
+        if (mode != LP_FAST_NONE && !p.copying && pos == p.ident) {
+            /* Lines that go out as they came: the output only grows. */
+            size_t n = 0;
+            pos = lp_fast_run(&fast, pos, &n);
+            p.ident = pos;
+            r->points += n;
+            if (pos >= len) {
+                break;
+            }
+        }
         struct lp_line ln;
         bool has_ts = false;
         if (mode != LP_FAST_NONE && lp_fast_line(&fast, pos, &ln, &has_ts)) {

@@ -330,6 +330,45 @@ test_fast_takes_common_lines(void)
     }
 }
 
+/* A run takes the lines that go out unchanged and stops at the first other one: a line without
+ * timestamp (it gets a stamp), a last line without '\n' (it gets one), a line of another shape. */
+static void
+test_fast_run_stops(void)
+{
+    static const struct {
+        const char *body;
+        size_t stop;
+        size_t lines;
+    } cases[] = {
+            {"a v=1 1\nb v=2 2\n", 16, 2},
+            {"a v=1 1\nb v=2\nc v=3 3\n", 8, 1},
+            {"a v=1 1\nb v=2 2", 8, 1},
+            {"a v=1 1\nb v=\"s\" 2\nc v=3 3\n", 8, 1},
+            {"a v=1\n", 0, 0},
+            {"", 0, 0},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        for (int best = 0; best < 2; best++) {
+            struct lp_fast f;
+            const char *in = cases[k].body;
+            lp_fast_init(&f, in, strlen(in), 1);
+            f.avx2 = f.avx2 && best;
+            size_t lines = 99;
+            size_t stop = strlen(in) > 0 ? lp_fast_run(&f, 0, &lines) : (lines = 0);
+            CHECK_EQ_I64(stop, cases[k].stop);
+            CHECK_EQ_I64(lines, cases[k].lines);
+            if (stop < strlen(in)) {
+                /* f stands at the line it stopped at: the walk goes on from there */
+                struct lp_line ln;
+                bool has_ts = false;
+                bool taken = lp_fast_line(&f, stop, &ln, &has_ts);
+                CHECK(!taken || ln.start == stop);
+            }
+        }
+        check_body(cases[k].body, strlen(cases[k].body), LP_PREC_NS);
+    }
+}
+
 /* What it must leave to the full scanner, whatever the verdict. */
 static void
 test_fast_leaves_the_rest(void)
@@ -364,6 +403,7 @@ main(void)
 {
     test_fast_takes_common_lines();
     test_fast_leaves_the_rest();
+    test_fast_run_stops();
     test_random_bodies();
     return CHECK_DONE();
 }
