@@ -16,7 +16,8 @@ processes, the same two sinks, one after the other): bytes on the wire per byte 
 Reports requests/s, points/s, p50/p99, CPU-seconds per million points of the relay process
 (utime+stime from /proc/PID/stat; the mirror's nginx too) and its peak RSS (VmHWM), each the
 median of --runs runs, then the ratios the targets are stated in (relay/direct points/s, relay
-CPU / mirror CPU, 1000-connection / 32-connection points/s).
+CPU / mirror CPU, 1000-connection / 32-connection points/s). Points are those of answered (2xx)
+writes only: a refused write (503) carried none; errors are printed beside.
 
 Usage: bench/http_bench.py --relay build-rel/influxdb-relay [--before OLD_BIN] [--go GO_BIN]
            [--secs 6] [--runs 3] [--lines 1,100,5000] [--conns 32,1000] [--no-mirror]
@@ -179,9 +180,11 @@ def run_go_relay(go_bin, tmp, outputs):
 def measure(port, body, lines, secs, conns, pid=None, path="/write?db=bench"):
     t0 = cpu_ticks(pid) if pid else 0
     r = wrk(port, body, secs, path=path, conns=conns)
-    points = r["requests"] * lines
+    # Only answered writes count: a 503 (buffer full, max-inflight-mb) carried no point, so the
+    # points/s and the CPU per point are those of the 2xx answers (errors are printed beside).
+    points = max(r["requests"] - r["errors"], 0) * lines
     r["points_s"] = points / r["secs"]
-    if pid:
+    if pid and points > 0:
         r["cpu_s_per_mpoints"] = (cpu_ticks(pid) - t0) / HZ / (points / 1e6)
     return r
 
