@@ -259,20 +259,16 @@ static inline bool
 number8(const char *v, size_t n)
 {
     size_t neg = v[0] == '-';
-    uint64_t nd = non_digits8(load8(v));
-    nd &= n == 8 ? ~0ULL : (1ULL << (8 * n)) - 1;
-    nd &= neg ? ~0xFFULL : ~0ULL;
+    uint64_t nd = non_digits8(load8(v)) & (~0ULL >> (64 - 8 * n)) & ~(0xFFULL * neg);
     if (nd == 0) {
         return n > neg;
     }
     size_t k = (size_t)__builtin_ctzll(nd) / 8;
-    if ((nd & ~(0xFFULL << (8 * k))) != 0) {
+    if ((nd >> (8 * k)) >> 8 != 0) {
         return false;
     }
-    if (v[k] == 'i') {
-        return k == n - 1 && k > neg;
-    }
-    return v[k] == '.' && n - 1 > neg;
+    char c = v[k];
+    return (c == 'i' && k == n - 1 && k > neg) || (c == '.' && n - 1 > neg);
 }
 #else
 static inline bool
