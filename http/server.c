@@ -1261,6 +1261,19 @@ httpd_drain(struct httpd *h)
 /* ------------------------------------------------------------------ shutdown */
 
 void
+httpd_refuse_writes(struct httpd *h)
+{
+    pthread_mutex_lock(&h->mu);
+    for (struct httpd_daemon *dm = h->old; dm != NULL; dm = dm->next) {
+        atomic_store(&dm->closing, true);
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (h->cur != NULL) {
+        atomic_store(&h->cur->closing, true);
+    }
+}
+
+void
 httpd_quiesce(struct httpd *h)
 {
     if (h->cur != NULL) {

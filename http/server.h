@@ -74,6 +74,9 @@ bool httpd_commit(struct httpd *h, const struct conf_http *c, struct backend *co
  * once its connections are closed, or at its deadline (moved by httpd_stop()/httpd_hurry()). */
 void httpd_drain(struct httpd *h);
 
+/* Main thread, shutdown step 1: from now on no write is forwarded (one whose upload ends later
+ * gets 503, as in httpd_stop()); the writes already forwarded are answered as before. */
+void httpd_refuse_writes(struct httpd *h);
 /* Main thread: stop accepting new connections (shutdown step 1, or the relay was removed). */
 void httpd_quiesce(struct httpd *h);
 /* Shutdown step 2 (the shutdown thread, or the retire thread for a removed relay): no write is

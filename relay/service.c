@@ -796,7 +796,11 @@ service_stop(struct service *s)
     int64_t deadline = clock_mono_ms() + s->conf->shutdown_timeout_ms;
     int64_t unset = 0;
     atomic_compare_exchange_strong(&s->deadline, &unset, deadline);
-    /* 1. Stop accepting: no new HTTP connection, UDP sockets closed and threads joined. */
+    /* 1. Stop accepting: no write forwarded from the log line on, no new HTTP connection, UDP
+     * sockets closed and threads joined. */
+    for (size_t i = 0; i < s->n_http; i++) {
+        httpd_refuse_writes(s->http[i].h);
+    }
     log_info(NULL, "shutdown: stop accepting timeout_ms=%lld",
              (long long)s->conf->shutdown_timeout_ms);
     for (size_t i = 0; i < s->n_http; i++) {

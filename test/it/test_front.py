@@ -508,8 +508,9 @@ class ShutdownTest(RelayTestCase):
         conf, port = self.http_relay_config([m.url], head="[relay]\nshutdown-timeout = 10s\n")
         r = self.relay(conf, wait_ports=[port])
         res = {}
+        first = b"first v=1 1\n"
         t = threading.Thread(target=lambda: res.setdefault(
-            "r", http_request(port, "POST", "/write?db=db", b"first v=1 1\n", timeout=30)))
+            "r", http_request(port, "POST", "/write?db=db", first, timeout=30)))
         t.start()
         wait_until(arrived.is_set, what="the first write held at the backend")
         # A second client has sent its headers and half of its body.
@@ -517,6 +518,11 @@ class ShutdownTest(RelayTestCase):
         body = b"late v=1 1\n"
         late.sendall(b"POST /write?db=db HTTP/1.1\r\nHost: r\r\nContent-Length: %d\r\n\r\n"
                      % len(body) + body[:5])
+        # ... and the relay has read that head (its Content-Length is charged to
+        # max-inflight-mb beside the first write's): a connection still in the listen backlog
+        # when the relay stops accepting is reset by the kernel, it never reaches the relay.
+        wait_until(lambda: prom.scrape(port).get("influxdb_relay_http_inflight_bytes") ==
+                   len(first) + len(body), what="the late request's head read by the relay")
         os.kill(r.proc.pid, 15)
         wait_until(lambda: "shutdown: stop accepting" in r.log(), what="the shutdown")
         # The HTTP phase waits for the first write; the late upload ends now.
